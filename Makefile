@@ -1,0 +1,75 @@
+# shears — hand-written build. `make` builds build/libshears.a and build/shears;
+# `make test`, `make bench`, `make demo`; `make deps` installs the Debian packages.
+CXX      ?= g++
+BUILD    := build
+# Portable baseline: AVX2 + FMA. AVX-512 code lives only in translation units named *_avx512.cpp
+# that are chosen at run time.
+ARCH     := -mavx2 -mfma
+CXXFLAGS ?= -O3 -g
+CXXFLAGS += -std=c++20 $(ARCH) -Wall -Wextra -pthread -MMD -MP -I.
+LDLIBS   := -ldl -lz -pthread
+
+LIB_SRCS   := $(wildcard core/*.cpp core/ops/*.cpp core/kernels/*.cpp nn/*.cpp nn/models/*.cpp \
+                         optim/*.cpp data/*.cpp prune/*.cpp)
+APP_SRCS   := $(wildcard apps/*.cpp)
+TEST_SRCS  := $(wildcard tests/*.cpp)
+BENCH_SRCS := $(wildcard bench/*.cpp)
+
+LIB_OBJS   := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
+APP_OBJS   := $(APP_SRCS:%.cpp=$(BUILD)/%.o)
+TEST_OBJS  := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
+BENCH_OBJS := $(BENCH_SRCS:%.cpp=$(BUILD)/%.o)
+
+LIB   := $(BUILD)/libshears.a
+APP   := $(BUILD)/shears
+TESTS := $(BUILD)/shears_tests
+BENCH := $(BUILD)/shears_bench
+
+# Debian packages the project builds, tests and runs with.
+DEB_PACKAGES := g++ make pkg-config libopenblas-dev catch2 libbenchmark-dev nlohmann-json3-dev \
+                libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist
+
+.PHONY: all deps test bench demo clean
+all: $(LIB) $(APP)
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "make deps: installing" $$missing; \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/%.o: %.cpp | deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(APP): $(APP_OBJS) $(LIB)
+	$(CXX) $(CXXFLAGS) $(APP_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
+
+$(TESTS): $(TEST_OBJS) $(LIB)
+	$(CXX) $(CXXFLAGS) $(TEST_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
+
+$(BENCH): $(BENCH_OBJS) $(LIB)
+	$(CXX) $(CXXFLAGS) $(BENCH_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) \
+	    -lbenchmark -o $@
+
+test: $(TESTS) | deps
+	$(TESTS) $(TEST_ARGS)
+
+bench: $(BENCH) | deps
+	$(BENCH) $(BENCH_ARGS)
+
+demo: $(APP) | deps
+	$(APP) demo
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)

@@ -1,0 +1,124 @@
+#include "core/blas.hpp"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include "core/error.hpp"
+
+namespace shears::blas {
+
+namespace {
+
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;  // CBLAS enum values
+constexpr const char* kLibrary = "libopenblas.so.0";
+
+using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float,
+                         float*, int);
+using CharFn = char* (*)();
+using SetThreadsFn = void (*)(int);
+using GetThreadsFn = int (*)();
+
+struct Library {
+  SgemmFn sgemm = nullptr;
+  CharFn corename = nullptr;
+  CharFn config = nullptr;
+  SetThreadsFn set_threads = nullptr;
+  GetThreadsFn get_threads = nullptr;
+  std::string coretype;
+  bool coretype_from_environment = false;
+};
+
+// The kernel set OpenBLAS should use on this CPU when the user has not chosen one.
+const char* preferred_coretype() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512cd"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
+}
+
+template <typename Fn>
+Fn symbol(void* handle, const char* name) {
+  void* p = dlsym(handle, name);
+  SHEARS_CHECK(p != nullptr, "OpenBLAS", "symbol ", name, " missing from ", kLibrary);
+  return reinterpret_cast<Fn>(p);
+}
+
+Library load() {
+  Library lib;
+  const char* env = std::getenv("OPENBLAS_CORETYPE");
+  bool chosen_here = false;
+  if (env && *env) {
+    lib.coretype = env;
+    lib.coretype_from_environment = true;
+  } else if (const char* preferred = preferred_coretype()) {
+    lib.coretype = preferred;
+    setenv("OPENBLAS_CORETYPE", preferred, 1);  // read by OpenBLAS's constructor during dlopen
+    chosen_here = true;
+  }
+  void* handle = dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
+  if (chosen_here) unsetenv("OPENBLAS_CORETYPE");
+  SHEARS_CHECK(handle != nullptr, "OpenBLAS", "cannot load ", kLibrary, " (", dlerror(),
+               "); install it with `make deps` (Debian package libopenblas0)");
+  lib.sgemm = symbol<SgemmFn>(handle, "cblas_sgemm");
+  lib.corename = symbol<CharFn>(handle, "openblas_get_corename");
+  lib.config = symbol<CharFn>(handle, "openblas_get_config");
+  lib.set_threads = symbol<SetThreadsFn>(handle, "openblas_set_num_threads");
+  lib.get_threads = symbol<GetThreadsFn>(handle, "openblas_get_num_threads");
+  return lib;
+}
+
+const Library& library() {
+  static const Library lib = load();
+  return lib;
+}
+
+int checked_int(int64_t v, const char* what) {
+  SHEARS_CHECK(v >= 0 && v <= INT32_MAX, "sgemm", what, " = ", v, " exceeds the 32-bit BLAS interface");
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  library().sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, checked_int(M, "M"),
+                  checked_int(N, "N"), checked_int(K, "K"), alpha, A, checked_int(lda, "lda"), B,
+                  checked_int(ldb, "ldb"), beta, C, checked_int(ldc, "ldc"));
+}
+
+void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < K; ++k) {
+        float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+        float b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+        acc += static_cast<double>(a) * b;
+      }
+      float prior = beta == 0.f ? 0.f : beta * C[i * ldc + j];  // beta = 0 ignores NaNs in C, as BLAS does
+      C[i * ldc + j] = static_cast<float>(alpha * acc) + prior;
+    }
+}
+
+Info info() {
+  const Library& lib = library();
+  Info i;
+  i.library = kLibrary;
+  i.core = lib.corename();
+  i.config = lib.config();
+  i.coretype = lib.coretype;
+  i.coretype_from_environment = lib.coretype_from_environment;
+  i.threads = lib.get_threads();
+  return i;
+}
+
+void set_num_threads(int threads) { library().set_threads(threads); }
+
+}  // namespace shears::blas
