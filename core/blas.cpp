@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace shears::blas {
 
@@ -69,6 +70,7 @@ Library load() {
   lib.config = symbol<CharFn>(handle, "openblas_get_config");
   lib.set_threads = symbol<SetThreadsFn>(handle, "openblas_set_num_threads");
   lib.get_threads = symbol<GetThreadsFn>(handle, "openblas_get_num_threads");
+  lib.set_threads(num_threads());  // one thread count for both pools (SHEARS_NUM_THREADS, --threads)
   return lib;
 }
 
@@ -87,6 +89,7 @@ int checked_int(int64_t v, const char* what) {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  SHEARS_ASSERT(!in_parallel_region());  // OpenBLAS threads must never nest inside ours
   library().sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, checked_int(M, "M"),
                   checked_int(N, "N"), checked_int(K, "K"), alpha, A, checked_int(lda, "lda"), B,
                   checked_int(ldb, "ldb"), beta, C, checked_int(ldc, "ldc"));

@@ -1,15 +1,21 @@
 // conv2d: shape checks, the forward kernel and the backward for input and weight side by side.
-// The fast path is im2col + sgemm (darknet's forward_convolutional_layer): per sample and group,
-//   col (C_in/g·kH·kW, H_out·W_out) = im2col(x),  y_g (C_out/g, H_out·W_out) = W_g · col
+// The fast path is im2col + sgemm (darknet's forward_convolutional_layer), per group and per
+// block of B samples laid side by side so that each sgemm is wide enough to run near peak:
+//   col (C_in/g·kH·kW, B·H_out·W_out) = im2col(x),  y_g (C_out/g, B·H_out·W_out) = W_g · col
 // and the backward reuses the same column layout: dcol = W_gᵀ · dy_g then col2im; dW_g += dy_g · colᵀ.
+// Our threads fill and fold the columns; OpenBLAS threads the sgemm (never both at once).
+// Depthwise 3×3 convolutions (padding 1, stride 1 or 2) use a direct SIMD kernel instead.
 #include "core/ops/conv2d.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "core/autograd.hpp"
 #include "core/blas.hpp"
 #include "core/error.hpp"
+#include "core/kernels/kernels.hpp"
+#include "core/parallel.hpp"
 
 namespace shears {
 
@@ -49,13 +55,19 @@ bool is_pointwise(const ConvGeometry& g) {
   return g.kH == 1 && g.kW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 }
 
-// col (C·kH·kW, H_out·W_out) from one sample's channels [c0, c0 + C) of x (C_in, H, W).
-void im2col(const ConvGeometry& g, const float* x, float* col) {
-  int64_t C = g.cin_g(), HWo = g.H_out * g.W_out;
-  for (int64_t c = 0; c < C; ++c)
+// Depthwise 3×3 with padding 1, stride 1 or 2: the direct SIMD kernel (MobileNetV1's layers).
+bool is_depthwise3x3(const ConvGeometry& g) {
+  return g.groups == g.C_in && g.C_out == g.C_in && g.kH == 3 && g.kW == 3 && g.pad_h == 1 && g.pad_w == 1 &&
+         g.dil_h == 1 && g.dil_w == 1 && g.stride_h == g.stride_w && (g.stride_h == 1 || g.stride_h == 2);
+}
+
+// Rows im2col [c0, c1) (channel c of this group covers rows c·kH·kW …) of one sample's group,
+// written with row stride `ld` (several samples side by side share one column matrix).
+void im2col_channels(const ConvGeometry& g, const float* x, float* col, int64_t ld, int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; ++c)
     for (int64_t ki = 0; ki < g.kH; ++ki)
       for (int64_t kj = 0; kj < g.kW; ++kj) {
-        float* row = col + ((c * g.kH + ki) * g.kW + kj) * HWo;
+        float* row = col + ((c * g.kH + ki) * g.kW + kj) * ld;
         const float* plane = x + c * g.H * g.W;
         for (int64_t oh = 0; oh < g.H_out; ++oh) {
           int64_t ih = oh * g.stride_h - g.pad_h + ki * g.dil_h;
@@ -64,21 +76,21 @@ void im2col(const ConvGeometry& g, const float* x, float* col) {
             std::memset(out, 0, sizeof(float) * g.W_out);
             continue;
           }
+          const float* in = plane + ih * g.W;
           for (int64_t ow = 0; ow < g.W_out; ++ow) {
             int64_t iw = ow * g.stride_w - g.pad_w + kj * g.dil_w;
-            out[ow] = iw >= 0 && iw < g.W ? plane[ih * g.W + iw] : 0.f;
+            out[ow] = iw >= 0 && iw < g.W ? in[iw] : 0.f;
           }
         }
       }
 }
 
-// The adjoint of im2col: accumulates col back into x (C, H, W), which must start zeroed.
-void col2im(const ConvGeometry& g, const float* col, float* x) {
-  int64_t C = g.cin_g(), HWo = g.H_out * g.W_out;
-  for (int64_t c = 0; c < C; ++c)
+// The adjoint of im2col for channels [c0, c1): accumulates col back into x (C, H, W).
+void col2im_channels(const ConvGeometry& g, const float* col, int64_t ld, float* x, int64_t c0, int64_t c1) {
+  for (int64_t c = c0; c < c1; ++c)
     for (int64_t ki = 0; ki < g.kH; ++ki)
       for (int64_t kj = 0; kj < g.kW; ++kj) {
-        const float* row = col + ((c * g.kH + ki) * g.kW + kj) * HWo;
+        const float* row = col + ((c * g.kH + ki) * g.kW + kj) * ld;
         float* plane = x + c * g.H * g.W;
         for (int64_t oh = 0; oh < g.H_out; ++oh) {
           int64_t ih = oh * g.stride_h - g.pad_h + ki * g.dil_h;
@@ -91,56 +103,151 @@ void col2im(const ConvGeometry& g, const float* col, float* x) {
       }
 }
 
+// Samples per sgemm: enough columns (B·H_out·W_out ≳ 4096) for OpenBLAS to run near its peak,
+// with the column buffer capped at 64 MiB.
+int64_t samples_per_gemm(const ConvGeometry& g) {
+  int64_t HWo = g.H_out * g.W_out, K = g.cin_g() * g.kH * g.kW;
+  int64_t want = (4096 + HWo - 1) / HWo;
+  int64_t cap = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, K * HWo));
+  return std::clamp<int64_t>(std::min(want, cap), 1, g.N);
+}
+
+// Fills col (K, B·HWo) for samples [n0, n0 + B) of group grp; threads split (sample, channel) pairs.
+void fill_columns(const ConvGeometry& g, const float* x, int64_t n0, int64_t B, int64_t grp, float* col) {
+  int64_t HWo = g.H_out * g.W_out, ld = B * HWo, C = g.cin_g();
+  parallel_for(B * C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, g.kH * g.kW * HWo)), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t b = i / C, c = i % C;
+      const float* xg = x + ((n0 + b) * g.C_in + grp * C) * g.H * g.W;
+      im2col_channels(g, xg, col + b * HWo, ld, c, c + 1);
+    }
+  });
+}
+
+// Moves (M, B·HWo) <-> B blocks of (M, HWo) inside NCHW tensors with C channels (group offset m0).
+void unpack_rows(const float* packed, int64_t M, int64_t B, int64_t HWo, float* y, int64_t C, int64_t m0) {
+  parallel_for(B * M, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t b = i / M, m = i % M;
+      std::memcpy(y + (b * C + m0 + m) * HWo, packed + m * B * HWo + b * HWo, sizeof(float) * HWo);
+    }
+  });
+}
+void pack_rows(const float* y, int64_t C, int64_t m0, int64_t M, int64_t B, int64_t HWo, float* packed) {
+  parallel_for(B * M, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t b = i / M, m = i % M;
+      std::memcpy(packed + m * B * HWo + b * HWo, y + (b * C + m0 + m) * HWo, sizeof(float) * HWo);
+    }
+  });
+}
+
+void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  const kernels::Table& k = kernels::kernels();
+  int64_t HW = g.H * g.W, HWo = g.H_out * g.W_out;
+  parallel_for(g.N * g.C_in, std::max<int64_t>(1, 2048 / HWo), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      int64_t c = p % g.C_in;
+      k.depthwise3x3(x + p * HW, g.H, g.W, w + c * 9, y + p * HWo, g.stride_h);
+      if (bias)
+        for (int64_t i = 0; i < HWo; ++i) y[p * HWo + i] += bias[c];
+    }
+  });
+}
+
 }  // namespace
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  if (is_depthwise3x3(g)) return depthwise_forward(g, x, w, bias, y);
   int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g();
-  std::vector<float> col(is_pointwise(g) ? 0 : K * HWo);
-  for (int64_t n = 0; n < g.N; ++n)
+  int64_t B = samples_per_gemm(g);
+  std::vector<float> col, out(B > 1 ? M * B * HWo : 0);
+  if (!(is_pointwise(g) && B == 1)) col.resize(K * B * HWo);
+  for (int64_t n0 = 0; n0 < g.N; n0 += B) {
+    int64_t nb = std::min(B, g.N - n0);
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const float* xg = x + (n * g.C_in + grp * g.cin_g()) * g.H * g.W;
-      float* yg = y + (n * g.C_out + grp * M) * HWo;
-      const float* src = xg;
-      if (!is_pointwise(g)) {
-        im2col(g, xg, col.data());
+      const float* src = x + (n0 * g.C_in + grp * g.cin_g()) * HWo;  // pointwise, B = 1: x is the column matrix
+      if (!col.empty()) {
+        fill_columns(g, x, n0, nb, grp, col.data());
         src = col.data();
       }
-      blas::sgemm(false, false, M, HWo, K, 1.f, w + grp * M * K, K, src, HWo, 0.f, yg, HWo);
-      if (bias)
-        for (int64_t o = 0; o < M; ++o)
-          for (int64_t i = 0; i < HWo; ++i) yg[o * HWo + i] += bias[grp * M + o];
+      float* dst = nb > 1 ? out.data() : y + (n0 * g.C_out + grp * M) * HWo;
+      blas::sgemm(false, false, M, nb * HWo, K, 1.f, w + grp * M * K, K, src, nb * HWo, 0.f, dst, nb * HWo);
+      if (nb > 1) unpack_rows(out.data(), M, nb, HWo, y + n0 * g.C_out * HWo, g.C_out, grp * M);
     }
+  }
+  if (bias)
+    parallel_for(g.N * g.C_out, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < HWo; ++j) y[i * HWo + j] += bias[i % g.C_out];
+    });
 }
 
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
-  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g();
   std::memset(dx, 0, sizeof(float) * g.N * g.C_in * g.H * g.W);
-  std::vector<float> col(is_pointwise(g) ? 0 : K * HWo);
-  for (int64_t n = 0; n < g.N; ++n)
+  if (is_depthwise3x3(g)) {
+    const kernels::Table& k = kernels::kernels();
+    int64_t HW = g.H * g.W, HWo = g.H_out * g.W_out;
+    parallel_for(g.N * g.C_in, std::max<int64_t>(1, 2048 / HWo), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        k.depthwise3x3_backward_input(dy + p * HWo, g.H, g.W, w + (p % g.C_in) * 9, dx + p * HW, g.stride_h);
+    });
+    return;
+  }
+  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g(), C = g.cin_g();
+  int64_t B = samples_per_gemm(g);
+  std::vector<float> col(K * B * HWo), packed(B > 1 ? M * B * HWo : 0);
+  for (int64_t n0 = 0; n0 < g.N; n0 += B) {
+    int64_t nb = std::min(B, g.N - n0);
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const float* dyg = dy + (n * g.C_out + grp * M) * HWo;
-      float* dxg = dx + (n * g.C_in + grp * g.cin_g()) * g.H * g.W;
-      float* dst = is_pointwise(g) ? dxg : col.data();
-      blas::sgemm(true, false, K, HWo, M, 1.f, w + grp * M * K, K, dyg, HWo, 0.f, dst, HWo);
-      if (!is_pointwise(g)) col2im(g, col.data(), dxg);
+      const float* dyg = dy + (n0 * g.C_out + grp * M) * HWo;
+      if (nb > 1) {
+        pack_rows(dy + n0 * g.C_out * HWo, g.C_out, grp * M, M, nb, HWo, packed.data());
+        dyg = packed.data();
+      }
+      // dcol (K, nb·HWo) = W_gᵀ · dy_g
+      blas::sgemm(true, false, K, nb * HWo, M, 1.f, w + grp * M * K, K, dyg, nb * HWo, 0.f, col.data(), nb * HWo);
+      parallel_for(nb * C, 1, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          int64_t b = i / C, c = i % C;
+          float* dxg = dx + ((n0 + b) * g.C_in + grp * C) * g.H * g.W;
+          col2im_channels(g, col.data() + b * HWo, nb * HWo, dxg, c, c + 1);
+        }
+      });
     }
+  }
 }
 
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
   int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g();
   std::memset(dw, 0, sizeof(float) * g.C_out * K);
-  std::vector<float> col(is_pointwise(g) ? 0 : K * HWo);
-  for (int64_t n = 0; n < g.N; ++n)
+  if (is_depthwise3x3(g)) {
+    const kernels::Table& k = kernels::kernels();
+    int64_t HW = g.H * g.W;
+    parallel_for(g.C_in, 1, [&](int64_t c0, int64_t c1) {  // one channel's taps accumulate over the batch
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t n = 0; n < g.N; ++n) {
+          int64_t p = n * g.C_in + c;
+          k.depthwise3x3_backward_weight(dy + p * HWo, x + p * HW, g.H, g.W, dw + c * 9, g.stride_h);
+        }
+    });
+    return;
+  }
+  int64_t B = samples_per_gemm(g);
+  std::vector<float> col(K * B * HWo), packed(B > 1 ? M * B * HWo : 0);
+  for (int64_t n0 = 0; n0 < g.N; n0 += B) {
+    int64_t nb = std::min(B, g.N - n0);
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const float* xg = x + (n * g.C_in + grp * g.cin_g()) * g.H * g.W;
-      const float* dyg = dy + (n * g.C_out + grp * M) * HWo;
-      const float* src = xg;
-      if (!is_pointwise(g)) {
-        im2col(g, xg, col.data());
-        src = col.data();
+      const float* dyg = dy + (n0 * g.C_out + grp * M) * HWo;
+      if (nb > 1) {
+        pack_rows(dy + n0 * g.C_out * HWo, g.C_out, grp * M, M, nb, HWo, packed.data());
+        dyg = packed.data();
       }
-      blas::sgemm(false, true, M, K, HWo, 1.f, dyg, HWo, src, HWo, 1.f, dw + grp * M * K, K);
+      fill_columns(g, x, n0, nb, grp, col.data());
+      // dW_g (M, K) += dy_g · colᵀ
+      blas::sgemm(false, true, M, K, nb * HWo, 1.f, dyg, nb * HWo, col.data(), nb * HWo, 1.f, dw + grp * M * K, K);
     }
+  }
 }
 
 // Reference kernels: one loop nest over (n, o, oh, ow, c, ki, kj) shared by all three.

@@ -19,7 +19,7 @@ struct ConvGeometry {
 // Validates shapes and options (throws shears::Error naming the mismatch) and derives the geometry.
 ConvGeometry conv_geometry(const Shape& x, const Shape& weight, const Conv2dOptions& opt);
 
-// Fast kernels: im2col + sgemm per sample and group (1×1 stride-1 convolutions skip im2col).
+// Fast kernels: im2col + sgemm over blocks of samples, a direct SIMD kernel for depthwise 3×3.
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw);

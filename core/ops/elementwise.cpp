@@ -6,6 +6,7 @@
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/ops/loops.hpp"
 #include "core/random.hpp"
@@ -56,19 +57,22 @@ Shape broadcast_strides(const Shape& in, const Shape& out) {
   return strides;
 }
 
+// Same shapes and scalar right-hand sides run the SIMD kernels; general broadcasting indexes.
 template <typename F>
-Tensor broadcast_binary(const Tensor& a, const Tensor& b, const char* op, F f) {
+Tensor broadcast_binary(const Tensor& a, const Tensor& b, const char* op, kernels::Binary kind, F f) {
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), op);
   Tensor out = Tensor::empty(out_shape);
   const float* pa = a.data();
   const float* pb = b.data();
   float* po = out.data();
-  int64_t n = out.numel();
   if (a.shape() == b.shape()) {
-    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+    parallel_elementwise(out.numel(), [&](int64_t begin, int64_t end) {
+      kernels::kernels().binary(kind, pa + begin, pb + begin, po + begin, end - begin);
+    });
   } else if (b.numel() == 1 && a.shape() == out_shape) {
-    float vb = pb[0];
-    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], vb);
+    parallel_elementwise(out.numel(), [&](int64_t begin, int64_t end) {
+      kernels::kernels().binary_scalar(kind, pa + begin, pb[0], po + begin, end - begin);
+    });
   } else {
     Shape sa = broadcast_strides(a.shape(), out_shape);
     Shape sb = broadcast_strides(b.shape(), out_shape);
@@ -116,10 +120,36 @@ Tensor unary(const Tensor& x, const char* op, Fwd forward, Deriv derivative) {
   });
 }
 
+// y = x·scale + shift through the SIMD kernel.
+Tensor scale_shift(const Tensor& x, float scale, float shift) {
+  Tensor y = Tensor::empty(x.shape());
+  parallel_elementwise(x.numel(), [&](int64_t begin, int64_t end) {
+    kernels::kernels().scale_shift(x.data() + begin, y.data() + begin, end - begin, scale, shift);
+  });
+  return y;
+}
+
+// The ReLU family (relu, relu6, leaky_relu) through the SIMD kernels, backward from the input.
+Tensor relu_family(const Tensor& x, const char* op, float slope, float upper) {
+  Tensor y = Tensor::empty(x.shape());
+  parallel_elementwise(x.numel(), [&](int64_t begin, int64_t end) {
+    kernels::kernels().relu_family(x.data() + begin, y.data() + begin, end - begin, slope, upper);
+  });
+  Tensor xs = x.detach();
+  return record(y, op, {x}, [xs, slope, upper](const Tensor& g, const std::vector<bool>&) {
+    Tensor dx = Tensor::empty(xs.shape());
+    parallel_elementwise(xs.numel(), [&](int64_t begin, int64_t end) {
+      kernels::kernels().relu_family_backward(xs.data() + begin, g.data() + begin, dx.data() + begin, end - begin,
+                                              slope, upper);
+    });
+    return std::vector<Tensor>{dx};
+  });
+}
+
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = broadcast_binary(a, b, "add", [](float x, float y) { return x + y; });
+  Tensor out = broadcast_binary(a, b, "add", kernels::Binary::Add, [](float x, float y) { return x + y; });
   Shape sa = a.shape(), sb = b.shape();
   return record(out, "add", {a, b}, [sa, sb](const Tensor& g, const std::vector<bool>& needs) {
     return std::vector<Tensor>{needs[0] ? sum_to(g, sa) : Tensor(), needs[1] ? sum_to(g, sb) : Tensor()};
@@ -127,7 +157,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor out = broadcast_binary(a, b, "sub", [](float x, float y) { return x - y; });
+  Tensor out = broadcast_binary(a, b, "sub", kernels::Binary::Sub, [](float x, float y) { return x - y; });
   Shape sa = a.shape(), sb = b.shape();
   return record(out, "sub", {a, b}, [sa, sb](const Tensor& g, const std::vector<bool>& needs) {
     return std::vector<Tensor>{needs[0] ? sum_to(g, sa) : Tensor(), needs[1] ? sum_to(neg(g), sb) : Tensor()};
@@ -135,7 +165,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = broadcast_binary(a, b, "mul", [](float x, float y) { return x * y; });
+  Tensor out = broadcast_binary(a, b, "mul", kernels::Binary::Mul, [](float x, float y) { return x * y; });
   Tensor as = a.detach(), bs = b.detach();
   return record(out, "mul", {a, b}, [as, bs](const Tensor& g, const std::vector<bool>& needs) {
     return std::vector<Tensor>{needs[0] ? sum_to(mul(g, bs), as.shape()) : Tensor(),
@@ -144,7 +174,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = broadcast_binary(a, b, "div", [](float x, float y) { return x / y; });
+  Tensor out = broadcast_binary(a, b, "div", kernels::Binary::Div, [](float x, float y) { return x / y; });
   Tensor as = a.detach(), bs = b.detach();
   return record(out, "div", {a, b}, [as, bs](const Tensor& g, const std::vector<bool>& needs) {
     Tensor ga, gb;
@@ -155,21 +185,24 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor add(const Tensor& a, float b) {
-  Tensor out = map(a, [b](float x) { return x + b; });
+  Tensor out = scale_shift(a, 1.f, b);
   return record(out, "add_scalar", {a}, [](const Tensor& g, const std::vector<bool>&) {
     return std::vector<Tensor>{g};
   });
 }
 
 Tensor mul(const Tensor& a, float b) {
-  Tensor out = map(a, [b](float x) { return x * b; });
+  Tensor out = scale_shift(a, b, 0.f);
   return record(out, "mul_scalar", {a}, [b](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{map(g, [b](float v) { return v * b; })};
+    return std::vector<Tensor>{scale_shift(g, b, 0.f)};
   });
 }
 
 Tensor neg(const Tensor& x) {
-  return unary(x, "neg", [](float v) { return -v; }, [](float, float) { return -1.f; });
+  Tensor out = scale_shift(x, -1.f, 0.f);
+  return record(out, "neg", {x}, [](const Tensor& g, const std::vector<bool>&) {
+    return std::vector<Tensor>{scale_shift(g, -1.f, 0.f)};
+  });
 }
 
 Tensor exp(const Tensor& x) {
@@ -201,20 +234,9 @@ Tensor clamp(const Tensor& x, float min, float max) {
                [min, max](float v, float) { return v >= min && v <= max ? 1.f : 0.f; });
 }
 
-Tensor relu(const Tensor& x) {
-  return unary(x, "relu", [](float v) { return v > 0.f ? v : 0.f; },
-               [](float, float y) { return y > 0.f ? 1.f : 0.f; });
-}
-
-Tensor relu6(const Tensor& x) {
-  return unary(x, "relu6", [](float v) { return std::clamp(v, 0.f, 6.f); },
-               [](float v, float) { return v > 0.f && v < 6.f ? 1.f : 0.f; });
-}
-
-Tensor leaky_relu(const Tensor& x, float slope) {
-  return unary(x, "leaky_relu", [slope](float v) { return v > 0.f ? v : v * slope; },
-               [slope](float v, float) { return v > 0.f ? 1.f : slope; });
-}
+Tensor relu(const Tensor& x) { return relu_family(x, "relu", 0.f, INFINITY); }
+Tensor relu6(const Tensor& x) { return relu_family(x, "relu6", 0.f, 6.f); }
+Tensor leaky_relu(const Tensor& x, float slope) { return relu_family(x, "leaky_relu", slope, INFINITY); }
 
 Tensor sigmoid(const Tensor& x) {
   return unary(x, "sigmoid", [](float v) { return 1.f / (1.f + std::exp(-v)); },

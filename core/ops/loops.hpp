@@ -1,5 +1,6 @@
 // Index iteration shared by the reference kernels of the op files.
 #pragma once
+#include "core/parallel.hpp"
 #include "core/tensor.hpp"
 
 namespace shears {
@@ -16,6 +17,15 @@ void for_each_index(const Shape& shape, F f) {
       idx[d] = 0;
     }
   }
+}
+
+// Elementwise work below this many elements is not worth waking the pool for.
+inline constexpr int64_t kElementwiseGrain = 1 << 15;
+
+// Runs f(begin, end) over [0, n) in parallel chunks of at least kElementwiseGrain elements.
+template <typename F>
+void parallel_elementwise(int64_t n, F f) {
+  parallel_for(n, kElementwiseGrain, f);
 }
 
 }  // namespace shears

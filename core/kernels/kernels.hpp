@@ -1,0 +1,54 @@
+// The kernel table: SIMD kernels written once (core/kernels/kernels_impl.hpp) and compiled per
+// instruction set; the table for this CPU is chosen once at start-up, or forced with
+// SHEARS_ISA=scalar|avx2|avx512. Ops call kernels() and compose these with parallel_for.
+// Every pointer argument is a contiguous float array of the stated length; no alignment needed.
+#pragma once
+#include <cstdint>
+
+namespace shears::kernels {
+
+enum class Isa { Scalar, Avx2, Avx512 };
+const char* isa_name(Isa isa);
+
+enum class Binary { Add, Sub, Mul, Div };
+
+struct Table {
+  Isa isa;
+  // out = a ∘ b elementwise (n each), and out = a ∘ s with a scalar s.
+  void (*binary)(Binary op, const float* a, const float* b, float* out, int64_t n);
+  void (*binary_scalar)(Binary op, const float* a, float s, float* out, int64_t n);
+  // y = x·scale + shift.
+  void (*scale_shift)(const float* x, float* y, int64_t n, float scale, float shift);
+  // The ReLU family: y = x > 0 ? min(x, upper) : slope·x  (relu: 0, ∞; relu6: 0, 6; leaky: s, ∞)
+  // and its backward from the input: dx = x > 0 ? (x < upper ? g : 0) : slope·g.
+  void (*relu_family)(const float* x, float* y, int64_t n, float slope, float upper);
+  void (*relu_family_backward)(const float* x, const float* g, float* dx, int64_t n, float slope, float upper);
+  // Reductions accumulated in float lanes over blocks, blocks summed in double.
+  double (*sum)(const float* x, int64_t n);
+  double (*sum_squared_deviation)(const float* x, int64_t n, float mean);  // Σ (x − mean)²
+  double (*dot)(const float* a, const float* b, int64_t n);
+  double (*dot_centered)(const float* g, const float* x, int64_t n, float mean);  // Σ g·(x − mean)
+  // dx = a·g + b·x + c (the batch-norm backward for one channel lane).
+  void (*affine2)(const float* g, const float* x, float* dx, int64_t n, float a, float b, float c);
+  // Depthwise 3×3 convolution of one (H, W) plane with padding 1 and stride 1 or 2:
+  // y (H_out, W_out) = Σ w[ki][kj] · x[s·oh − 1 + ki][s·ow − 1 + kj]; the backward for input
+  // accumulates into dx (H, W) (must start zeroed) and for weight accumulates into dw[9].
+  void (*depthwise3x3)(const float* x, int64_t H, int64_t W, const float* w, float* y, int64_t stride);
+  void (*depthwise3x3_backward_input)(const float* dy, int64_t H, int64_t W, const float* w, float* dx,
+                                      int64_t stride);
+  void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
+                                       int64_t stride);
+};
+
+const Table& kernels();           // the table in use: chosen for this CPU, SHEARS_ISA, or use_isa()
+const Table& table_for(Isa isa);  // a specific one (throws if this CPU cannot run it)
+bool cpu_supports(Isa isa);
+// Switches the table in use (tests and benchmarks compare ISAs); not while kernels are running.
+void use_isa(Isa isa);
+
+// Per-ISA tables, defined in core/kernels/isa_*.cpp.
+const Table& scalar_table();
+const Table& avx2_table();
+const Table& avx512_table();
+
+}  // namespace shears::kernels

@@ -1,0 +1,50 @@
+// One case list drives the kernel tests and the benchmarks (DESIGN.md §2.10): every benchmarked
+// shape is also tested (the tests run it at a small batch against the reference kernels).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/ops.hpp"
+
+namespace shears::cases {
+
+struct ConvCase {
+  const char* name;
+  int64_t C_in, H, W, C_out, k, stride, pad, groups;
+  int64_t bench_batch;  // 0: tested only
+  Conv2dOptions options() const { return {{stride, stride}, {pad, pad}, {1, 1}, groups}; }
+  Shape input(int64_t n) const { return {n, C_in, H, W}; }
+  Shape weight() const { return {C_out, C_in / groups, k, k}; }
+};
+
+inline const std::vector<ConvCase>& conv_cases() {
+  static const std::vector<ConvCase> cases = {
+      // ResNet-20 (CIFAR): 16/32/64 channels.
+      {"resnet20_stem_3to16", 3, 32, 32, 16, 3, 1, 1, 1, 128},
+      {"resnet20_3x3_16", 16, 32, 32, 16, 3, 1, 1, 1, 128},
+      {"resnet20_3x3_32_s2", 16, 32, 32, 32, 3, 2, 1, 1, 128},
+      {"resnet20_3x3_64", 64, 8, 8, 64, 3, 1, 1, 1, 128},
+      // ResNet-18 (CIFAR stem) and VGG-11: the 64→64 32×32 layer is the headline figure.
+      {"resnet18_3x3_64", 64, 32, 32, 64, 3, 1, 1, 1, 128},
+      {"resnet18_3x3_128", 128, 16, 16, 128, 3, 1, 1, 1, 128},
+      {"resnet18_3x3_256", 256, 8, 8, 256, 3, 1, 1, 1, 128},
+      {"resnet18_3x3_512", 512, 4, 4, 512, 3, 1, 1, 1, 128},
+      {"resnet18_down_1x1_s2", 64, 32, 32, 128, 1, 2, 0, 1, 128},
+      {"vgg11_stem_3to64", 3, 32, 32, 64, 3, 1, 1, 1, 128},
+      {"vgg11_3x3_64to128", 64, 16, 16, 128, 3, 1, 1, 1, 128},
+      // MobileNetV1: depthwise 3×3 and pointwise 1×1.
+      {"mobilenet_dw3x3_256", 256, 8, 8, 256, 3, 1, 1, 256, 128},
+      {"mobilenet_dw3x3_128_s2", 128, 16, 16, 128, 3, 2, 1, 128, 128},
+      {"mobilenet_pw1x1_256", 256, 8, 8, 256, 1, 1, 0, 1, 128},
+      // Awkward shapes, tested only: odd sizes, tails, groups, no padding, stride 2 on odd input.
+      {"odd_3x3_5to7", 5, 9, 11, 7, 3, 1, 1, 1, 0},
+      {"odd_dw3x3_s2", 6, 7, 9, 6, 3, 2, 1, 6, 0},
+      {"odd_dw3x3_s1_wide", 3, 5, 37, 3, 3, 1, 1, 3, 0},
+      {"grouped_3x3", 8, 6, 6, 12, 3, 2, 0, 4, 0},
+      {"pointwise_odd", 7, 3, 5, 9, 1, 1, 0, 1, 0},
+      {"5x5_pad2", 4, 10, 10, 6, 5, 1, 2, 1, 0},
+  };
+  return cases;
+}
+
+}  // namespace shears::cases

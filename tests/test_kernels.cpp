@@ -1,0 +1,194 @@
+// Every fast kernel equals its reference kernel, under every instruction set this CPU supports
+// and at several thread counts. Tolerances: float32 against double-accumulated references.
+#include <cstring>
+#include <functional>
+#include <limits>
+
+#include "core/blas.hpp"
+#include "core/error.hpp"
+#include "core/kernels/kernels.hpp"
+#include "core/ops/batch_norm.hpp"
+#include "core/ops/conv2d.hpp"
+#include "core/parallel.hpp"
+#include "tests/helpers.hpp"
+#include "tests/kernel_cases.hpp"
+
+namespace shears {
+namespace {
+
+std::vector<kernels::Isa> supported_isas() {
+  std::vector<kernels::Isa> out;
+  for (kernels::Isa isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512})
+    if (kernels::cpu_supports(isa)) out.push_back(isa);
+  return out;
+}
+
+// Runs body once per supported ISA and per thread count {1, 2}, restoring the defaults after.
+void for_each_configuration(const std::function<void()>& body) {
+  const kernels::Isa initial = kernels::kernels().isa;
+  const int threads = num_threads();
+  for (kernels::Isa isa : supported_isas())
+    for (int t : {1, 2}) {
+      kernels::use_isa(isa);
+      set_num_threads(t);
+      INFO("isa " << kernels::isa_name(isa) << ", " << t << " thread(s)");
+      body();
+    }
+  kernels::use_isa(initial);
+  set_num_threads(threads);
+}
+
+}  // namespace
+
+TEST_CASE("this CPU's kernel table is chosen, and SHEARS_ISA names are known", "[kernels]") {
+  CHECK(kernels::cpu_supports(kernels::Isa::Scalar));
+  CHECK(kernels::table_for(kernels::Isa::Scalar).isa == kernels::Isa::Scalar);
+  for (kernels::Isa isa : {kernels::Isa::Avx2, kernels::Isa::Avx512})
+    if (!kernels::cpu_supports(isa)) CHECK_THROWS_AS(kernels::use_isa(isa), Error);
+}
+
+TEST_CASE("elementwise and reduction kernels match plain loops, tails included", "[kernels]") {
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 1000, 4097, 9000}) {
+    Tensor a = test::random_tensor({n}, 1, -3.f, 8.f), b = test::random_tensor({n}, 2, 0.5f, 2.f);
+    Tensor g = test::random_tensor({n}, 3);
+    // Offset views start off the 64-byte boundary.
+    const float* pa = a.data() + (n > 1 ? 1 : 0);
+    const float* pb = b.data() + (n > 1 ? 1 : 0);
+    const float* pg = g.data() + (n > 1 ? 1 : 0);
+    int64_t m = n > 1 ? n - 1 : n;
+    std::vector<float> out(m + 1, -99.f), expect(m);
+    for (kernels::Isa isa : supported_isas()) {
+      const kernels::Table& k = kernels::table_for(isa);
+      INFO("isa " << kernels::isa_name(isa) << ", n " << m);
+      k.binary(kernels::Binary::Div, pa, pb, out.data(), m);
+      for (int64_t i = 0; i < m; ++i) expect[i] = pa[i] / pb[i];
+      CHECK(test::tolerance_ratio(out.data(), expect.data(), m, 0, 1e-6) <= 1);
+      CHECK(out[m] == -99.f);  // nothing written past the end
+      k.binary_scalar(kernels::Binary::Sub, pa, 0.25f, out.data(), m);
+      for (int64_t i = 0; i < m; ++i) expect[i] = pa[i] - 0.25f;
+      CHECK(test::tolerance_ratio(out.data(), expect.data(), m, 0, 0) <= 1);
+      k.relu_family(pa, out.data(), m, 0.1f, 6.f);
+      for (int64_t i = 0; i < m; ++i) expect[i] = pa[i] > 0 ? std::min(pa[i], 6.f) : 0.1f * pa[i];
+      CHECK(test::tolerance_ratio(out.data(), expect.data(), m, 0, 1e-6) <= 1);
+      k.relu_family_backward(pa, pg, out.data(), m, 0.1f, 6.f);
+      for (int64_t i = 0; i < m; ++i) expect[i] = pa[i] > 0 ? (pa[i] < 6.f ? pg[i] : 0.f) : 0.1f * pg[i];
+      CHECK(test::tolerance_ratio(out.data(), expect.data(), m, 0, 1e-6) <= 1);
+      double sum = 0, sq = 0, dot = 0, dotc = 0;
+      for (int64_t i = 0; i < m; ++i) {
+        sum += pa[i];
+        sq += (pa[i] - 0.5) * (pa[i] - 0.5);
+        dot += double(pa[i]) * pb[i];
+        dotc += pg[i] * (pa[i] - 0.5);
+      }
+      CHECK(k.sum(pa, m) == Approx(sum).epsilon(1e-5).margin(1e-4));
+      CHECK(k.sum_squared_deviation(pa, m, 0.5f) == Approx(sq).epsilon(1e-5));
+      CHECK(k.dot(pa, pb, m) == Approx(dot).epsilon(1e-5).margin(1e-4));
+      CHECK(k.dot_centered(pg, pa, m, 0.5f) == Approx(dotc).epsilon(1e-4).margin(1e-3));
+    }
+  }
+}
+
+TEST_CASE("conv2d fast kernels equal the reference on the shared case list", "[kernels][conv2d]") {
+  for (const cases::ConvCase& c : cases::conv_cases()) {
+    for (int64_t N : {int64_t{1}, int64_t{2}}) {
+      INFO("case " << c.name << ", batch " << N);
+      ConvGeometry g = conv_geometry(c.input(N), c.weight(), c.options());
+      Tensor x = test::random_tensor(c.input(N), 11), w = test::random_tensor(c.weight(), 12);
+      Tensor bias = test::random_tensor({c.C_out}, 13);
+      Tensor dy = test::random_tensor({N, c.C_out, g.H_out, g.W_out}, 14);
+      Tensor y_ref = Tensor::empty(dy.shape()), dx_ref = Tensor::empty(x.shape()), dw_ref = Tensor::empty(w.shape());
+      conv2d_forward_ref(g, x.data(), w.data(), bias.data(), y_ref.data());
+      conv2d_backward_input_ref(g, dy.data(), w.data(), dx_ref.data());
+      conv2d_backward_weight_ref(g, dy.data(), x.data(), dw_ref.data());
+      for_each_configuration([&] {
+        Tensor y = Tensor::empty(dy.shape()), dx = Tensor::empty(x.shape()), dw = Tensor::empty(w.shape());
+        conv2d_forward(g, x.data(), w.data(), bias.data(), y.data());
+        conv2d_backward_input(g, dy.data(), w.data(), dx.data());
+        conv2d_backward_weight(g, dy.data(), x.data(), dw.data());
+        test::require_close(y, y_ref, 1e-4, 1e-4);
+        test::require_close(dx, dx_ref, 1e-4, 1e-4);
+        test::require_close(dw, dw_ref, 1e-3, 1e-4);
+      });
+    }
+  }
+}
+
+TEST_CASE("batch norm fast kernels equal the reference", "[kernels][batch_norm]") {
+  for (BnShape s : {BnShape{4, 3, 25}, BnShape{2, 64, 64}, BnShape{7, 5, 1}, BnShape{1, 2, 33}}) {
+    INFO("N " << s.N << " C " << s.C << " L " << s.L);
+    Tensor x = test::random_tensor({s.N, s.C, s.L}, 21, -2.f, 5.f), dy = test::random_tensor({s.N, s.C, s.L}, 22);
+    Tensor gamma = test::random_tensor({s.C}, 23), rstd = test::random_tensor({s.C}, 24, 0.5f, 2.f);
+    Tensor mean_ref = Tensor::empty({s.C}), var_ref = Tensor::empty({s.C});
+    batch_norm_stats_ref(s, x.data(), mean_ref.data(), var_ref.data());
+    Tensor y_ref = Tensor::empty(x.shape());
+    batch_norm_apply_ref(s, x.data(), gamma.data(), rstd.data(), y_ref.data());
+    for_each_configuration([&] {
+      Tensor mean = Tensor::empty({s.C}), var = Tensor::empty({s.C}), y = Tensor::empty(x.shape());
+      batch_norm_stats(s, x.data(), mean.data(), var.data());
+      test::require_close(mean, mean_ref, 1e-6, 1e-5);
+      test::require_close(var, var_ref, 1e-6, 1e-5);
+      batch_norm_apply(s, x.data(), gamma.data(), rstd.data(), y.data());
+      test::require_close(y, y_ref, 1e-6, 1e-6);
+      for (bool training : {true, false}) {
+        Tensor dx = Tensor::empty(x.shape()), dg = Tensor::empty({s.C}), db = Tensor::empty({s.C});
+        Tensor dx_r = Tensor::empty(x.shape()), dg_r = Tensor::empty({s.C}), db_r = Tensor::empty({s.C});
+        batch_norm_backward(s, x.data(), dy.data(), mean_ref.data(), rstd.data(), gamma.data(), training, dx.data(),
+                            dg.data(), db.data());
+        batch_norm_backward_ref(s, x.data(), dy.data(), mean_ref.data(), rstd.data(), gamma.data(), training,
+                                dx_r.data(), dg_r.data(), db_r.data());
+        test::require_close(dx, dx_r, 1e-5, 1e-4);
+        test::require_close(dg, dg_r, 1e-4, 1e-4);
+        test::require_close(db, db_r, 1e-4, 1e-4);
+      }
+    });
+  }
+}
+
+TEST_CASE("sgemm through OpenBLAS equals the reference, transposes and strides included", "[kernels][blas]") {
+  for (auto [M, N, K] : {std::tuple{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 48, 130}}) {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        INFO("M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb);
+        int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+        Tensor a = test::random_tensor({(ta ? K : M) * lda}, 31), b = test::random_tensor({(tb ? N : K) * ldb}, 32);
+        Tensor c = test::random_tensor({M * ldc}, 33), c_ref = c.clone();
+        blas::sgemm(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, 2.f, c.data(), ldc);
+        blas::sgemm_ref(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, 2.f, c_ref.data(), ldc);
+        test::require_close(c, c_ref, 1e-5, 1e-5);
+      }
+  }
+}
+
+TEST_CASE("OpenBLAS reports its kernel set and respects OPENBLAS_CORETYPE", "[kernels][blas]") {
+  blas::Info info = blas::info();
+  CHECK_FALSE(info.core.empty());
+  CHECK(info.config.find("OpenBLAS") != std::string::npos);
+  if (info.coretype_from_environment) {
+    CHECK(info.coretype == std::getenv("OPENBLAS_CORETYPE"));
+  } else {
+    CHECK(std::getenv("OPENBLAS_CORETYPE") == nullptr);  // the variable set for the load was removed
+    if (!info.coretype.empty()) CHECK(info.core == info.coretype);
+  }
+}
+
+TEST_CASE("parallel_for covers the range once, nests inline and propagates errors", "[kernels][parallel]") {
+  for (int t : {1, 2, 3}) {
+    set_num_threads(t);
+    std::vector<int> hits(1000, 0);
+    parallel_for(1000, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+      parallel_for(10, 1, [&](int64_t, int64_t) { CHECK(in_parallel_region()); });
+    });
+    CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
+    CHECK_FALSE(in_parallel_region());
+    CHECK_THROWS_WITH(parallel_for(100, 1, [](int64_t, int64_t e) {
+                        if (e == 100) throw Error("chunk failed");
+                      }),
+                      "chunk failed");
+  }
+  set_num_threads(2);
+  CHECK(num_threads() == 2);
+  CHECK_THROWS_AS(set_num_threads(0), Error);
+}
+
+}  // namespace shears
