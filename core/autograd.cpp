@@ -4,7 +4,9 @@
 #include <unordered_set>
 
 #include "core/error.hpp"
+#include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
+#include "core/parallel.hpp"
 
 namespace shears {
 
@@ -82,7 +84,9 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
         Tensor acc(t->grad);
         const float* src = g.data();
         float* dst = acc.data();
-        for (int64_t i = 0; i < acc.numel(); ++i) dst[i] += src[i];
+        parallel_for(acc.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+          kernels::kernels().binary(kernels::Binary::Add, dst + begin, src + begin, dst + begin, end - begin);
+        });
       }
       continue;
     }

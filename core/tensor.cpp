@@ -5,17 +5,12 @@
 #include <cstring>
 #include <new>
 
+#include "core/allocator.hpp"
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
 
 namespace shears {
-
-int64_t numel(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t s : shape) n *= s;
-  return n;
-}
 
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
@@ -33,14 +28,11 @@ std::string to_string(const Shape& shape) {
   return s + "]";
 }
 
-Storage::Storage(int64_t size) : size_(size) {
-  constexpr size_t kAlign = 64;
-  size_t bytes = (static_cast<size_t>(std::max<int64_t>(size, 1)) * sizeof(float) + kAlign - 1) / kAlign * kAlign;
-  data_ = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
-  if (!data_) throw std::bad_alloc();
-}
+static size_t storage_bytes(int64_t size) { return static_cast<size_t>(std::max<int64_t>(size, 1)) * sizeof(float); }
 
-Storage::~Storage() { std::free(data_); }
+Storage::Storage(int64_t size) : data_(static_cast<float*>(allocate_block(storage_bytes(size)))), size_(size) {}
+
+Storage::~Storage() { free_block(data_, storage_bytes(size_)); }
 
 static void check_shape(const Shape& shape, const char* where) {
   for (int64_t s : shape) SHEARS_CHECK(s >= 0, where, "negative dimension in shape ", to_string(shape));

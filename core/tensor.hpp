@@ -11,7 +11,11 @@ namespace shears {
 
 using Shape = std::vector<int64_t>;
 
-int64_t numel(const Shape& shape);
+inline int64_t numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
 Shape contiguous_strides(const Shape& shape);
 std::string to_string(const Shape& shape);
 

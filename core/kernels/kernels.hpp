@@ -32,12 +32,13 @@ struct Table {
   void (*affine2)(const float* g, const float* x, float* dx, int64_t n, float a, float b, float c);
   // Depthwise 3×3 convolution of one (H, W) plane with padding 1 and stride 1 or 2:
   // y (H_out, W_out) = Σ w[ki][kj] · x[s·oh − 1 + ki][s·ow − 1 + kj]; the backward for input
-  // accumulates into dx (H, W) (must start zeroed) and for weight accumulates into dw[9].
+  // writes dx (H, W); the backward for weight adds Σ over `count` planes (x and dy advancing by
+  // x_step and dy_step) into dw[9].
   void (*depthwise3x3)(const float* x, int64_t H, int64_t W, const float* w, float* y, int64_t stride);
   void (*depthwise3x3_backward_input)(const float* dy, int64_t H, int64_t W, const float* w, float* dx,
                                       int64_t stride);
   void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
-                                       int64_t stride);
+                                       int64_t stride, int64_t count, int64_t x_step, int64_t dy_step);
 };
 
 const Table& kernels();           // the table in use: chosen for this CPU, SHEARS_ISA, or use_isa()

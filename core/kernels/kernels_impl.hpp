@@ -17,18 +17,6 @@ namespace shears::kernels::SHEARS_KERNEL_NS {
 
 inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// A zero-filled float scratch buffer.
-class Scratch {
- public:
-  explicit Scratch(int64_t n) : data_(new float[n]()) {}
-  ~Scratch() { delete[] data_; }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  float* data() { return data_; }
-
- private:
-  float* data_;
-};
 
 // Applies body(offset, lanes) over [0, n) in full vectors, then one masked tail.
 template <typename V, typename Body>
@@ -176,37 +164,71 @@ void affine2(const float* g, const float* x, float* dx, int64_t n, float a, floa
 //   stride 1: tap(r, kj) = padded row r shifted by kj;
 //   stride 2: padded rows are split into even and odd columns, tap(r, 0) = even, tap(r, 1) = odd,
 //             tap(r, 2) = even shifted by one.
+// The buffer is per thread and reused across planes (planes are small: MobileNet's are ≤ 112²).
 struct TapRows {
-  int64_t rows, stride, W_out, row_len;
-  Scratch buf;
-  TapRows(int64_t H, int64_t W, int64_t s)
-      : rows(H + 2), stride(s), W_out((W - 1) / s + 1), row_len(s == 1 ? W + 2 : 2 * (W_out + 1)),
-        buf(rows * row_len) {}
+  int64_t H, W, stride, W_out, row_len;
+  float* buf;
+  TapRows(int64_t h, int64_t w, int64_t s)
+      : H(h), W(w), stride(s), W_out((w - 1) / s + 1), row_len(s == 1 ? w + 2 : 2 * (W_out + 1)) {
+    thread_local float* scratch = nullptr;
+    thread_local int64_t capacity = 0;
+    int64_t need = (H + 2) * row_len;
+    if (need > capacity) {
+      delete[] scratch;
+      scratch = new float[need];
+      capacity = need;
+    }
+    buf = scratch;
+  }
+  float* row(int64_t r) { return buf + r * row_len; }
   float* tap(int64_t r, int64_t kj) {
-    float* row = buf.data() + r * row_len;
-    if (stride == 1) return row + kj;
-    return kj == 1 ? row + W_out + 1 : row + kj / 2;
+    if (stride == 1) return row(r) + kj;
+    return kj == 1 ? row(r) + W_out + 1 : row(r) + kj / 2;
   }
-  // Padded-column index c of row r, for the copy in and out.
-  float& at(int64_t r, int64_t c) {
-    float* row = buf.data() + r * row_len;
-    if (stride == 1) return row[c];
-    return c % 2 == 0 ? row[c / 2] : row[W_out + 1 + c / 2];
+  void zero() {
+    for (int64_t i = 0; i < (H + 2) * row_len; ++i) buf[i] = 0.f;
   }
-  void load(const float* x, int64_t H, int64_t W) {
-    for (int64_t ih = 0; ih < H; ++ih)
-      for (int64_t iw = 0; iw < W; ++iw) at(ih + 1, iw + 1) = x[ih * W + iw];
+  // Copies the plane in, zeroing the padding.
+  void load(const float* x) {
+    for (int64_t c = 0; c < row_len; ++c) row(0)[c] = row(H + 1)[c] = 0.f;
+    for (int64_t ih = 0; ih < H; ++ih) {
+      float* r = row(ih + 1);
+      const float* in = x + ih * W;
+      if (stride == 1) {
+        r[0] = r[W + 1] = 0.f;
+        for (int64_t iw = 0; iw < W; ++iw) r[iw + 1] = in[iw];
+      } else {  // padded column c = iw + 1: even c -> even[c/2], odd c -> odd[c/2]
+        float* even = r;
+        float* odd = r + W_out + 1;
+        even[0] = 0.f;
+        int64_t j = 1;
+        for (; 2 * j - 1 < W; ++j) even[j] = in[2 * j - 1];
+        for (; j <= W_out; ++j) even[j] = 0.f;
+        for (j = 0; j < W_out; ++j) odd[j] = in[2 * j];  // 2·(W_out − 1) < W always
+      }
+    }
   }
-  void store_interior(float* x, int64_t H, int64_t W) {
-    for (int64_t ih = 0; ih < H; ++ih)
-      for (int64_t iw = 0; iw < W; ++iw) x[ih * W + iw] += at(ih + 1, iw + 1);
+  // Adds the interior (padded rows 1..H, columns 1..W) into x.
+  void add_interior_to(float* x) {
+    for (int64_t ih = 0; ih < H; ++ih) {
+      float* r = row(ih + 1);
+      float* out = x + ih * W;
+      if (stride == 1) {
+        for (int64_t iw = 0; iw < W; ++iw) out[iw] += r[iw + 1];
+      } else {
+        const float* even = r;
+        const float* odd = r + W_out + 1;
+        for (int64_t j = 0; 2 * j < W; ++j) out[2 * j] += odd[j];
+        for (int64_t j = 1; 2 * j - 1 < W; ++j) out[2 * j - 1] += even[j];
+      }
+    }
   }
 };
 
 template <typename V>
 void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y, int64_t stride) {
   TapRows taps(H, W, stride);
-  taps.load(x, H, W);
+  taps.load(x);
   int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
   typename V::reg wv[9];
   for (int k = 0; k < 9; ++k) wv[k] = V::set1(w[k]);
@@ -222,36 +244,71 @@ void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y
   }
 }
 
+// Stride 1: dx is the forward correlation of dy with the kernel flipped in both axes.
+// Stride 2: each output row oh scatters into padded rows 2·oh + ki; with dy shifted right by one
+// (dy_prev[j] = dy[j − 1]) the even columns get w0·dy[j] + w2·dy[j − 1] and the odd ones w1·dy[j],
+// each a single contiguous pass (no overlapping read-after-write within a row).
 template <typename V>
 void depthwise3x3_backward_input(const float* dy, int64_t H, int64_t W, const float* w, float* dx, int64_t stride) {
+  if (stride == 1) {
+    float flipped[9];
+    for (int k = 0; k < 9; ++k) flipped[k] = w[8 - k];
+    return depthwise3x3<V>(dy, H, W, flipped, dx, 1);
+  }
   TapRows taps(H, W, stride);
+  taps.zero();
   int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
-  for (int64_t oh = 0; oh < H_out; ++oh)
-    for (int ki = 0; ki < 3; ++ki)
-      for (int kj = 0; kj < 3; ++kj) {
-        float* t = taps.tap(stride * oh + ki, kj);
-        auto wk = V::set1(w[ki * 3 + kj]);
-        for_each_vector<V>(W_out, [&](int64_t i, int lanes) {
-          store_n<V>(t + i, V::fma(wk, load_n<V>(dy + oh * W_out + i, lanes), load_n<V>(t + i, lanes)), lanes);
-        });
-      }
-  taps.store_interior(dx, H, W);
+  thread_local float* dy_prev = nullptr;  // dy_prev[j] = dy[j − 1], dy_prev[0] = 0, length W_out + 1
+  thread_local int64_t capacity = 0;
+  if (W_out + 1 > capacity) {
+    delete[] dy_prev;
+    dy_prev = new float[W_out + 1];
+    capacity = W_out + 1;
+  }
+  dy_prev[0] = 0.f;
+  for (int64_t oh = 0; oh < H_out; ++oh) {
+    const float* g = dy + oh * W_out;
+    for (int64_t j = 0; j < W_out; ++j) dy_prev[j + 1] = g[j];
+    for (int ki = 0; ki < 3; ++ki) {
+      float* even = taps.row(stride * oh + ki);
+      float* odd = even + W_out + 1;
+      auto w0 = V::set1(w[ki * 3]), w1 = V::set1(w[ki * 3 + 1]), w2 = V::set1(w[ki * 3 + 2]);
+      // even[j] (j ≤ W_out) += w0·dy[j] + w2·dy[j − 1], with dy[W_out] = 0 (dy_prev holds it).
+      for_each_vector<V>(W_out + 1, [&](int64_t i, int lanes) {
+        auto cur = i + lanes <= W_out ? load_n<V>(g + i, lanes) : load_n<V>(g + i, static_cast<int>(min_i64(lanes, W_out - i)));
+        auto acc = V::fma(w2, load_n<V>(dy_prev + i, lanes), load_n<V>(even + i, lanes));
+        store_n<V>(even + i, V::fma(w0, cur, acc), lanes);
+      });
+      for_each_vector<V>(W_out, [&](int64_t i, int lanes) {
+        store_n<V>(odd + i, V::fma(w1, load_n<V>(g + i, lanes), load_n<V>(odd + i, lanes)), lanes);
+      });
+    }
+  }
+  for (int64_t ih = 0; ih < H; ++ih)
+    for (int64_t iw = 0; iw < W; ++iw) dx[ih * W + iw] = 0.f;
+  taps.add_interior_to(dx);
 }
 
+// Accumulates the nine taps over `count` planes (strides x_step, dy_step) before reducing the
+// lanes, so the horizontal sums run once per channel.
 template <typename V>
-void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, int64_t W, float* dw, int64_t stride) {
+void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, int64_t W, float* dw, int64_t stride,
+                                  int64_t count, int64_t x_step, int64_t dy_step) {
   TapRows taps(H, W, stride);
-  taps.load(x, H, W);
   int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
   typename V::reg acc[9];
   for (auto& a : acc) a = V::zero();
-  for (int64_t oh = 0; oh < H_out; ++oh)
-    for_each_vector<V>(W_out, [&](int64_t i, int lanes) {
-      auto g = load_n<V>(dy + oh * W_out + i, lanes);  // zero in tail lanes
-      for (int ki = 0; ki < 3; ++ki)
-        for (int kj = 0; kj < 3; ++kj)
-          acc[ki * 3 + kj] = V::fma(g, load_n<V>(taps.tap(stride * oh + ki, kj) + i, lanes), acc[ki * 3 + kj]);
-    });
+  for (int64_t p = 0; p < count; ++p) {
+    taps.load(x + p * x_step);
+    const float* g_plane = dy + p * dy_step;
+    for (int64_t oh = 0; oh < H_out; ++oh)
+      for_each_vector<V>(W_out, [&](int64_t i, int lanes) {
+        auto g = load_n<V>(g_plane + oh * W_out + i, lanes);  // zero in tail lanes
+        for (int ki = 0; ki < 3; ++ki)
+          for (int kj = 0; kj < 3; ++kj)
+            acc[ki * 3 + kj] = V::fma(g, load_n<V>(taps.tap(stride * oh + ki, kj) + i, lanes), acc[ki * 3 + kj]);
+      });
+  }
   for (int k = 0; k < 9; ++k) dw[k] += V::hsum(acc[k]);
 }
 

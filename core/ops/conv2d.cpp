@@ -63,10 +63,16 @@ bool is_depthwise3x3(const ConvGeometry& g) {
 
 // Rows im2col [c0, c1) (channel c of this group covers rows c·kH·kW …) of one sample's group,
 // written with row stride `ld` (several samples side by side share one column matrix).
+// Each output row splits into a zero left margin, a valid middle and a zero right margin, so
+// stride-1 middles are plain copies.
 void im2col_channels(const ConvGeometry& g, const float* x, float* col, int64_t ld, int64_t c0, int64_t c1) {
-  for (int64_t c = c0; c < c1; ++c)
-    for (int64_t ki = 0; ki < g.kH; ++ki)
-      for (int64_t kj = 0; kj < g.kW; ++kj) {
+  for (int64_t kj = 0; kj < g.kW; ++kj) {
+    // Valid output columns: 0 <= ow·s − pad + kj·dil < W.
+    int64_t offset = kj * g.dil_w - g.pad_w;
+    int64_t ow0 = std::clamp<int64_t>(offset >= 0 ? 0 : (-offset + g.stride_w - 1) / g.stride_w, 0, g.W_out);
+    int64_t ow1 = std::clamp<int64_t>(g.W - offset > 0 ? (g.W - offset + g.stride_w - 1) / g.stride_w : 0, ow0, g.W_out);
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t ki = 0; ki < g.kH; ++ki) {
         float* row = col + ((c * g.kH + ki) * g.kW + kj) * ld;
         const float* plane = x + c * g.H * g.W;
         for (int64_t oh = 0; oh < g.H_out; ++oh) {
@@ -76,13 +82,17 @@ void im2col_channels(const ConvGeometry& g, const float* x, float* col, int64_t 
             std::memset(out, 0, sizeof(float) * g.W_out);
             continue;
           }
-          const float* in = plane + ih * g.W;
-          for (int64_t ow = 0; ow < g.W_out; ++ow) {
-            int64_t iw = ow * g.stride_w - g.pad_w + kj * g.dil_w;
-            out[ow] = iw >= 0 && iw < g.W ? in[iw] : 0.f;
+          const float* in = plane + ih * g.W + offset;
+          std::fill(out, out + ow0, 0.f);
+          if (g.stride_w == 1) {
+            std::memcpy(out + ow0, in + ow0, sizeof(float) * (ow1 - ow0));
+          } else {
+            for (int64_t ow = ow0; ow < ow1; ++ow) out[ow] = in[ow * g.stride_w];
           }
+          std::fill(out + ow1, out + g.W_out, 0.f);
         }
       }
+  }
 }
 
 // The adjoint of im2col for channels [c0, c1): accumulates col back into x (C, H, W).
@@ -184,7 +194,6 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
 }
 
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
-  std::memset(dx, 0, sizeof(float) * g.N * g.C_in * g.H * g.W);
   if (is_depthwise3x3(g)) {
     const kernels::Table& k = kernels::kernels();
     int64_t HW = g.H * g.W, HWo = g.H_out * g.W_out;
@@ -194,6 +203,7 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
     });
     return;
   }
+  std::memset(dx, 0, sizeof(float) * g.N * g.C_in * g.H * g.W);
   int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g(), C = g.cin_g();
   int64_t B = samples_per_gemm(g);
   std::vector<float> col(K * B * HWo), packed(B > 1 ? M * B * HWo : 0);
@@ -226,10 +236,8 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
     int64_t HW = g.H * g.W;
     parallel_for(g.C_in, 1, [&](int64_t c0, int64_t c1) {  // one channel's taps accumulate over the batch
       for (int64_t c = c0; c < c1; ++c)
-        for (int64_t n = 0; n < g.N; ++n) {
-          int64_t p = n * g.C_in + c;
-          k.depthwise3x3_backward_weight(dy + p * HWo, x + p * HW, g.H, g.W, dw + c * 9, g.stride_h);
-        }
+        k.depthwise3x3_backward_weight(dy + c * HWo, x + c * HW, g.H, g.W, dw + c * 9, g.stride_h, g.N,
+                                       g.C_in * HW, g.C_in * HWo);
     });
     return;
   }
