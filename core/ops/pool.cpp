@@ -1,6 +1,7 @@
 // Pooling: max_pool2d (keeps the argmax of every window for its backward), avg_pool2d and
 // adaptive_avg_pool2d (PyTorch's window rule: start = ⌊i·H/out⌋, end = ⌈(i+1)·H/out⌉).
-// x (N, C, H, W) -> y (N, C, H_out, W_out); every (n, c) plane is pooled independently.
+// x (N, C, H, W) -> y (N, C, H_out, W_out); every (n, c) plane is pooled independently, so
+// threads split the planes. The window loops are plain C++ (no SIMD kernel yet).
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -8,6 +9,7 @@
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
+#include "core/parallel.hpp"
 
 namespace shears {
 
@@ -47,10 +49,11 @@ Window window(int64_t i, int64_t stride, int64_t pad, int64_t kernel, int64_t si
   return {std::max<int64_t>(b, 0), std::min(b + kernel, size)};
 }
 
+// The kernels handle planes [p0, p1); the ops split the planes across threads.
 // y and argmax (flat index into the plane) for every output.
-void max_pool2d_forward_ref(const PoolGeometry& g, const Pool2dOptions& opt, const float* x, float* y,
-                            int32_t* argmax) {
-  for (int64_t p = 0; p < g.planes; ++p) {
+void max_pool2d_forward(const PoolGeometry& g, const Pool2dOptions& opt, const float* x, float* y,
+                        int32_t* argmax, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
     const float* plane = x + p * g.H * g.W;
     for (int64_t oh = 0; oh < g.H_out; ++oh) {
       Window wh = window(oh, opt.stride[0], opt.padding[0], opt.kernel[0], g.H);
@@ -69,8 +72,9 @@ void max_pool2d_forward_ref(const PoolGeometry& g, const Pool2dOptions& opt, con
   }
 }
 
-void avg_pool2d_forward_ref(const PoolGeometry& g, const Pool2dOptions& opt, const float* x, float* y) {
-  for (int64_t p = 0; p < g.planes; ++p)
+void avg_pool2d_forward(const PoolGeometry& g, const Pool2dOptions& opt, const float* x, float* y, int64_t p0,
+                        int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p)
     for (int64_t oh = 0; oh < g.H_out; ++oh) {
       Window wh = window(oh, opt.stride[0], opt.padding[0], opt.kernel[0], g.H);
       for (int64_t ow = 0; ow < g.W_out; ++ow) {
@@ -85,9 +89,10 @@ void avg_pool2d_forward_ref(const PoolGeometry& g, const Pool2dOptions& opt, con
     }
 }
 
-void avg_pool2d_backward_ref(const PoolGeometry& g, const Pool2dOptions& opt, const float* dy, float* dx) {
-  std::fill(dx, dx + g.planes * g.H * g.W, 0.f);
-  for (int64_t p = 0; p < g.planes; ++p)
+void avg_pool2d_backward(const PoolGeometry& g, const Pool2dOptions& opt, const float* dy, float* dx, int64_t p0,
+                         int64_t p1) {
+  std::fill(dx + p0 * g.H * g.W, dx + p1 * g.H * g.W, 0.f);
+  for (int64_t p = p0; p < p1; ++p)
     for (int64_t oh = 0; oh < g.H_out; ++oh) {
       Window wh = window(oh, opt.stride[0], opt.padding[0], opt.kernel[0], g.H);
       for (int64_t ow = 0; ow < g.W_out; ++ow) {
@@ -101,18 +106,26 @@ void avg_pool2d_backward_ref(const PoolGeometry& g, const Pool2dOptions& opt, co
     }
 }
 
+int64_t plane_grain(const PoolGeometry& g) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(1, g.H * g.W)); }
+
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   PoolGeometry g = pool_geometry(x, opt, "max_pool2d");
   Tensor y = Tensor::empty({x.size(0), x.size(1), g.H_out, g.W_out});
   auto argmax = std::make_shared<std::vector<int32_t>>(y.numel());
-  max_pool2d_forward_ref(g, opt, x.data(), y.data(), argmax->data());
+  parallel_for(g.planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
+    max_pool2d_forward(g, opt, x.data(), y.data(), argmax->data(), p0, p1);
+  });
   Shape in_shape = x.shape();
   return record(y, "max_pool2d", {x}, [g, in_shape, argmax](const Tensor& dy, const std::vector<bool>&) {
-    Tensor dx = Tensor::zeros(in_shape);
+    Tensor dx = Tensor::empty(in_shape);
     int64_t per_plane = g.H_out * g.W_out;
-    for (int64_t o = 0; o < dy.numel(); ++o) dx.data()[(o / per_plane) * g.H * g.W + (*argmax)[o]] += dy.data()[o];
+    parallel_for(g.planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
+      std::fill(dx.data() + p0 * g.H * g.W, dx.data() + p1 * g.H * g.W, 0.f);
+      for (int64_t o = p0 * per_plane; o < p1 * per_plane; ++o)
+        dx.data()[(o / per_plane) * g.H * g.W + (*argmax)[o]] += dy.data()[o];
+    });
     return std::vector<Tensor>{dx};
   });
 }
@@ -120,11 +133,15 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   PoolGeometry g = pool_geometry(x, opt, "avg_pool2d");
   Tensor y = Tensor::empty({x.size(0), x.size(1), g.H_out, g.W_out});
-  avg_pool2d_forward_ref(g, opt, x.data(), y.data());
+  parallel_for(g.planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
+    avg_pool2d_forward(g, opt, x.data(), y.data(), p0, p1);
+  });
   Shape in_shape = x.shape();
   return record(y, "avg_pool2d", {x}, [g, opt, in_shape](const Tensor& dy, const std::vector<bool>&) {
     Tensor dx = Tensor::empty(in_shape);
-    avg_pool2d_backward_ref(g, opt, dy.data(), dx.data());
+    parallel_for(g.planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
+      avg_pool2d_backward(g, opt, dy.data(), dx.data(), p0, p1);
+    });
     return std::vector<Tensor>{dx};
   });
 }

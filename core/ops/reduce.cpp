@@ -6,7 +6,9 @@
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
+#include "core/parallel.hpp"
 #include "core/ops/loops.hpp"
 
 namespace shears {
@@ -55,8 +57,23 @@ Shape reduce_strides(const Shape& shape, const std::vector<bool>& reduced) {
   return strides;
 }
 
+// The common layouts collapse to (A, B, C) with A and C reduced and B kept (a bias gradient
+// sums (N, C, H, W) over {0, 2, 3}: A = N, B = C, C = H·W); returns false for other layouts.
+bool collapse_outer_kept_inner(const Shape& shape, const std::vector<bool>& reduced, int64_t& A, int64_t& B,
+                               int64_t& C) {
+  A = B = C = 1;
+  int phase = 0;  // 0: leading reduced dims, 1: kept dims, 2: trailing reduced dims
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (phase == 0 && !reduced[d]) phase = 1;
+    if (phase == 1 && reduced[d]) phase = 2;
+    if (phase == 2 && !reduced[d]) return false;
+    (phase == 0 ? A : phase == 1 ? B : C) *= shape[d];
+  }
+  return true;
+}
+
 // Sum over the reduced dims into a keepdim-shaped tensor (double accumulation).
-Tensor sum_kernel(const Tensor& x, const std::vector<bool>& reduced) {
+Tensor sum_kernel_ref(const Tensor& x, const std::vector<bool>& reduced) {
   Shape out_shape = keepdim_shape(x.shape(), reduced);
   std::vector<double> acc(numel(out_shape), 0.0);
   const float* px = x.data();
@@ -71,11 +88,44 @@ Tensor sum_kernel(const Tensor& x, const std::vector<bool>& reduced) {
   return out;
 }
 
+Tensor sum_kernel(const Tensor& x, const std::vector<bool>& reduced) {
+  int64_t A, B, C;
+  if (!collapse_outer_kept_inner(x.shape(), reduced, A, B, C)) return sum_kernel_ref(x, reduced);
+  Tensor out = Tensor::empty(keepdim_shape(x.shape(), reduced));
+  const float* px = x.data();
+  float* po = out.data();
+  const kernels::Table& k = kernels::kernels();
+  parallel_for(B, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, A * C)), [&](int64_t b0, int64_t b1) {
+    if (C > 1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        double total = 0.0;
+        for (int64_t a = 0; a < A; ++a) total += k.sum(px + (a * B + b) * C, C);
+        po[b] = static_cast<float>(total);
+      }
+      return;
+    }
+    std::vector<double> acc(b1 - b0, 0.0);  // rows of B summed over A
+    for (int64_t a = 0; a < A; ++a) {
+      const float* row = px + a * B;
+      for (int64_t b = b0; b < b1; ++b) acc[b - b0] += row[b];
+    }
+    for (int64_t b = b0; b < b1; ++b) po[b] = static_cast<float>(acc[b - b0]);
+  });
+  return out;
+}
+
 // Broadcasts a keepdim-shaped gradient back over the reduced dims of `shape`, times scale.
 Tensor expand_kernel(const Tensor& g, const Shape& shape, const std::vector<bool>& reduced, float scale) {
   Tensor out = Tensor::empty(shape);
   const float* pg = g.data();
   float* po = out.data();
+  int64_t A, B, C;
+  if (collapse_outer_kept_inner(shape, reduced, A, B, C)) {
+    parallel_for(A * B, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, C)), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) std::fill(po + i * C, po + (i + 1) * C, pg[i % B] * scale);
+    });
+    return out;
+  }
   Shape strides = reduce_strides(shape, reduced);
   for_each_index(shape, [&](int64_t i, const Shape& idx) {
     int64_t o = 0;
