@@ -52,6 +52,9 @@ $(BUILD)/%.o: %.cpp | deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
+# Tests find their committed fixtures wherever the tree is cloned.
+$(TEST_OBJS): CXXFLAGS += -DSHEARS_FIXTURES='"$(CURDIR)/tests/fixtures"'
+
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^

@@ -1,8 +1,8 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Times the shapes of `make bench` in PyTorch and prints both side by side.
 
 Optional companion of the benchmark suite; needs Debian's python3-torch (1.13.1). Usage:
-    python3 bench/torch_compare.py [--threads 2] [--filter REGEX] [--min-time 0.5]
+    /usr/bin/python3 bench/torch_compare.py [--threads 2] [--filter REGEX] [--min-time 0.5]
 It runs build/shears_bench (JSON output) with the same thread count, then times the same
 operation in PyTorch (NCHW float32, and channels-last for convolutions) and prints
 kernel, shears, PyTorch, ratio (PyTorch time / shears time: > 1 means shears is faster).

@@ -88,6 +88,53 @@ TEST_CASE("elementwise and reduction kernels match plain loops, tails included",
   }
 }
 
+TEST_CASE("SGD and Adam update kernels follow torch.optim's update rules", "[kernels][optim]") {
+  const int64_t n = 37;
+  for (kernels::Isa isa : supported_isas()) {
+    const kernels::Table& k = kernels::table_for(isa);
+    INFO("isa " << kernels::isa_name(isa));
+    for (bool nesterov : {false, true}) {
+      Tensor p = test::random_tensor({n}, 41), buf = Tensor::zeros({n});
+      std::vector<double> p_ref(p.data(), p.data() + n), buf_ref(n, 0.0);
+      kernels::SgdStep step{0.1f, 0.9f, nesterov ? 0.f : 0.1f, 5e-4f, nesterov, true};
+      for (int t = 0; t < 3; ++t) {
+        Tensor g = test::random_tensor({n}, 50 + t);
+        step.first = t == 0;
+        k.sgd_step(p.data(), g.data(), buf.data(), n, step);
+        for (int64_t i = 0; i < n; ++i) {
+          double d = g.data()[i] + step.weight_decay * p_ref[i];
+          buf_ref[i] = t == 0 ? d : step.momentum * buf_ref[i] + (1 - step.dampening) * d;
+          d = nesterov ? d + step.momentum * buf_ref[i] : buf_ref[i];
+          p_ref[i] -= step.lr * d;
+        }
+      }
+      std::vector<float> expect(p_ref.begin(), p_ref.end());
+      CHECK(test::tolerance_ratio(p.data(), expect.data(), n, 1e-6, 1e-5) <= 1);
+    }
+    for (bool decoupled : {false, true}) {
+      Tensor p = test::random_tensor({n}, 42), m = Tensor::zeros({n}), v = Tensor::zeros({n});
+      std::vector<double> p_ref(p.data(), p.data() + n), m_ref(n, 0.0), v_ref(n, 0.0);
+      kernels::AdamStep step{1e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f, decoupled, 0};
+      for (int t = 1; t <= 3; ++t) {
+        Tensor g = test::random_tensor({n}, 60 + t);
+        step.step = t;
+        k.adam_step(p.data(), g.data(), m.data(), v.data(), n, step);
+        for (int64_t i = 0; i < n; ++i) {
+          double gi = g.data()[i];
+          if (decoupled) p_ref[i] *= 1 - step.lr * step.weight_decay;
+          else gi += step.weight_decay * p_ref[i];
+          m_ref[i] = step.beta1 * m_ref[i] + (1 - step.beta1) * gi;
+          v_ref[i] = step.beta2 * v_ref[i] + (1 - step.beta2) * gi * gi;
+          double denom = std::sqrt(v_ref[i]) / std::sqrt(1 - std::pow(step.beta2, t)) + step.eps;
+          p_ref[i] -= step.lr / (1 - std::pow(step.beta1, t)) * m_ref[i] / denom;
+        }
+      }
+      std::vector<float> expect(p_ref.begin(), p_ref.end());
+      CHECK(test::tolerance_ratio(p.data(), expect.data(), n, 1e-6, 1e-5) <= 1);
+    }
+  }
+}
+
 TEST_CASE("conv2d fast kernels equal the reference on the shared case list", "[kernels][conv2d]") {
   for (const cases::ConvCase& c : cases::conv_cases()) {
     for (int64_t N : {int64_t{1}, int64_t{2}}) {

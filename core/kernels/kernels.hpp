@@ -12,6 +12,17 @@ const char* isa_name(Isa isa);
 
 enum class Binary { Add, Sub, Mul, Div };
 
+struct SgdStep {
+  float lr, momentum, dampening, weight_decay;
+  bool nesterov, first;  // first: the momentum buffer is initialised to the gradient
+};
+
+struct AdamStep {
+  float lr, beta1, beta2, eps, weight_decay;
+  bool decoupled;  // AdamW
+  int64_t step;    // t, from 1
+};
+
 struct Table {
   Isa isa;
   // out = a ∘ b elementwise (n each), and out = a ∘ s with a scalar s.
@@ -39,6 +50,13 @@ struct Table {
                                       int64_t stride);
   void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
                                        int64_t stride, int64_t count, int64_t x_step, int64_t dy_step);
+  // Optimizer steps over one parameter tensor, exactly torch.optim's update order (1.13):
+  //   SGD:  d = g + wd·p;  buf = first ? d : momentum·buf + (1 − dampening)·d;
+  //         d = nesterov ? d + momentum·buf : buf (when momentum ≠ 0);  p −= lr·d
+  //   Adam: g += wd·p (Adam) or p ·= 1 − lr·wd (AdamW, decoupled);  m = β1·m + (1 − β1)·g;
+  //         v = β2·v + (1 − β2)·g²;  p −= lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + eps)
+  void (*sgd_step)(float* p, const float* g, float* momentum_buffer, int64_t n, const SgdStep& step);
+  void (*adam_step)(float* p, const float* g, float* m, float* v, int64_t n, const AdamStep& step);
 };
 
 const Table& kernels();           // the table in use: chosen for this CPU, SHEARS_ISA, or use_isa()

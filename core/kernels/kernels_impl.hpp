@@ -313,6 +313,42 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
 }
 
 template <typename V>
+void sgd_step(float* p, const float* g, float* buf, int64_t n, const SgdStep& s) {
+  auto wd = V::set1(s.weight_decay), mom = V::set1(s.momentum), damp = V::set1(1.f - s.dampening);
+  auto neg_lr = V::set1(-s.lr);
+  for_each_vector<V>(n, [&](int64_t i, int lanes) {
+    auto pv = load_n<V>(p + i, lanes);
+    auto d = V::fma(wd, pv, load_n<V>(g + i, lanes));
+    if (s.momentum != 0.f) {
+      auto b = s.first ? d : V::fma(mom, load_n<V>(buf + i, lanes), V::mul(damp, d));
+      store_n<V>(buf + i, b, lanes);
+      d = s.nesterov ? V::fma(mom, b, d) : b;
+    }
+    store_n<V>(p + i, V::fma(neg_lr, d, pv), lanes);
+  });
+}
+
+template <typename V>
+void adam_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamStep& s) {
+  double t = static_cast<double>(s.step);
+  float bias1 = static_cast<float>(1.0 - __builtin_pow(s.beta1, t));
+  float bias2_sqrt = static_cast<float>(__builtin_sqrt(1.0 - __builtin_pow(s.beta2, t)));
+  auto b1 = V::set1(s.beta1), one_b1 = V::set1(1.f - s.beta1), b2 = V::set1(s.beta2), one_b2 = V::set1(1.f - s.beta2);
+  auto wd = V::set1(s.decoupled ? 0.f : s.weight_decay), decay = V::set1(s.decoupled ? 1.f - s.lr * s.weight_decay : 1.f);
+  auto inv_bias2_sqrt = V::set1(1.f / bias2_sqrt), eps = V::set1(s.eps), neg_step = V::set1(-s.lr / bias1);
+  for_each_vector<V>(n, [&](int64_t i, int lanes) {
+    auto pv = V::mul(load_n<V>(p + i, lanes), decay);
+    auto gv = V::fma(wd, pv, load_n<V>(g + i, lanes));
+    auto mv = V::fma(b1, load_n<V>(m + i, lanes), V::mul(one_b1, gv));
+    auto vv = V::fma(b2, load_n<V>(v + i, lanes), V::mul(one_b2, V::mul(gv, gv)));
+    store_n<V>(m + i, mv, lanes);
+    store_n<V>(v + i, vv, lanes);
+    auto denom = V::fma(V::sqrt(vv), inv_bias2_sqrt, eps);
+    store_n<V>(p + i, V::fma(neg_step, V::div(mv, denom), pv), lanes);
+  });
+}
+
+template <typename V>
 Table make_table(Isa isa) {
   return Table{isa,
                binary<V>,
@@ -327,7 +363,9 @@ Table make_table(Isa isa) {
                affine2<V>,
                depthwise3x3<V>,
                depthwise3x3_backward_input<V>,
-               depthwise3x3_backward_weight<V>};
+               depthwise3x3_backward_weight<V>,
+               sgd_step<V>,
+               adam_step<V>};
 }
 
 }  // namespace shears::kernels::SHEARS_KERNEL_NS

@@ -4,7 +4,7 @@
 //   V::width            lanes
 //   V::load/store       unaligned full-width access
 //   V::load_tail/store_tail  the first n < width lanes (masked; other lanes read as 0)
-//   V::set1, zero, add, sub, mul, div, fma(a, b, c) = a·b + c, max, min, hsum
+//   V::set1, zero, add, sub, mul, div, fma(a, b, c) = a·b + c, max, min, sqrt, hsum
 //   V::cmp_gt_select(a, b, x) = a > b ? x : 0 per lane
 #pragma once
 #include <algorithm>
@@ -34,6 +34,7 @@ struct Scalar {
   static reg fma(reg a, reg b, reg c) { return a * b + c; }
   static reg max(reg a, reg b) { return std::max(a, b); }
   static reg min(reg a, reg b) { return std::min(a, b); }
+  static reg sqrt(reg a) { return __builtin_sqrtf(a); }
   static float hsum(reg v) { return v; }
   static reg cmp_gt_select(reg a, reg b, reg x) { return a > b ? x : 0.f; }
 };
@@ -58,6 +59,7 @@ struct Avx2 {
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
   static reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
+  static reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
   static float hsum(reg v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -86,6 +88,7 @@ struct Avx512 {
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
   static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
+  static reg sqrt(reg a) { return _mm512_sqrt_ps(a); }
   static float hsum(reg v) { return _mm512_reduce_add_ps(v); }
   static reg cmp_gt_select(reg a, reg b, reg x) {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), x);
