@@ -5,8 +5,8 @@ BUILD    := build
 # Portable baseline: AVX2 + FMA (`make ARCH=` builds for any x86-64). AVX-512 code lives only in
 # core/kernels/isa_avx512.cpp, chosen at run time.
 ARCH     ?= -mavx2 -mfma
-CXXFLAGS ?= -O3 -g
-CXXFLAGS += -std=c++20 $(ARCH) -Wall -Wextra -pthread -MMD -MP -I.
+OPT      ?= -O3 -g
+CXXFLAGS += $(OPT) -std=c++20 $(ARCH) -Wall -Wextra -pthread -MMD -MP -I.
 LDLIBS   := -ldl -lz -pthread
 
 LIB_SRCS   := $(wildcard core/*.cpp core/ops/*.cpp core/kernels/*.cpp nn/*.cpp nn/models/*.cpp \
@@ -29,7 +29,7 @@ BENCH := $(BUILD)/shears_bench
 DEB_PACKAGES := g++ make pkg-config libopenblas-dev catch2 libbenchmark-dev nlohmann-json3-dev \
                 libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist
 
-.PHONY: all deps test bench demo clean
+.PHONY: all deps test bench demo clean test-tsan
 all: $(LIB) $(APP)
 
 deps:
@@ -78,7 +78,12 @@ bench: $(BENCH) | deps
 demo: $(APP) | deps
 	$(APP) demo
 
+# The threaded kernels and the thread pool under ThreadSanitizer (a separate build tree).
+test-tsan: | deps
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" build-tsan/shears_tests
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/shears_tests "[parallel],[batch_norm],[optim],[e2e],[loader]"
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-tsan
 
 -include $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
