@@ -1,0 +1,38 @@
+// ByteReader: reads a file front to back as bytes through zlib, which inflates gzip and passes
+// any other file through unchanged, so every reader accepts `x` and `x.gz` alike. Readers count
+// the bytes as they go, which is how their errors name the record and offset where data ran out.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shears::data {
+
+class ByteReader {
+ public:
+  // Opens `path`; `format` (e.g. "IDX") prefixes errors. Throws shears::Error if it cannot.
+  ByteReader(std::string path, std::string format);
+  ~ByteReader();
+  ByteReader(const ByteReader&) = delete;
+  ByteReader& operator=(const ByteReader&) = delete;
+
+  // Reads up to n bytes into dst and returns how many were read: fewer than n only at the end of
+  // the data. A corrupt or truncated gzip stream throws.
+  int64_t read(uint8_t* dst, int64_t n);
+  // Appends up to n bytes to `out` and returns how many came. Never allocates more than the file
+  // can supply — a raw file's remaining size, a gzip stream's bytes as they arrive — so a header
+  // claiming more data than the file holds cannot make us allocate it.
+  int64_t append(std::vector<uint8_t>& out, int64_t n);
+  bool at_end();                              // no byte left
+  int64_t offset() const { return offset_; }  // bytes consumed so far (decompressed)
+  const std::string& path() const { return path_; }
+  const std::string& format() const { return format_; }
+
+ private:
+  std::string path_, format_;
+  void* file_;  // gzFile, kept out of this header so users need not include zlib.h
+  int64_t offset_ = 0;
+  int64_t raw_size_ = -1;  // the file's size when it is not gzipped
+};
+
+}  // namespace shears::data

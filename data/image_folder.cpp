@@ -1,0 +1,111 @@
+#include "data/image_folder.hpp"
+
+#include <stb/stb_image.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <utility>
+
+#include "core/error.hpp"
+#include "data/transforms.hpp"
+
+namespace shears::data {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Refuse images above 8192 × 8192 before stb_image allocates their pixels.
+constexpr int64_t kMaxPixels = int64_t{1} << 26;
+
+constexpr const char* kExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".gif", ".ppm", ".pgm", ".pnm"};
+
+std::string extension_list() {
+  std::string list;
+  for (const char* e : kExtensions) list += std::string(list.empty() ? "" : " ") + e;
+  return list;
+}
+
+bool is_image_file(const fs::directory_entry& entry) {
+  std::error_code ec;
+  if (!entry.is_regular_file(ec)) return false;
+  std::string ext = entry.path().extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  return std::any_of(std::begin(kExtensions), std::end(kExtensions), [&](const char* e) { return ext == e; });
+}
+
+// Image files under `dir`, in os.walk order sorted as torchvision does: by folder, then by name.
+std::vector<fs::path> images_under(const fs::path& dir) {
+  std::vector<std::pair<std::string, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec))
+    if (is_image_file(entry)) found.emplace_back(entry.path().parent_path().string(), entry.path().filename().string());
+  std::sort(found.begin(), found.end());
+  std::vector<fs::path> paths;
+  for (const auto& [folder, name] : found) paths.push_back(fs::path(folder) / name);
+  return paths;
+}
+
+// Decodes one file to `channels` × H × W bytes-as-floats.
+Image decode(const fs::path& path, int64_t channels) {
+  const std::string name = path.string();
+  int w = 0, h = 0, n = 0;
+  SHEARS_CHECK(stbi_info(name.c_str(), &w, &h, &n), "image folder", name,
+               ": not a readable image (stb_image: ", stbi_failure_reason(), ")");
+  SHEARS_CHECK(int64_t{w} * h <= kMaxPixels, "image folder", name, ": ", w, "x", h, " pixels, more than the ",
+               kMaxPixels, " allowed");
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load(name.c_str(), &w, &h, &n, static_cast<int>(channels)),
+                                                 stbi_image_free);
+  SHEARS_CHECK(data != nullptr, "image folder", name, ": cannot decode (stb_image: ", stbi_failure_reason(), ")");
+  Image image(channels, h, w);
+  const stbi_uc* src = data.get();  // (H, W, C) interleaved
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x)
+      for (int64_t c = 0; c < channels; ++c) image.at(c, y, x) = src[(y * w + x) * channels + c];
+  return image;
+}
+
+}  // namespace
+
+std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, const ImageFolderOptions& options) {
+  SHEARS_CHECK(options.channels == 1 || options.channels == 3, "image folder", "channels must be 1 or 3, got ",
+               options.channels);
+  SHEARS_CHECK(options.height > 0 && options.width > 0, "image folder", "image size must be positive, got ",
+               options.height, "x", options.width);
+  std::error_code ec;
+  SHEARS_CHECK(fs::is_directory(root, ec), "image folder", root, ": no such directory");
+
+  std::vector<std::string> classes;
+  for (const auto& entry : fs::directory_iterator(root, ec))
+    if (entry.is_directory(ec)) classes.push_back(entry.path().filename().string());
+  std::sort(classes.begin(), classes.end());
+  SHEARS_CHECK(!classes.empty(), "image folder", root,
+               ": no class folders, expected root/<class>/<image> (one folder per class)");
+
+  std::vector<uint8_t> pixels;
+  std::vector<int64_t> labels;
+  const int64_t image_bytes = options.channels * options.height * options.width;
+  for (int64_t label = 0; label < static_cast<int64_t>(classes.size()); ++label) {
+    const fs::path folder = fs::path(root) / classes[label];
+    const std::vector<fs::path> files = images_under(folder);
+    SHEARS_CHECK(!files.empty(), "image folder", folder.string(), ": class '", classes[label],
+                 "' has no images (looked for ", extension_list(), ")");
+    for (const fs::path& file : files) {
+      Image image = decode(file, options.channels);
+      if (image.height != options.height || image.width != options.width)
+        image = resize(image, options.height, options.width);
+      const size_t start = pixels.size();
+      pixels.resize(start + image_bytes);
+      for (int64_t i = 0; i < image_bytes; ++i)
+        pixels[start + i] = static_cast<uint8_t>(std::lround(std::clamp(image.pixels[i], 0.f, 255.f)));
+      labels.push_back(label);
+    }
+  }
+  return std::make_shared<InMemoryDataset>(Shape{options.channels, options.height, options.width}, std::move(pixels),
+                                           std::move(labels), std::move(classes));
+}
+
+}  // namespace shears::data
