@@ -23,6 +23,7 @@ tensors = {}
 
 
 def put(prefix, **fields):
+    assert "." not in prefix.split(".", 1)[1], "case names must not contain dots"
     for name, value in fields.items():
         arr = value.detach().numpy() if torch.is_tensor(value) else np.asarray(value)
         tensors[f"{prefix}.{name}"] = np.array(arr, dtype=np.float32, order="C", copy=True)
@@ -98,7 +99,7 @@ def pool_cases():
 
 
 def loss_and_linear_cases():
-    for name, smoothing in [("plain", 0.0), ("smoothing_0.1", 0.1)]:
+    for name, smoothing in [("plain", 0.0), ("label_smoothing", 0.1)]:
         logits = (torch.randn(6, 5) * 3).requires_grad_()
         targets = torch.tensor([0, 4, 2, 2, 1, 3])
         loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)

@@ -1,0 +1,581 @@
+// safetensors reader and writer. The rules cited below come from huggingface/safetensors
+// README.md § Format ("the spec") and the reference implementation safetensors/src/tensor.rs
+// (ECOSYSTEM.md §1.1).
+#include "nn/safetensors.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iomanip>
+#include <iterator>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+#include "core/error.hpp"
+
+namespace shears::safetensors {
+
+// Element bytes are copied as they are: the host must share the file's little-endian order.
+static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
+
+namespace {
+
+using Json = nlohmann::json;
+using detail::concat;
+
+constexpr uint64_t kMaxHeaderSize = 100'000'000;  // MAX_HEADER_SIZE in tensor.rs
+constexpr const char* kMetadataKey = "__metadata__";
+
+// writer_rank: position in tensor.rs's `enum Dtype` ("MUST be in increasing alignment order"),
+// whose descending order, then the name, is the reference writer's tensor order.
+struct DtypeInfo {
+  Dtype dtype;
+  const char* name;
+  std::size_t size;
+  int writer_rank;
+};
+constexpr DtypeInfo kDtypes[] = {{Dtype::BOOL, "BOOL", 1, 0}, {Dtype::U8, "U8", 1, 1},     {Dtype::I8, "I8", 1, 2},
+                                 {Dtype::I16, "I16", 2, 3},   {Dtype::U16, "U16", 2, 4},   {Dtype::I32, "I32", 4, 7},
+                                 {Dtype::U32, "U32", 4, 8},   {Dtype::I64, "I64", 8, 11},  {Dtype::U64, "U64", 8, 12},
+                                 {Dtype::F16, "F16", 2, 5},   {Dtype::BF16, "BF16", 2, 6}, {Dtype::F32, "F32", 4, 9},
+                                 {Dtype::F64, "F64", 8, 10}};
+
+constexpr bool table_follows_enum() {
+  for (std::size_t i = 0; i < std::size(kDtypes); ++i)
+    if (static_cast<std::size_t>(kDtypes[i].dtype) != i) return false;
+  return std::size(kDtypes) == static_cast<std::size_t>(Dtype::F64) + 1;
+}
+static_assert(table_follows_enum(), "one kDtypes row per Dtype, in enum order");
+
+const DtypeInfo& info(Dtype dtype) { return kDtypes[static_cast<std::size_t>(dtype)]; }
+
+std::optional<Dtype> dtype_from_name(const std::string& name) {
+  for (const DtypeInfo& row : kDtypes)
+    if (name == row.name) return row.dtype;
+  return std::nullopt;
+}
+
+std::string all_dtype_names() {
+  std::string names;
+  for (const DtypeInfo& row : kDtypes) names += (names.empty() ? "" : ", ") + std::string(row.name);
+  return names;
+}
+
+// ---- error messages: "<path>: <subject>: expected …, got …" (DESIGN.md §2.12) ----
+
+[[noreturn]] void fail(const std::string& path, const std::string& subject, const std::string& expected,
+                       const std::string& got) {
+  throw Error(path + ": " + subject + ": expected " + expected + ", got " + got);
+}
+
+std::string tensor_field(const std::string& tensor, const std::string& field) {
+  return "tensor '" + tensor + "': " + field;
+}
+
+std::string metadata_field(const std::string& key) { return std::string(kMetadataKey) + ": '" + key + "'"; }
+
+// A JSON value as a message shows it: objects by kind, anything else verbatim and shortened.
+std::string describe(const Json& value) {
+  if (value.is_object()) return "an object";
+  std::string text = value.dump();
+  return text.size() <= 60 ? text : text.substr(0, 57) + "...";
+}
+
+std::string float_text(float value) {
+  std::ostringstream out;
+  out << std::setprecision(9) << value;
+  return out.str();
+}
+
+std::string system_error_text() { return std::generic_category().message(errno); }
+
+// ---- element conversions ----
+
+template <typename T>
+T read_le(const char* bytes) {
+  T value;
+  std::memcpy(&value, bytes, sizeof value);
+  return value;
+}
+
+template <typename T>
+void write_le(char* bytes, T value) {
+  std::memcpy(bytes, &value, sizeof value);
+}
+
+// IEEE binary16 → binary32, exact.
+float f16_to_f32(uint16_t half) {
+  const uint32_t sign = static_cast<uint32_t>(half & 0x8000) << 16;
+  const uint32_t exponent = (half >> 10) & 0x1F, mantissa = half & 0x3FF;
+  if (exponent == 0)  // zero or subnormal: mantissa × 2^-24
+    return std::copysign(std::ldexp(static_cast<float>(mantissa), -24), sign ? -1.f : 1.f);
+  if (exponent == 31) return std::bit_cast<float>(sign | 0x7F800000 | (mantissa << 13));  // inf, NaN
+  return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));        // rebias 15 → 127
+}
+
+// binary32 → binary16, rounding to nearest even as PyTorch's .half() does; overflow gives ±inf.
+uint16_t f32_to_f16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
+  const uint32_t magnitude = bits & 0x7FFFFFFF;
+  if (magnitude > 0x7F800000) return sign | 0x7E00;  // NaN stays a (quiet) NaN
+  if (magnitude < 0x38800000) {                      // below 2^-14: subnormal or zero in binary16
+    // 0.5f has an ulp of 2^-24, the binary16 subnormal step, so the FPU's own round-to-nearest-even
+    // of 0.5 + |value| leaves the rounded subnormal mantissa in the low bits.
+    const float shifted = std::bit_cast<float>(magnitude) + 0.5f;
+    return sign | static_cast<uint16_t>(std::bit_cast<uint32_t>(shifted) - std::bit_cast<uint32_t>(0.5f));
+  }
+  // Rebias the exponent (127 → 15), round away 13 mantissa bits to nearest even (a carry moves
+  // into the exponent); from 65520 up, and inf itself, the result saturates to inf.
+  uint32_t rebiased = magnitude - (112u << 23);
+  rebiased += 0x0FFF + ((rebiased >> 13) & 1);
+  return sign | static_cast<uint16_t>(std::min<uint32_t>(rebiased >> 13, 0x7C00));
+}
+
+// bfloat16 is the upper half of a binary32: widening is a shift, narrowing rounds to nearest even
+// as PyTorch's .bfloat16() does.
+float bf16_to_f32(uint16_t bf16) { return std::bit_cast<float>(static_cast<uint32_t>(bf16) << 16); }
+
+uint16_t f32_to_bf16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7FFFFFFF) > 0x7F800000) return static_cast<uint16_t>((bits >> 16) | 0x0040);  // quiet NaN
+  return static_cast<uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+}
+
+// Integer dtypes widen to the nearest float32: exact while |v| < 2^24 (every count, label and
+// num_batches_tracked a checkpoint holds), rounded beyond.
+template <typename T>
+void widen(const char* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(read_le<T>(src + i * sizeof(T)));
+}
+
+void decode(const std::string& path, const std::string& name, Dtype dtype, const char* src, int64_t n, float* dst) {
+  switch (dtype) {
+    case Dtype::BOOL:
+      for (int64_t i = 0; i < n; ++i) {
+        const auto byte = static_cast<unsigned char>(src[i]);
+        if (byte > 1) fail(path, tensor_field(name, "data"), "BOOL bytes 0 or 1", concat(+byte, " at element ", i));
+        dst[i] = byte;
+      }
+      return;
+    case Dtype::U8:
+      return widen<uint8_t>(src, n, dst);
+    case Dtype::I8:
+      return widen<int8_t>(src, n, dst);
+    case Dtype::I16:
+      return widen<int16_t>(src, n, dst);
+    case Dtype::U16:
+      return widen<uint16_t>(src, n, dst);
+    case Dtype::I32:
+      return widen<int32_t>(src, n, dst);
+    case Dtype::U32:
+      return widen<uint32_t>(src, n, dst);
+    case Dtype::I64:
+      return widen<int64_t>(src, n, dst);
+    case Dtype::U64:
+      return widen<uint64_t>(src, n, dst);
+    case Dtype::F16:
+      for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(read_le<uint16_t>(src + 2 * i));
+      return;
+    case Dtype::BF16:
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(read_le<uint16_t>(src + 2 * i));
+      return;
+    case Dtype::F32:
+      std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
+      return;
+    case Dtype::F64:
+      return widen<double>(src, n, dst);  // rounds to nearest float32
+  }
+}
+
+// float32 → an integer dtype, refusing what T cannot hold exactly. The bounds are the doubles
+// −2^digits (or 0) and 2^digits (exclusive), exact where max() rounded to float would not be.
+template <typename T>
+void narrow_integer(const std::string& path, const Entry& entry, const float* src, int64_t n, char* dst) {
+  using Limits = std::numeric_limits<T>;
+  const double high = std::ldexp(1.0, Limits::digits), low = Limits::is_signed ? -high : 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = src[i];
+    if (!(v >= low && v < high && std::trunc(v) == v))
+      fail(path, tensor_field(entry.name, "value"),
+           concat("integers in [", +Limits::min(), ", ", +Limits::max(), "] for ", dtype_name(entry.dtype)),
+           concat(float_text(src[i]), " at element ", i));
+    write_le(dst + i * sizeof(T), static_cast<T>(v));
+  }
+}
+
+std::string encode(const std::string& path, const Entry& entry) {
+  const float* src = entry.value.data();
+  const int64_t n = entry.value.numel();
+  std::string bytes(static_cast<std::size_t>(n) * dtype_size(entry.dtype), '\0');
+  char* dst = bytes.data();
+  switch (entry.dtype) {
+    case Dtype::BOOL:
+      for (int64_t i = 0; i < n; ++i) {
+        if (src[i] != 0.f && src[i] != 1.f)
+          fail(path, tensor_field(entry.name, "value"), "0 or 1 for BOOL",
+               concat(float_text(src[i]), " at element ", i));
+        dst[i] = src[i] == 1.f ? 1 : 0;
+      }
+      break;
+    case Dtype::U8:
+      narrow_integer<uint8_t>(path, entry, src, n, dst);
+      break;
+    case Dtype::I8:
+      narrow_integer<int8_t>(path, entry, src, n, dst);
+      break;
+    case Dtype::I16:
+      narrow_integer<int16_t>(path, entry, src, n, dst);
+      break;
+    case Dtype::U16:
+      narrow_integer<uint16_t>(path, entry, src, n, dst);
+      break;
+    case Dtype::I32:
+      narrow_integer<int32_t>(path, entry, src, n, dst);
+      break;
+    case Dtype::U32:
+      narrow_integer<uint32_t>(path, entry, src, n, dst);
+      break;
+    case Dtype::I64:
+      narrow_integer<int64_t>(path, entry, src, n, dst);
+      break;
+    case Dtype::U64:
+      narrow_integer<uint64_t>(path, entry, src, n, dst);
+      break;
+    case Dtype::F16:
+      for (int64_t i = 0; i < n; ++i) write_le(dst + 2 * i, f32_to_f16(src[i]));
+      break;
+    case Dtype::BF16:
+      for (int64_t i = 0; i < n; ++i) write_le(dst + 2 * i, f32_to_bf16(src[i]));
+      break;
+    case Dtype::F32:
+      std::memcpy(dst, src, bytes.size());
+      break;
+    case Dtype::F64:
+      for (int64_t i = 0; i < n; ++i) write_le(dst + 8 * i, static_cast<double>(src[i]));
+      break;
+  }
+  return bytes;
+}
+
+// ---- reading ----
+
+// nlohmann-json keeps the last of duplicate keys silently; the spec's keys must be unique, so a
+// parser callback tracks the keys of every open object and refuses a repeat.
+Json parse_header(std::string_view header, const std::string& path) {
+  std::vector<std::set<std::string>> open_objects;  // keys seen so far, one set per open object
+  std::string entry;                                // the current top-level key, for messages
+  auto refuse_duplicates = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == Json::parse_event_t::object_end) open_objects.pop_back();
+    if (event == Json::parse_event_t::key) {
+      const auto& key = parsed.get_ref<const std::string&>();
+      if (depth == 1) entry = key;
+      if (!open_objects.back().insert(key).second) {
+        const std::string subject = depth == 1              ? (key == kMetadataKey ? key : tensor_field(key, "name"))
+                                    : entry == kMetadataKey ? metadata_field(key)
+                                                            : tensor_field(entry, key);
+        fail(path, subject, "a key that appears once", "a duplicate");
+      }
+    }
+    return true;
+  };
+  try {
+    return Json::parse(header.begin(), header.end(), refuse_duplicates);
+  } catch (const Json::parse_error& e) {
+    // e.byte counts the bytes read, so the offending byte is header byte e.byte (1-based).
+    fail(path, "header", "valid JSON",
+         concat("a syntax error at header byte ", e.byte, " (file offset ", 8 + e.byte - 1, "): ", e.what()));
+  } catch (const Json::exception& e) {  // e.g. a number beyond double's range
+    fail(path, "header", "valid JSON", e.what());
+  }
+}
+
+// One header entry, validated against the byte buffer but not yet read.
+struct Slot {
+  std::string name;
+  Dtype dtype;
+  Shape shape;
+  uint64_t begin, end;
+};
+
+Slot read_entry(const std::string& path, const std::string& name, const Json& entry, uint64_t buffer_size) {
+  if (!entry.is_object())
+    fail(path, tensor_field(name, "entry"), "an object with dtype, shape and data_offsets", describe(entry));
+  for (const auto& item : entry.items())
+    if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets")
+      fail(path, tensor_field(name, item.key()), "only the fields dtype, shape and data_offsets", "an unknown field");
+  for (const char* key : {"dtype", "shape", "data_offsets"})
+    if (!entry.contains(key)) fail(path, tensor_field(name, key), "a field", "none");
+
+  const Json& dtype_json = entry.at("dtype");
+  const std::optional<Dtype> dtype =
+      dtype_json.is_string() ? dtype_from_name(dtype_json.get<std::string>()) : std::nullopt;
+  if (!dtype) fail(path, tensor_field(name, "dtype"), "one of " + all_dtype_names(), describe(dtype_json));
+
+  const Json& shape_json = entry.at("shape");
+  if (!shape_json.is_array())
+    fail(path, tensor_field(name, "shape"), "an array of non-negative integers", describe(shape_json));
+  Shape shape;
+  int64_t nonzero_product = 1;  // kept below 2^63 so Tensor's numel cannot overflow either
+  bool has_zero = false;
+  for (std::size_t d = 0; d < shape_json.size(); ++d) {
+    const Json& dim = shape_json[d];
+    if (!dim.is_number_unsigned() || dim.get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()})
+      fail(path, tensor_field(name, concat("shape[", d, "]")), "a non-negative integer below 2^63", describe(dim));
+    shape.push_back(dim.get<int64_t>());
+    if (shape.back() == 0)
+      has_zero = true;
+    else if (__builtin_mul_overflow(nonzero_product, shape.back(), &nonzero_product))
+      fail(path, tensor_field(name, "shape"), "fewer than 2^63 elements", describe(shape_json));
+  }
+
+  const Json& offsets = entry.at("data_offsets");
+  if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+      !offsets[1].is_number_unsigned())
+    fail(path, tensor_field(name, "data_offsets"), "[begin, end] of non-negative integers", describe(offsets));
+  const uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
+  if (begin > end) fail(path, tensor_field(name, "data_offsets"), "begin <= end", describe(offsets));
+  // Checked before anything is allocated: no header can make shears allocate beyond the file.
+  if (end > buffer_size)
+    fail(path, tensor_field(name, "data_offsets"), concat("end <= ", buffer_size, " (the size of the byte buffer)"),
+         describe(offsets));
+  const uint64_t elements = has_zero ? 0 : static_cast<uint64_t>(nonzero_product), size = info(*dtype).size;
+  const uint64_t span = end - begin;
+  if (span % size != 0 || span / size != elements)  // division: elements × size may overflow
+    fail(path, tensor_field(name, "data_offsets"),
+         concat("a span of ", elements, " elements × ", size, " bytes (shape ", shape_json.dump(), ", ",
+                info(*dtype).name, ")"),
+         concat(span, " bytes ", offsets.dump()));
+  return {name, *dtype, std::move(shape), begin, end};
+}
+
+// The spec: "The byte buffer needs to be entirely indexed, and cannot contain holes" — sorted by
+// offsets, each tensor starts where the previous ends and the last ends at the end of the file.
+void check_coverage(const std::string& path, std::vector<Slot>& slots, uint64_t buffer_size) {
+  std::sort(slots.begin(), slots.end(), [](const Slot& a, const Slot& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
+  uint64_t next = 0;
+  const Slot* previous = nullptr;
+  for (const Slot& slot : slots) {
+    if (slot.begin != next) {
+      const std::string after = previous ? "the end of tensor '" + previous->name + "'" : "the start of the buffer";
+      fail(path, tensor_field(slot.name, "data_offsets"), concat("to begin at ", next, " (", after, ")"),
+           concat(slot.begin,
+                  slot.begin < next ? " (overlapping)" : concat(" (a hole of ", slot.begin - next, " bytes)")));
+    }
+    next = slot.end;
+    previous = &slot;
+  }
+  if (next != buffer_size)
+    fail(path, "byte buffer", concat("all ", buffer_size, " bytes indexed by tensors"),
+         concat(buffer_size - next, " bytes after the last tensor"));
+}
+
+// An open file descriptor, closed on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string read_file(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) fail(path, "file", "a readable file", system_error_text());
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) fail(path, "file", "a readable file", system_error_text());
+  if (!S_ISREG(st.st_mode)) fail(path, "file", "a regular file", "a directory or special file");
+  std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(path, "file", "a readable file", system_error_text());
+    if (n == 0)
+      fail(path, "file", concat(bytes.size(), " bytes (its size when opened)"),
+           concat(done, ": it shrank while reading"));
+    done += static_cast<std::size_t>(n);
+  }
+  return bytes;
+}
+
+// ---- writing ----
+
+// path + ".tmp", removed on scope exit unless commit() renamed it over path.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& path) : path_(path), tmp_(path + ".tmp") {
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail(path_, "save", "to create " + tmp_, system_error_text());
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  void write(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) fail(path_, "save", "to write " + tmp_, system_error_text());
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+
+  // fsync before rename so the name never points at unwritten data; fsync the directory after,
+  // so the rename itself survives a crash.
+  void commit() {
+    if (::fsync(fd_) != 0) fail(path_, "save", "to fsync " + tmp_, system_error_text());
+    if (::close(std::exchange(fd_, -1)) != 0) fail(path_, "save", "to close " + tmp_, system_error_text());
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0)
+      fail(path_, "save", "to rename " + tmp_ + " over it", system_error_text());
+    committed_ = true;
+    std::string dir = std::filesystem::path(path_).parent_path().string();
+    Fd dir_fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir_fd.get() < 0 || ::fsync(dir_fd.get()) != 0)
+      fail(path_, "save", "to fsync its directory after the rename (the file is in place)", system_error_text());
+  }
+
+ private:
+  std::string path_, tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+const char* dtype_name(Dtype dtype) { return info(dtype).name; }
+std::size_t dtype_size(Dtype dtype) { return info(dtype).size; }
+
+const Entry* File::find(const std::string& name) const {
+  for (const Entry& entry : tensors)
+    if (entry.name == name) return &entry;
+  return nullptr;
+}
+
+File parse(const std::string& bytes, const std::string& path) {
+  if (bytes.size() < 8) fail(path, "header length", "a file of at least 8 bytes", concat(bytes.size(), " bytes"));
+  const uint64_t header_size = read_le<uint64_t>(bytes.data()), after_length = bytes.size() - 8;
+  if (header_size > kMaxHeaderSize)
+    fail(path, "header length", concat("at most ", kMaxHeaderSize, " bytes (the reference's MAX_HEADER_SIZE)"),
+         concat(header_size, " (is this a safetensors file?)"));
+  if (header_size > after_length)
+    fail(path, "header length", concat("at most ", after_length, " bytes (the file size minus 8)"),
+         concat(header_size, " (a truncated file?)"));
+  const std::string_view header(bytes.data() + 8, header_size);
+  if (header.empty() || header.front() != '{') {
+    char first[8];
+    std::snprintf(first, sizeof first, "0x%02X", header.empty() ? 0u : static_cast<unsigned char>(header.front()));
+    fail(path, "header", "a JSON object starting with '{'",
+         header.empty() ? "an empty header" : concat("first byte ", first));
+  }
+  const Json json = parse_header(header, path);
+  SHEARS_ASSERT(json.is_object());  // it starts with '{' and parsed
+  const uint64_t buffer_size = after_length - header_size;
+
+  File file;
+  std::vector<Slot> slots;
+  for (const auto& item : json.items()) {
+    if (item.key() != kMetadataKey) {
+      slots.push_back(read_entry(path, item.key(), item.value(), buffer_size));
+      continue;
+    }
+    if (!item.value().is_object()) fail(path, kMetadataKey, "an object of strings", describe(item.value()));
+    for (const auto& meta : item.value().items()) {
+      // The spec: "Arbitrary JSON is not allowed, all values must be strings."
+      if (!meta.value().is_string()) fail(path, metadata_field(meta.key()), "a string", describe(meta.value()));
+      file.metadata.emplace(meta.key(), meta.value().get<std::string>());
+    }
+  }
+  check_coverage(path, slots, buffer_size);
+
+  const char* buffer = bytes.data() + 8 + header_size;
+  file.tensors.reserve(slots.size());
+  for (Slot& slot : slots) {
+    Tensor value = Tensor::empty(slot.shape);
+    decode(path, slot.name, slot.dtype, buffer + slot.begin, value.numel(), value.data());
+    file.tensors.push_back({std::move(slot.name), std::move(value), slot.dtype});
+  }
+  return file;
+}
+
+File load(const std::string& path) { return parse(read_file(path), path); }
+
+void save(const std::string& path, const std::vector<Entry>& tensors,
+          const std::map<std::string, std::string>& metadata) {
+  std::set<std::string_view> names;
+  for (const Entry& entry : tensors) {
+    if (entry.name == kMetadataKey)
+      fail(path, tensor_field(entry.name, "name"), "a name other than __metadata__ (the spec reserves it)",
+           "__metadata__");
+    if (!names.insert(entry.name).second)
+      fail(path, tensor_field(entry.name, "name"), "a name used once", "a duplicate");
+    if (!entry.value.defined()) fail(path, tensor_field(entry.name, "value"), "a defined tensor", "an empty handle");
+  }
+
+  // The reference writer's order: descending dtype alignment, then name. Every tensor is then
+  // aligned to its element size (the buffer starts 8-aligned), and the bytes match the reference.
+  std::vector<const Entry*> order;
+  for (const Entry& entry : tensors) order.push_back(&entry);
+  std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
+    const int ra = info(a->dtype).writer_rank, rb = info(b->dtype).writer_rank;
+    return ra != rb ? ra > rb : a->name < b->name;
+  });
+
+  // Field order and compact separators as the reference's serde output.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header[kMetadataKey] = metadata;
+  uint64_t offset = 0;
+  for (const Entry* entry : order) {
+    const uint64_t bytes = static_cast<uint64_t>(entry->value.numel()) * dtype_size(entry->dtype);
+    nlohmann::ordered_json& e = header[entry->name];
+    e["dtype"] = dtype_name(entry->dtype);
+    e["shape"] = entry->value.shape();
+    e["data_offsets"] = {offset, offset + bytes};
+    offset += bytes;
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::ordered_json::exception& e) {  // names and metadata must be UTF-8
+    fail(path, "header", "UTF-8 tensor names and metadata", e.what());
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');  // "Force alignment to 8 bytes" (tensor.rs)
+
+  char length[8];
+  write_le(length, static_cast<uint64_t>(text.size()));
+  TempFile file(path);
+  file.write(std::string_view(length, sizeof length));
+  file.write(text);
+  for (const Entry* entry : order) file.write(encode(path, *entry));
+  file.commit();
+}
+
+}  // namespace shears::safetensors

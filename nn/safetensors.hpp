@@ -1,0 +1,49 @@
+// safetensors checkpoints: read and write per the format in huggingface/safetensors README.md
+// § Format and its reference implementation safetensors/src/tensor.rs (ECOSYSTEM.md §1.1):
+//   u64 little-endian N · N bytes of JSON header · byte buffer to the end of the file.
+// Values live in memory as float32 whatever the dtype on disk.
+#pragma once
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/tensor.hpp"
+
+namespace shears::safetensors {
+
+// The dtypes shears reads and writes (the spec's F8_* and the reference's F4/F6/C64 are refused).
+enum class Dtype { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64 };
+const char* dtype_name(Dtype);
+std::size_t dtype_size(Dtype);  // bytes per element on disk
+
+// A tensor as stored: its values live in memory as float32; `dtype` is the on-disk type.
+struct Entry {
+  std::string name;
+  Tensor value;
+  Dtype dtype = Dtype::F32;
+};
+
+struct File {
+  std::vector<Entry> tensors;                        // in file order of data offsets
+  std::map<std::string, std::string> metadata;       // the __metadata__ map
+  const Entry* find(const std::string& name) const;  // nullptr when absent
+};
+
+// Strict validation; throws shears::Error "<path>: tensor '<name>': <field>: expected …, got …"
+// (file-level problems omit the tensor). Integer dtypes convert to float32 exactly while
+// |v| < 2^24 and round to the nearest float32 beyond; F64 rounds to nearest.
+File load(const std::string& path);
+// The same from bytes in memory (fuzzing, tests); path_for_errors only labels the messages.
+File parse(const std::string& bytes, const std::string& path_for_errors);
+
+// Writes the header padded with spaces to a multiple of 8, tensors in a deterministic order (as
+// the reference writer: widest dtype first, then by name, so every tensor is naturally aligned),
+// atomically: path + ".tmp", fsync, rename, fsync the directory; a failed write leaves any
+// existing file untouched and no .tmp behind. Integer dtypes (and BOOL: 0 or 1) must hold values
+// they represent exactly, else shears::Error; F16/BF16 round to nearest even as PyTorch's .half()
+// and .bfloat16() do (overflow becomes ±inf).
+void save(const std::string& path, const std::vector<Entry>& tensors,
+          const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace shears::safetensors
