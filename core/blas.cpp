@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 
@@ -70,7 +71,7 @@ Library load() {
   lib.config = symbol<CharFn>(handle, "openblas_get_config");
   lib.set_threads = symbol<SetThreadsFn>(handle, "openblas_set_num_threads");
   lib.get_threads = symbol<GetThreadsFn>(handle, "openblas_get_num_threads");
-  lib.set_threads(num_threads());  // one thread count for both pools (SHEARS_NUM_THREADS, --threads)
+  lib.set_threads(1);  // shears' pool splits every sgemm; OpenBLAS's own threads would spin against it
   return lib;
 }
 
@@ -84,15 +85,46 @@ int checked_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
-}  // namespace
-
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  SHEARS_ASSERT(!in_parallel_region());  // OpenBLAS threads must never nest inside ours
+// One single-threaded OpenBLAS call.
+void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   library().sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, checked_int(M, "M"),
                   checked_int(N, "N"), checked_int(K, "K"), alpha, A, checked_int(lda, "lda"), B,
                   checked_int(ldb, "ldb"), beta, C, checked_int(ldc, "ldc"));
+}
+
+}  // namespace
+
+// Splits C into column blocks (or row blocks when C is tall and narrow), one per thread of the
+// pool, each computed by a single-threaded sgemm: C[:, j0:j1] = op(A) · op(B)[:, j0:j1].
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  constexpr int64_t kMinWork = int64_t{1} << 21;  // multiply-adds below which one thread is faster
+  int64_t threads = in_parallel_region() || M * N * K < kMinWork ? 1 : num_threads();
+  if (threads <= 1) return sgemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  constexpr int64_t kAlign = 16;  // keep blocks a multiple of the micro-kernel's width
+  if (N >= M || N >= threads * 64) {
+    int64_t blocks = (N + kAlign - 1) / kAlign;
+    parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        int64_t j0 = std::min(N, blocks * t / threads * kAlign), j1 = std::min(N, blocks * (t + 1) / threads * kAlign);
+        if (j0 < j1)
+          sgemm_serial(trans_a, trans_b, M, j1 - j0, K, alpha, A, lda, trans_b ? B + j0 * ldb : B + j0, ldb, beta,
+                       C + j0, ldc);
+      }
+    });
+  } else {
+    int64_t blocks = (M + kAlign - 1) / kAlign;
+    parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        int64_t i0 = std::min(M, blocks * t / threads * kAlign), i1 = std::min(M, blocks * (t + 1) / threads * kAlign);
+        if (i0 < i1)
+          sgemm_serial(trans_a, trans_b, i1 - i0, N, K, alpha, trans_a ? A + i0 : A + i0 * lda, lda, B, ldb, beta,
+                       C + i0 * ldc, ldc);
+      }
+    });
+  }
 }
 
 void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -122,6 +154,6 @@ Info info() {
   return i;
 }
 
-void set_num_threads(int threads) { library().set_threads(threads); }
+
 
 }  // namespace shears::blas

@@ -1,4 +1,8 @@
-// OpenBLAS behind a small sgemm interface. The library is loaded with dlopen on first use so
+// OpenBLAS behind a small sgemm interface. OpenBLAS runs single-threaded: sgemm splits C into
+// blocks across shears' own pool (core/parallel.hpp), so one set of threads does all the work and
+// OpenBLAS's threads never spin against ours (measured: a third of the CPU time of a ResNet-20
+// step went to their sched_yield loops).
+// The library is loaded with dlopen on first use so
 // that shears can choose its kernel set first: Debian's OpenBLAS 0.3.21 does not recognise
 // recent Xeons and silently falls back to Prescott (SSE3) kernels, 3-7x slower. When
 // OPENBLAS_CORETYPE is unset, shears sets it for the load from the CPU's features (SkylakeX
@@ -23,10 +27,8 @@ struct Info {
   std::string config;    // openblas_get_config()
   std::string coretype;  // OPENBLAS_CORETYPE in force at load, empty for OpenBLAS's own detection
   bool coretype_from_environment = false;
-  int threads = 0;
+  int threads = 0;  // OpenBLAS's own (1: shears' pool does the threading)
 };
 Info info();  // loads the library if needed
-
-void set_num_threads(int threads);
 
 }  // namespace shears::blas

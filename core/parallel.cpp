@@ -9,7 +9,6 @@
 #include <thread>
 #include <vector>
 
-#include "core/blas.hpp"
 #include "core/error.hpp"
 
 namespace shears {
@@ -127,7 +126,6 @@ void set_num_threads(int threads) {
   SHEARS_CHECK(threads >= 1 && threads <= 1024, "set_num_threads", "expected 1 to 1024 threads, got ", threads);
   std::lock_guard lock(pool_mutex);
   pool().resize(threads);
-  blas::set_num_threads(threads);
 }
 
 bool in_parallel_region() { return inside_region; }
@@ -142,8 +140,11 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     RegionScope() { inside_region = true; }
     ~RegionScope() { inside_region = was; }
   };
-  if (chunks <= 1 || inside_region) {
-    RegionScope scope;
+  if (inside_region) {
+    f(0, n);
+    return;
+  }
+  if (chunks <= 1) {  // not a region: nested work (e.g. a lone sample's sgemm) may still split
     f(0, n);
     return;
   }

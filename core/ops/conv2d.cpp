@@ -1,9 +1,9 @@
 // conv2d: shape checks, the forward kernel and the backward for input and weight side by side.
-// The fast path is im2col + sgemm (darknet's forward_convolutional_layer), per group and per
-// block of B samples laid side by side so that each sgemm is wide enough to run near peak:
-//   col (C_in/g·kH·kW, B·H_out·W_out) = im2col(x),  y_g (C_out/g, B·H_out·W_out) = W_g · col
+// The fast path is im2col + sgemm (darknet's forward_convolutional_layer), per sample and group:
+//   col (C_in/g·kH·kW, H_out·W_out) = im2col(x),  y_g (C_out/g, H_out·W_out) = W_g · col
 // and the backward reuses the same column layout: dcol = W_gᵀ · dy_g then col2im; dW_g += dy_g · colᵀ.
-// Our threads fill and fold the columns; OpenBLAS threads the sgemm (never both at once).
+// Threads take whole samples (each with its own column buffer and single-threaded sgemms), so
+// nothing is packed or unpacked and the columns stay in cache; 1×1 stride-1 convolutions skip im2col.
 // Depthwise 3×3 convolutions (padding 1, stride 1 or 2) use a direct SIMD kernel instead.
 #include "core/ops/conv2d.hpp"
 
@@ -95,61 +95,30 @@ void im2col_channels(const ConvGeometry& g, const float* x, float* col, int64_t 
   }
 }
 
-// The adjoint of im2col for channels [c0, c1): accumulates col back into x (C, H, W).
+// The adjoint of im2col for channels [c0, c1): accumulates col back into x (C, H, W), with the
+// same valid-column split as im2col.
 void col2im_channels(const ConvGeometry& g, const float* col, int64_t ld, float* x, int64_t c0, int64_t c1) {
-  for (int64_t c = c0; c < c1; ++c)
-    for (int64_t ki = 0; ki < g.kH; ++ki)
-      for (int64_t kj = 0; kj < g.kW; ++kj) {
+  for (int64_t kj = 0; kj < g.kW; ++kj) {
+    int64_t offset = kj * g.dil_w - g.pad_w;
+    int64_t ow0 = std::clamp<int64_t>(offset >= 0 ? 0 : (-offset + g.stride_w - 1) / g.stride_w, 0, g.W_out);
+    int64_t ow1 = std::clamp<int64_t>(g.W - offset > 0 ? (g.W - offset + g.stride_w - 1) / g.stride_w : 0, ow0, g.W_out);
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t ki = 0; ki < g.kH; ++ki) {
         const float* row = col + ((c * g.kH + ki) * g.kW + kj) * ld;
         float* plane = x + c * g.H * g.W;
         for (int64_t oh = 0; oh < g.H_out; ++oh) {
           int64_t ih = oh * g.stride_h - g.pad_h + ki * g.dil_h;
           if (ih < 0 || ih >= g.H) continue;
-          for (int64_t ow = 0; ow < g.W_out; ++ow) {
-            int64_t iw = ow * g.stride_w - g.pad_w + kj * g.dil_w;
-            if (iw >= 0 && iw < g.W) plane[ih * g.W + iw] += row[oh * g.W_out + ow];
+          float* out = plane + ih * g.W + offset;
+          const float* in = row + oh * g.W_out;
+          if (g.stride_w == 1) {
+            for (int64_t ow = ow0; ow < ow1; ++ow) out[ow] += in[ow];
+          } else {
+            for (int64_t ow = ow0; ow < ow1; ++ow) out[ow * g.stride_w] += in[ow];
           }
         }
       }
-}
-
-// Samples per sgemm: enough columns (B·H_out·W_out ≳ 4096) for OpenBLAS to run near its peak,
-// with the column buffer capped at 64 MiB.
-int64_t samples_per_gemm(const ConvGeometry& g) {
-  int64_t HWo = g.H_out * g.W_out, K = g.cin_g() * g.kH * g.kW;
-  int64_t want = (4096 + HWo - 1) / HWo;
-  int64_t cap = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, K * HWo));
-  return std::clamp<int64_t>(std::min(want, cap), 1, g.N);
-}
-
-// Fills col (K, B·HWo) for samples [n0, n0 + B) of group grp; threads split (sample, channel) pairs.
-void fill_columns(const ConvGeometry& g, const float* x, int64_t n0, int64_t B, int64_t grp, float* col) {
-  int64_t HWo = g.H_out * g.W_out, ld = B * HWo, C = g.cin_g();
-  parallel_for(B * C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, g.kH * g.kW * HWo)), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      int64_t b = i / C, c = i % C;
-      const float* xg = x + ((n0 + b) * g.C_in + grp * C) * g.H * g.W;
-      im2col_channels(g, xg, col + b * HWo, ld, c, c + 1);
-    }
-  });
-}
-
-// Moves (M, B·HWo) <-> B blocks of (M, HWo) inside NCHW tensors with C channels (group offset m0).
-void unpack_rows(const float* packed, int64_t M, int64_t B, int64_t HWo, float* y, int64_t C, int64_t m0) {
-  parallel_for(B * M, 64, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      int64_t b = i / M, m = i % M;
-      std::memcpy(y + (b * C + m0 + m) * HWo, packed + m * B * HWo + b * HWo, sizeof(float) * HWo);
-    }
-  });
-}
-void pack_rows(const float* y, int64_t C, int64_t m0, int64_t M, int64_t B, int64_t HWo, float* packed) {
-  parallel_for(B * M, 64, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      int64_t b = i / M, m = i % M;
-      std::memcpy(packed + m * B * HWo + b * HWo, y + (b * C + m0 + m) * HWo, sizeof(float) * HWo);
-    }
-  });
+  }
 }
 
 void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
@@ -165,32 +134,32 @@ void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, co
   });
 }
 
+
+// Per-thread column buffer, reused across calls (grows to the largest K·H_out·W_out seen).
+float* column_buffer(int64_t floats) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(floats);
+  return buffer.data();
+}
+
 }  // namespace
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   if (is_depthwise3x3(g)) return depthwise_forward(g, x, w, bias, y);
-  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g();
-  int64_t B = samples_per_gemm(g);
-  std::vector<float> col, out(B > 1 ? M * B * HWo : 0);
-  if (!(is_pointwise(g) && B == 1)) col.resize(K * B * HWo);
-  for (int64_t n0 = 0; n0 < g.N; n0 += B) {
-    int64_t nb = std::min(B, g.N - n0);
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const float* src = x + (n0 * g.C_in + grp * g.cin_g()) * HWo;  // pointwise, B = 1: x is the column matrix
-      if (!col.empty()) {
-        fill_columns(g, x, n0, nb, grp, col.data());
-        src = col.data();
+  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g(), HW = g.H * g.W;
+  parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
+    float* col = is_pointwise(g) ? nullptr : column_buffer(K * HWo);
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const float* xg = x + (n * g.C_in + grp * g.cin_g()) * HW;
+        float* yg = y + (n * g.C_out + grp * M) * HWo;
+        if (col) im2col_channels(g, xg, col, HWo, 0, g.cin_g());
+        blas::sgemm(false, false, M, HWo, K, 1.f, w + grp * M * K, K, col ? col : xg, HWo, 0.f, yg, HWo);
+        if (bias)
+          for (int64_t o = 0; o < M; ++o)
+            for (int64_t i = 0; i < HWo; ++i) yg[o * HWo + i] += bias[grp * M + o];
       }
-      float* dst = nb > 1 ? out.data() : y + (n0 * g.C_out + grp * M) * HWo;
-      blas::sgemm(false, false, M, nb * HWo, K, 1.f, w + grp * M * K, K, src, nb * HWo, 0.f, dst, nb * HWo);
-      if (nb > 1) unpack_rows(out.data(), M, nb, HWo, y + n0 * g.C_out * HWo, g.C_out, grp * M);
-    }
-  }
-  if (bias)
-    parallel_for(g.N * g.C_out, 64, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = 0; j < HWo; ++j) y[i * HWo + j] += bias[i % g.C_out];
-    });
+  });
 }
 
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
@@ -203,37 +172,28 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
     });
     return;
   }
-  std::memset(dx, 0, sizeof(float) * g.N * g.C_in * g.H * g.W);
-  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g(), C = g.cin_g();
-  int64_t B = samples_per_gemm(g);
-  std::vector<float> col(K * B * HWo), packed(B > 1 ? M * B * HWo : 0);
-  for (int64_t n0 = 0; n0 < g.N; n0 += B) {
-    int64_t nb = std::min(B, g.N - n0);
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const float* dyg = dy + (n0 * g.C_out + grp * M) * HWo;
-      if (nb > 1) {
-        pack_rows(dy + n0 * g.C_out * HWo, g.C_out, grp * M, M, nb, HWo, packed.data());
-        dyg = packed.data();
-      }
-      // dcol (K, nb·HWo) = W_gᵀ · dy_g
-      blas::sgemm(true, false, K, nb * HWo, M, 1.f, w + grp * M * K, K, dyg, nb * HWo, 0.f, col.data(), nb * HWo);
-      parallel_for(nb * C, 1, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-          int64_t b = i / C, c = i % C;
-          float* dxg = dx + ((n0 + b) * g.C_in + grp * C) * g.H * g.W;
-          col2im_channels(g, col.data() + b * HWo, nb * HWo, dxg, c, c + 1);
+  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g(), HW = g.H * g.W;
+  parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
+    float* col = is_pointwise(g) ? nullptr : column_buffer(K * HWo);
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        const float* dyg = dy + (n * g.C_out + grp * M) * HWo;
+        float* dxg = dx + (n * g.C_in + grp * g.cin_g()) * HW;
+        // dcol (K, HWo) = W_gᵀ · dy_g, folded back by col2im (pointwise: dcol is dx itself).
+        blas::sgemm(true, false, K, HWo, M, 1.f, w + grp * M * K, K, dyg, HWo, 0.f, col ? col : dxg, HWo);
+        if (col) {
+          std::memset(dxg, 0, sizeof(float) * g.cin_g() * HW);
+          col2im_channels(g, col, HWo, dxg, 0, g.cin_g());
         }
-      });
-    }
-  }
+      }
+  });
 }
 
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
-  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g();
-  std::memset(dw, 0, sizeof(float) * g.C_out * K);
+  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g(), HW = g.H * g.W;
   if (is_depthwise3x3(g)) {
     const kernels::Table& k = kernels::kernels();
-    int64_t HW = g.H * g.W;
+    std::memset(dw, 0, sizeof(float) * g.C_out * K);
     parallel_for(g.C_in, 1, [&](int64_t c0, int64_t c1) {  // one channel's taps accumulate over the batch
       for (int64_t c = c0; c < c1; ++c)
         k.depthwise3x3_backward_weight(dy + c * HWo, x + c * HW, g.H, g.W, dw + c * 9, g.stride_h, g.N,
@@ -241,21 +201,27 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
     });
     return;
   }
-  int64_t B = samples_per_gemm(g);
-  std::vector<float> col(K * B * HWo), packed(B > 1 ? M * B * HWo : 0);
-  for (int64_t n0 = 0; n0 < g.N; n0 += B) {
-    int64_t nb = std::min(B, g.N - n0);
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      const float* dyg = dy + (n0 * g.C_out + grp * M) * HWo;
-      if (nb > 1) {
-        pack_rows(dy + n0 * g.C_out * HWo, g.C_out, grp * M, M, nb, HWo, packed.data());
-        dyg = packed.data();
-      }
-      fill_columns(g, x, n0, nb, grp, col.data());
-      // dW_g (M, K) += dy_g · colᵀ
-      blas::sgemm(false, true, M, K, nb * HWo, 1.f, dyg, nb * HWo, col.data(), nb * HWo, 1.f, dw + grp * M * K, K);
+  // Each thread accumulates dW over its samples into its own buffer; the buffers are summed in
+  // thread order afterwards (the split depends only on N and the thread count).
+  int64_t chunks = std::min<int64_t>(num_threads(), g.N), size = g.C_out * K;
+  std::vector<float> partial(chunks * size, 0.f);
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* acc = partial.data() + c * size;
+      float* col = is_pointwise(g) ? nullptr : column_buffer(K * HWo);
+      for (int64_t n = g.N * c / chunks; n < g.N * (c + 1) / chunks; ++n)
+        for (int64_t grp = 0; grp < g.groups; ++grp) {
+          const float* xg = x + (n * g.C_in + grp * g.cin_g()) * HW;
+          const float* dyg = dy + (n * g.C_out + grp * M) * HWo;
+          if (col) im2col_channels(g, xg, col, HWo, 0, g.cin_g());
+          // dW_g (M, K) += dy_g · colᵀ
+          blas::sgemm(false, true, M, K, HWo, 1.f, dyg, HWo, col ? col : xg, HWo, 1.f, acc + grp * M * K, K);
+        }
     }
-  }
+  });
+  std::memcpy(dw, partial.data(), sizeof(float) * size);
+  for (int64_t c = 1; c < chunks; ++c)
+    for (int64_t i = 0; i < size; ++i) dw[i] += partial[c * size + i];
 }
 
 // Reference kernels: one loop nest over (n, o, oh, ow, c, ki, kj) shared by all three.
