@@ -61,16 +61,25 @@ bool is_depthwise3x3(const ConvGeometry& g) {
          g.dil_h == 1 && g.dil_w == 1 && g.stride_h == g.stride_w && (g.stride_h == 1 || g.stride_h == 2);
 }
 
+// For kernel column kj: the input column offset (iw = ow·s + offset) and the output columns
+// [ow0, ow1) whose input column lies inside the image.
+struct ValidColumns {
+  int64_t offset, ow0, ow1;
+};
+ValidColumns valid_columns(const ConvGeometry& g, int64_t kj) {
+  int64_t offset = kj * g.dil_w - g.pad_w;
+  int64_t ow0 = std::clamp<int64_t>(offset >= 0 ? 0 : (-offset + g.stride_w - 1) / g.stride_w, 0, g.W_out);
+  int64_t ow1 = std::clamp<int64_t>(g.W - offset > 0 ? (g.W - offset + g.stride_w - 1) / g.stride_w : 0, ow0, g.W_out);
+  return {offset, ow0, ow1};
+}
+
 // Rows im2col [c0, c1) (channel c of this group covers rows c·kH·kW …) of one sample's group,
 // written with row stride `ld` (several samples side by side share one column matrix).
 // Each output row splits into a zero left margin, a valid middle and a zero right margin, so
 // stride-1 middles are plain copies.
 void im2col_channels(const ConvGeometry& g, const float* x, float* col, int64_t ld, int64_t c0, int64_t c1) {
   for (int64_t kj = 0; kj < g.kW; ++kj) {
-    // Valid output columns: 0 <= ow·s − pad + kj·dil < W.
-    int64_t offset = kj * g.dil_w - g.pad_w;
-    int64_t ow0 = std::clamp<int64_t>(offset >= 0 ? 0 : (-offset + g.stride_w - 1) / g.stride_w, 0, g.W_out);
-    int64_t ow1 = std::clamp<int64_t>(g.W - offset > 0 ? (g.W - offset + g.stride_w - 1) / g.stride_w : 0, ow0, g.W_out);
+    auto [offset, ow0, ow1] = valid_columns(g, kj);
     for (int64_t c = c0; c < c1; ++c)
       for (int64_t ki = 0; ki < g.kH; ++ki) {
         float* row = col + ((c * g.kH + ki) * g.kW + kj) * ld;
@@ -99,9 +108,7 @@ void im2col_channels(const ConvGeometry& g, const float* x, float* col, int64_t 
 // same valid-column split as im2col.
 void col2im_channels(const ConvGeometry& g, const float* col, int64_t ld, float* x, int64_t c0, int64_t c1) {
   for (int64_t kj = 0; kj < g.kW; ++kj) {
-    int64_t offset = kj * g.dil_w - g.pad_w;
-    int64_t ow0 = std::clamp<int64_t>(offset >= 0 ? 0 : (-offset + g.stride_w - 1) / g.stride_w, 0, g.W_out);
-    int64_t ow1 = std::clamp<int64_t>(g.W - offset > 0 ? (g.W - offset + g.stride_w - 1) / g.stride_w : 0, ow0, g.W_out);
+    auto [offset, ow0, ow1] = valid_columns(g, kj);
     for (int64_t c = c0; c < c1; ++c)
       for (int64_t ki = 0; ki < g.kH; ++ki) {
         const float* row = col + ((c * g.kH + ki) * g.kW + kj) * ld;
