@@ -1,0 +1,177 @@
+#include "nn/models/registry.hpp"
+
+#include <charconv>
+#include <functional>
+
+#include "nn/layers.hpp"
+#include "nn/models/mlp.hpp"
+#include "nn/models/mobilenet.hpp"
+#include "nn/models/resnet.hpp"
+#include "nn/models/vgg.hpp"
+
+namespace shears::nn {
+
+namespace {
+
+// Which of the optional ModelOptions fields a model reads (the others must stay unset).
+enum Accepts : unsigned { kNone = 0, kMultiplier = 1, kDropout = 2, kMlp = 4 };
+
+struct Entry {
+  ModelInfo info;
+  std::function<std::shared_ptr<Module>(const ModelOptions&, Generator&)> build;
+  unsigned accepts;
+};
+
+const std::vector<Entry>& entries() {
+  static const std::vector<Entry> list = {
+      {{"mlpnet", "MLP 784-40-20-10 of WoodFisher/CHITA/SWAP (no biases)"}, mlpnet, kMlp},
+      {{"mlp", "MLP with the given hidden widths"}, mlp, kMlp},
+      {{"resnet20", "CIFAR ResNet-20, BasicBlock 16/32/64, projection shortcuts"}, resnet20, kNone},
+      {{"resnet32", "CIFAR ResNet-32, BasicBlock 16/32/64, projection shortcuts"}, resnet32, kNone},
+      {{"resnet56", "CIFAR ResNet-56, BasicBlock 16/32/64, projection shortcuts"}, resnet56, kNone},
+      {{"resnet18", "torchvision ResNet-18 (imagenet or cifar stem)"}, resnet18, kNone},
+      {{"resnet50", "torchvision ResNet-50 (imagenet or cifar stem)"}, resnet50, kNone},
+      {{"vgg11_bn", "torchvision VGG-11 with BN (imagenet or cifar head)"}, vgg11_bn, kDropout},
+      {{"vgg16_bn", "torchvision VGG-16 with BN (imagenet or cifar head)"}, vgg16_bn, kDropout},
+      {{"vgg19_bn", "torchvision VGG-19 with BN (imagenet or cifar head)"}, vgg19_bn, kDropout},
+      {{"mobilenet_v1", "MobileNetV1 with width multiplier (imagenet or cifar strides)"}, mobilenet_v1,
+       kMultiplier | kDropout},
+  };
+  return list;
+}
+
+const Entry& find(const std::string& name) {
+  std::string names;
+  for (const Entry& e : entries()) {
+    if (e.info.name == name) return e;
+    names += (names.empty() ? "" : ", ") + e.info.name;
+  }
+  throw Error("model: unknown architecture '" + name + "' (known: " + names + ")");
+}
+
+void check_accepted(const Entry& e, const ModelOptions& o) {
+  const std::string& name = e.info.name;
+  SHEARS_CHECK(o.width_multiplier == 1.f || (e.accepts & kMultiplier), name, "has no width multiplier");
+  SHEARS_CHECK(!o.dropout || (e.accepts & kDropout), name, "has no classifier dropout");
+  SHEARS_CHECK((!o.bias && !o.batch_norm) || (e.accepts & kMlp), name, "bias and batch_norm options are for mlp/mlpnet");
+}
+
+std::string number(float v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+
+template <class T>
+T parse(const std::string& key, const std::string& text) {
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  SHEARS_CHECK(ec == std::errc() && end == text.data() + text.size(), "checkpoint metadata", "'", key,
+               "' should be a number, got '", text, "'");
+  return value;
+}
+
+bool parse_bool(const std::string& key, const std::string& text) {
+  SHEARS_CHECK(text == "true" || text == "false", "checkpoint metadata", "'", key, "' should be true or false, got '",
+               text, "'");
+  return text == "true";
+}
+
+}  // namespace
+
+const std::vector<ModelInfo>& model_catalog() {
+  static const std::vector<ModelInfo> catalog = [] {
+    std::vector<ModelInfo> out;
+    for (const Entry& e : entries()) out.push_back(e.info);
+    return out;
+  }();
+  return catalog;
+}
+
+std::shared_ptr<Module> make_model(const std::string& name, const ModelOptions& options, Generator& gen) {
+  const Entry& e = find(name);
+  check_accepted(e, options);
+  std::shared_ptr<Module> model = e.build(options, gen);
+  model->metadata() = model_metadata(name, options);
+  return model;
+}
+
+std::map<std::string, std::string> model_metadata(const std::string& name, const ModelOptions& o) {
+  std::map<std::string, std::string> m{{"arch", name},
+                                       {"in_channels", std::to_string(o.in_channels)},
+                                       {"num_classes", std::to_string(o.num_classes)},
+                                       {"input_size", std::to_string(o.input_size)},
+                                       {"variant", variant_name(o.variant)}};
+  unsigned accepts = find(name).accepts;
+  if (accepts & kMultiplier) m["width_multiplier"] = number(o.width_multiplier);
+  if (o.dropout) m["dropout"] = number(*o.dropout);
+  if (o.bias) m["bias"] = *o.bias ? "true" : "false";
+  if (accepts & kMlp) m["batch_norm"] = o.batch_norm ? "true" : "false";
+  return m;
+}
+
+ModelOptions options_from_metadata(const std::map<std::string, std::string>& metadata, ModelOptions o) {
+  for (const auto& [key, text] : metadata) {
+    if (key == "in_channels") o.in_channels = parse<int64_t>(key, text);
+    else if (key == "num_classes") o.num_classes = parse<int64_t>(key, text);
+    else if (key == "input_size") o.input_size = parse<int64_t>(key, text);
+    else if (key == "variant") o.variant = parse_variant(text);
+    else if (key == "width_multiplier") o.width_multiplier = parse<float>(key, text);
+    else if (key == "dropout") o.dropout = parse<float>(key, text);
+    else if (key == "bias") o.bias = parse_bool(key, text);
+    else if (key == "batch_norm") o.batch_norm = parse_bool(key, text);
+  }
+  return o;
+}
+
+std::vector<int64_t> widths_from_state_dict(const std::string& name, const ModelOptions& options,
+                                            const std::vector<safetensors::Entry>& state) {
+  const Entry& e = find(name);
+  if (e.accepts & kMlp) return mlp_widths_from_state_dict(state);
+  // The default model tells which layers the widths list covers and in which order.
+  ModelOptions unpruned = options;
+  unpruned.widths.clear();
+  Generator scratch(0);
+  std::shared_ptr<Module> model = e.build(unpruned, scratch);
+  std::map<std::string, const Tensor*> tensors;
+  for (const safetensors::Entry& t : state) tensors.emplace(t.name, &t.value);
+  std::vector<std::string> layers;
+  std::string last_linear;
+  for (auto& [path, m] : model->named_modules()) {
+    if (dynamic_cast<Conv2d*>(m) != nullptr || dynamic_cast<Linear*>(m) != nullptr) layers.push_back(path);
+    if (dynamic_cast<Linear*>(m) != nullptr) last_linear = path;
+  }
+  std::vector<int64_t> widths;
+  for (const std::string& path : layers) {
+    if (path == last_linear) continue;
+    auto it = tensors.find(path + ".weight");
+    if (it == tensors.end()) it = tensors.find(path + ".weight_orig");
+    SHEARS_CHECK(it != tensors.end() && it->second->dim() >= 1, name, "the state has no '", path,
+                 ".weight' (or '_orig') to read the layer's width from");
+    widths.push_back(it->second->size(0));
+  }
+  return widths;
+}
+
+std::shared_ptr<Module> model_from_state_dict(const std::string& name, ModelOptions options,
+                                              const std::vector<safetensors::Entry>& state) {
+  options.widths = widths_from_state_dict(name, options, state);
+  Generator scratch(0);  // every value is overwritten by the state
+  std::shared_ptr<Module> model = make_model(name, options, scratch);
+  model->load_state_dict(state);
+  return model;
+}
+
+std::shared_ptr<Module> load_model(const std::string& path) {
+  safetensors::File file = safetensors::load(path);
+  auto arch = file.metadata.find("arch");
+  SHEARS_CHECK(arch != file.metadata.end(), path, "no 'arch' in the metadata (not written by shears?): build the "
+                                                  "model with model_from_state_dict and the architecture's name");
+  try {
+    return model_from_state_dict(arch->second, options_from_metadata(file.metadata), file.tensors);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+}  // namespace shears::nn

@@ -1,0 +1,42 @@
+// Models by name, for the CLI and for checkpoints: make_model("resnet20", options) builds one and
+// records its provenance (arch, in_channels, num_classes, input_size, variant, …) in the module's
+// metadata, which save_checkpoint writes; load_model rebuilds a checkpoint's model from that
+// metadata and its tensors' shapes, so structurally pruned checkpoints reload.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/models/common.hpp"
+#include "nn/module.hpp"
+
+namespace shears::nn {
+
+struct ModelInfo {
+  std::string name, description;
+};
+const std::vector<ModelInfo>& model_catalog();
+
+std::shared_ptr<Module> make_model(const std::string& name, const ModelOptions& options = {},
+                                   Generator& gen = default_generator());
+
+// The options as checkpoint metadata strings, and back (keys absent from `metadata` keep the
+// value in `defaults`).
+std::map<std::string, std::string> model_metadata(const std::string& name, const ModelOptions& options);
+ModelOptions options_from_metadata(const std::map<std::string, std::string>& metadata, ModelOptions defaults = {});
+
+// The widths list (see each model's header) that rebuilds the model a state_dict came from:
+// mlp/mlpnet's hidden widths, else the out-channels of every Conv2d and every Linear but the
+// last, in state_dict order (masked checkpoints' `_orig` tensors count too).
+std::vector<int64_t> widths_from_state_dict(const std::string& name, const ModelOptions& options,
+                                            const std::vector<safetensors::Entry>& state);
+
+// Builds `name` with the widths of `state` and loads it strictly.
+std::shared_ptr<Module> model_from_state_dict(const std::string& name, ModelOptions options,
+                                              const std::vector<safetensors::Entry>& state);
+
+// A checkpoint written by shears (its metadata names the architecture and options), rebuilt.
+std::shared_ptr<Module> load_model(const std::string& path);
+
+}  // namespace shears::nn

@@ -1,0 +1,43 @@
+#include "nn/summary.hpp"
+
+#include <map>
+
+#include "core/autograd.hpp"
+
+namespace shears::nn {
+
+Summary summarize(Module& model, const Shape& input_shape) {
+  std::map<const Module*, std::string> names;
+  for (auto& [name, m] : model.named_modules()) names.emplace(m, name);
+
+  Summary s;
+  s.input_shape = input_shape;
+  s.parameters = model.num_parameters();
+  ForwardObserver observer([&](const Module& m, const Tensor& input, const Tensor& output) {
+    if (!m.named_children().empty()) return;
+    auto it = names.find(&m);
+    LayerSummary row{it != names.end() ? it->second : "", m.type_name(), output.shape(), m.num_parameters(),
+                     m.macs(input.shape(), output.shape())};
+    s.macs += row.macs;
+    s.layers.push_back(std::move(row));
+  });
+
+  // Restore each module's own mode afterwards (parents first: train() recurses).
+  std::vector<std::pair<Module*, bool>> modes;
+  for (auto& [name, m] : model.named_modules()) modes.emplace_back(m, m->is_training());
+  auto restore = [&] {
+    for (auto& [m, training] : modes) m->train(training);
+  };
+  model.eval();
+  try {
+    NoGradGuard no_grad;
+    model(Tensor::zeros(input_shape));
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
+  return s;
+}
+
+}  // namespace shears::nn
