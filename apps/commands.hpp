@@ -12,5 +12,8 @@ struct Command {
 };
 
 Command add_info_command(CLI::App& app);
+Command add_train_command(CLI::App& app);
+Command add_eval_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
 
 }  // namespace shears::app

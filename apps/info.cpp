@@ -1,29 +1,98 @@
-// `shears info`: version, instruction set, threads and the BLAS kernel set in use.
+// `shears info`: the build (version, ISA, threads, BLAS kernel set); with --models the model
+// zoo; with --model NAME a per-layer summary; with --weights FILE what a checkpoint holds.
 #include <cstdio>
 
 #include "apps/commands.hpp"
 #include "core/blas.hpp"
+#include "core/kernels/kernels.hpp"
+#include "core/parallel.hpp"
 #include "core/version.hpp"
+#include "nn/models/registry.hpp"
+#include "nn/safetensors.hpp"
+#include "nn/summary.hpp"
 
 namespace shears::app {
 
+namespace {
+
+struct InfoConfig {
+  bool models = false;
+  std::string model, weights;
+  int64_t in_channels = 3, input_size = 32, num_classes = 10;
+};
+
+void print_build() {
+  blas::Info b = blas::info();
+  std::printf("shears %s\n", kVersion);
+  std::printf("ISA            %s (SHEARS_ISA=scalar|avx2|avx512 forces one)\n", kernels::isa_name(kernels::kernels().isa));
+  std::printf("threads        %d (SHEARS_NUM_THREADS or --threads)\n", num_threads());
+  std::printf("BLAS           %s, single-threaded calls split across shears' threads\n", b.library.c_str());
+  std::printf("BLAS core      %s\n", b.core.c_str());
+  std::printf("BLAS coretype  %s\n",
+              b.coretype.empty() ? "(OpenBLAS's own detection)"
+                                 : (b.coretype + (b.coretype_from_environment ? " (from OPENBLAS_CORETYPE)"
+                                                                              : " (chosen by shears for this CPU)"))
+                                       .c_str());
+  std::printf("BLAS config    %s\n", b.config.c_str());
+}
+
+std::string shape_string(const Shape& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
+  return out;
+}
+
+void print_summary(const InfoConfig& c) {
+  nn::ModelOptions o;
+  o.in_channels = c.in_channels;
+  o.input_size = c.input_size;
+  o.num_classes = c.num_classes;
+  auto model = nn::make_model(c.model, o);
+  nn::Summary s = nn::summarize(*model, {1, c.in_channels, c.input_size, c.input_size});
+  std::printf("%s, input %s\n%-32s %-18s %-16s %12s %14s\n", c.model.c_str(), shape_string(s.input_shape).c_str(),
+              "layer", "type", "output", "parameters", "MACs");
+  for (const auto& l : s.layers)
+    std::printf("%-32s %-18s %-16s %12lld %14lld\n", l.name.c_str(), l.type.c_str(), shape_string(l.output_shape).c_str(),
+                (long long)l.parameters, (long long)l.macs);
+  std::printf("total: %lld parameters, %lld MACs = %.2f MFLOPs per image (FLOPs = 2 x MACs)\n", (long long)s.parameters,
+              (long long)s.macs, s.flops() * 1e-6);
+}
+
+void print_checkpoint(const std::string& path) {
+  safetensors::File f = safetensors::load(path);
+  std::printf("%s\n", path.c_str());
+  for (const auto& [key, value] : f.metadata) std::printf("  %-20s %s\n", key.c_str(), value.c_str());
+  int64_t total = 0;
+  for (const auto& e : f.tensors) {
+    std::printf("  %-44s %-6s %s\n", e.name.c_str(), safetensors::dtype_name(e.dtype), shape_string(e.value.shape()).c_str());
+    total += e.value.numel();
+  }
+  std::printf("%zu tensors, %lld values\n", f.tensors.size(), (long long)total);
+}
+
+}  // namespace
+
 Command add_info_command(CLI::App& app) {
-  CLI::App* cli = app.add_subcommand("info", "Show the build, the CPU features used and the BLAS library");
-  return {cli, [] {
-    blas::Info blas_info = blas::info();
-    std::printf("shears %s\n", kVersion);
-    std::printf("BLAS           %s\n", blas_info.library.c_str());
-    std::printf("BLAS core      %s\n", blas_info.core.c_str());
-    std::printf("BLAS coretype  %s\n",
-                blas_info.coretype.empty()
-                    ? "(OpenBLAS's own detection)"
-                    : (blas_info.coretype + (blas_info.coretype_from_environment ? " (from OPENBLAS_CORETYPE)"
-                                                                                 : " (chosen by shears for this CPU)"))
-                          .c_str());
-    std::printf("BLAS threads   %d\n", blas_info.threads);
-    std::printf("BLAS config    %s\n", blas_info.config.c_str());
-    return 0;
-  }};
+  CLI::App* cli = app.add_subcommand("info", "Show the build, the model zoo, a model's layers or a checkpoint");
+  auto c = std::make_shared<InfoConfig>();
+  cli->add_flag("--models", c->models, "list the model zoo");
+  cli->add_option("--model", c->model, "per-layer summary of this model");
+  cli->add_option("--weights", c->weights, "what this checkpoint holds")->check(CLI::ExistingFile);
+  cli->add_option("--in-channels", c->in_channels)->capture_default_str();
+  cli->add_option("--input-size", c->input_size)->capture_default_str();
+  cli->add_option("--num-classes", c->num_classes)->capture_default_str();
+  return {cli, [c] {
+            if (c->models) {
+              for (const auto& m : nn::model_catalog()) std::printf("%-16s %s\n", m.name.c_str(), m.description.c_str());
+            } else if (!c->model.empty()) {
+              print_summary(*c);
+            } else if (!c->weights.empty()) {
+              print_checkpoint(c->weights);
+            } else {
+              print_build();
+            }
+            return 0;
+          }};
 }
 
 }  // namespace shears::app

@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<shears::app::Command> commands{
       shears::app::add_info_command(app),
+      shears::app::add_train_command(app),
+      shears::app::add_eval_command(app),
+      shears::app::add_bench_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,94 @@
+// `shears bench`: times whole training steps (forward, backward, SGD update) or inference of a
+// model on random data after warm-up, and reports ms/step, images/s and achieved GFLOP/s.
+#include <algorithm>
+#include <chrono>
+
+#include "apps/commands.hpp"
+#include "core/autograd.hpp"
+#include "core/blas.hpp"
+#include "core/kernels/kernels.hpp"
+#include "core/ops.hpp"
+#include "core/parallel.hpp"
+#include "core/random.hpp"
+#include "nn/models/registry.hpp"
+#include "nn/summary.hpp"
+#include "optim/optimizer.hpp"
+
+namespace shears::app {
+
+namespace {
+
+struct BenchConfig {
+  std::string model = "resnet20", mode = "train";
+  int64_t batch_size = 128, steps = 10, warmup = 2, in_channels = 3, input_size = 32, num_classes = 10;
+  int threads = 0;
+};
+
+int run(const BenchConfig& c) {
+  if (c.threads > 0) set_num_threads(c.threads);
+  SHEARS_CHECK(c.mode == "train" || c.mode == "infer", "--mode", "expected train or infer, got '", c.mode, "'");
+  SHEARS_CHECK(c.steps > 0 && c.batch_size > 0, "bench", "--steps and --batch-size must be positive");
+  nn::ModelOptions mo;
+  mo.in_channels = c.in_channels;
+  mo.num_classes = c.num_classes;
+  mo.input_size = c.input_size;
+  Generator gen(0);
+  auto model = nn::make_model(c.model, mo, gen);
+  Tensor x = Tensor::randn({c.batch_size, c.in_channels, c.input_size, c.input_size}, gen);
+  std::vector<int64_t> labels(c.batch_size);
+  for (int64_t i = 0; i < c.batch_size; ++i) labels[i] = i % c.num_classes;
+  optim::Sgd sgd({{model->named_parameters(), 0.01, 0.0, 0.01}}, {0.01, 0.9, 0.0, 0.0, false});
+  bool train = c.mode == "train";
+  model->train(train);
+  auto step = [&] {
+    if (train) {
+      Tensor loss = cross_entropy((*model)(x), labels);
+      sgd.zero_grad();
+      loss.backward();
+      sgd.step();
+    } else {
+      NoGradGuard no_grad;
+      (*model)(x);
+    }
+  };
+  for (int64_t i = 0; i < c.warmup; ++i) step();
+  std::vector<double> ms;
+  for (int64_t i = 0; i < c.steps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    step();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  double median = ms[ms.size() / 2];
+  nn::Summary summary = nn::summarize(*model, {1, c.in_channels, c.input_size, c.input_size});
+  // A training step costs about three forwards (forward, backward for inputs, backward for weights).
+  double flops = 2.0 * summary.macs * c.batch_size * (train ? 3.0 : 1.0);
+  blas::Info b = blas::info();
+  std::printf("%s %s, batch %lld, %dx%lldx%lld input | ISA %s, %d threads, BLAS core %s\n", c.model.c_str(), c.mode.c_str(),
+              (long long)c.batch_size, (int)c.in_channels, (long long)c.input_size, (long long)c.input_size,
+              kernels::isa_name(kernels::kernels().isa), num_threads(), b.core.c_str());
+  std::printf("ms/step: median %.2f (min %.2f, max %.2f) over %lld steps | %.0f images/s | %.1f GFLOP/s "
+              "(FLOPs = 2 x MACs%s)\n",
+              median, ms.front(), ms.back(), (long long)c.steps, c.batch_size * 1000.0 / median, flops / median * 1e-6,
+              train ? ", x3 for a training step" : "");
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& app) {
+  CLI::App* cli = app.add_subcommand("bench", "Time training steps or inference of a model");
+  auto c = std::make_shared<BenchConfig>();
+  cli->add_option("--model", c->model)->capture_default_str();
+  cli->add_option("--mode", c->mode, "train (forward + backward + SGD) or infer")->capture_default_str();
+  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str();
+  cli->add_option("--steps", c->steps)->capture_default_str();
+  cli->add_option("--warmup", c->warmup, "untimed steps first")->capture_default_str();
+  cli->add_option("--in-channels", c->in_channels)->capture_default_str();
+  cli->add_option("--input-size", c->input_size)->capture_default_str();
+  cli->add_option("--num-classes", c->num_classes)->capture_default_str();
+  cli->add_option("--threads", c->threads);
+  return {cli, [c] { return run(*c); }};
+}
+
+}  // namespace shears::app

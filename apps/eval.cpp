@@ -1,0 +1,55 @@
+// `shears eval`: loss, top-1/top-5, per-class accuracy and the confusion matrix of a checkpoint.
+#include "apps/commands.hpp"
+#include "apps/session.hpp"
+#include "core/parallel.hpp"
+#include "nn/models/registry.hpp"
+
+namespace shears::app {
+
+namespace {
+
+struct EvalConfig {
+  std::string weights;
+  DataChoice data;
+  int64_t batch_size = 256;
+  int threads = 0;
+};
+
+int run(const EvalConfig& c) {
+  if (c.threads > 0) set_num_threads(c.threads);
+  OpenedData d = open_data(c.data);
+  std::shared_ptr<nn::Module> model = nn::load_model(c.weights);
+  data::DataLoader loader(d.splits.test, d.test_transform, {c.batch_size, false, false, c.data.seed, c.data.workers, 2});
+  EvalResult r = evaluate(*model, loader, d.num_classes);
+  std::printf("%s on %s test (%lld images): loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f images/s\n", c.weights.c_str(),
+              d.splits.name.c_str(), (long long)r.samples, r.loss, r.top1, r.top5, r.samples / r.seconds);
+  const auto& classes = d.splits.test->classes();
+  std::printf("\nper-class accuracy and confusion matrix (rows: true class, columns: predicted)\n");
+  std::printf("%-14s %7s |", "class", "acc %");
+  for (size_t j = 0; j < classes.size(); ++j) std::printf(" %5zu", j);
+  std::printf("\n");
+  for (size_t i = 0; i < classes.size(); ++i) {
+    int64_t total = 0;
+    for (int64_t v : r.confusion[i]) total += v;
+    std::printf("%2zu %-11.11s %7.2f |", i, classes[i].c_str(), total ? 100.0 * r.confusion[i][i] / total : 0.0);
+    for (int64_t v : r.confusion[i]) std::printf(" %5lld", (long long)v);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_eval_command(CLI::App& app) {
+  CLI::App* cli = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset's test split");
+  auto c = std::make_shared<EvalConfig>();
+  cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
+  cli->add_option("--data", c->data.data, "dataset name or directory")->capture_default_str();
+  cli->add_option("--data-dir", c->data.data_dir);
+  cli->add_option("--input-size", c->data.input_size, "pad images to this size (0: the dataset's)");
+  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str();
+  cli->add_option("--threads", c->threads);
+  return {cli, [c] { return run(*c); }};
+}
+
+}  // namespace shears::app

@@ -1,0 +1,132 @@
+#include "apps/session.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/autograd.hpp"
+#include "core/error.hpp"
+#include "core/ops.hpp"
+
+namespace shears::app {
+
+namespace {
+std::shared_ptr<const data::Dataset> first(const std::shared_ptr<const data::Dataset>& d, int64_t n) {
+  if (n <= 0 || n >= d->size()) return d;
+  std::vector<int64_t> indices(n);
+  std::iota(indices.begin(), indices.end(), 0);
+  return std::make_shared<data::Subset>(d, std::move(indices));
+}
+}  // namespace
+
+OpenedData open_data(const DataChoice& choice) {
+  data::OpenOptions options;
+  options.dir = choice.data_dir;
+  options.seed = choice.seed;
+  OpenedData d{data::open_dataset(choice.data, options), 0, 0, 0, {}, {}};
+  SHEARS_CHECK(d.splits.test != nullptr, "--data " + choice.data, "has no test split to evaluate on");
+  d.splits.train = first(d.splits.train, choice.limit_train);
+  d.splits.test = first(d.splits.test, choice.limit_test);
+  Shape shape = d.splits.train->image_shape();
+  SHEARS_CHECK(shape[1] == shape[2], "--data " + choice.data, "images must be square, got ", shape[1], "x", shape[2]);
+  d.channels = shape[0];
+  d.num_classes = d.splits.train->num_classes();
+  d.input_size = choice.input_size ? choice.input_size : shape[1];
+  SHEARS_CHECK(d.input_size >= shape[1] && (d.input_size - shape[1]) % 2 == 0, "--input-size",
+               "must be the dataset's size (", shape[1], ") or larger by an even amount, got ", choice.input_size);
+  d.train_transform = data::standard_transforms(d.splits, true);
+  d.test_transform = data::standard_transforms(d.splits, false);
+  if (d.input_size > shape[1]) {  // e.g. Fashion-MNIST 28×28 padded to 32×32 with black borders
+    data::Pad pad{data::Padding((d.input_size - shape[1]) / 2)};
+    d.train_transform.transforms.insert(d.train_transform.transforms.begin(), pad);
+    d.test_transform.transforms.insert(d.test_transform.transforms.begin(), pad);
+  }
+  return d;
+}
+
+int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k) {
+  int64_t N = logits.size(0), C = logits.size(1), correct = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const float* row = logits.data() + n * C;
+    float target = row[labels[n]];
+    int64_t above = 0;  // classes scoring strictly higher than the target
+    for (int64_t c = 0; c < C; ++c) above += row[c] > target;
+    correct += above < k;
+  }
+  return correct;
+}
+
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_classes) {
+  NoGradGuard no_grad;
+  bool was_training = model.is_training();
+  model.eval();
+  EvalResult r;
+  r.confusion.assign(num_classes, std::vector<int64_t>(num_classes, 0));
+  auto start = std::chrono::steady_clock::now();
+  double loss_sum = 0;
+  int64_t top1 = 0, top5 = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    Tensor logits = model(batch->images);
+    int64_t n = logits.size(0);
+    loss_sum += cross_entropy(logits, batch->labels).item() * n;
+    top1 += count_topk(logits, batch->labels, 1);
+    top5 += count_topk(logits, batch->labels, std::min<int64_t>(5, num_classes));
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = logits.data() + i * logits.size(1);
+      int64_t best = std::max_element(row, row + logits.size(1)) - row;
+      r.confusion[batch->labels[i]][best]++;
+    }
+    r.samples += n;
+  }
+  model.train(was_training);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  SHEARS_CHECK(r.samples > 0, "evaluate", "the evaluation set is empty");
+  r.loss = loss_sum / r.samples;
+  r.top1 = 100.0 * top1 / r.samples;
+  r.top5 = 100.0 * top5 / r.samples;
+  return r;
+}
+
+std::string format_duration(double seconds) {
+  int64_t s = static_cast<int64_t>(std::llround(seconds));
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
+  return buf;
+}
+
+Progress::Progress(std::string title, int64_t total)
+    : title_(std::move(title)), total_(std::max<int64_t>(total, 1)), tty_(isatty(fileno(stdout))),
+      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+
+void Progress::update(int64_t done, const std::string& stats) {
+  auto now = std::chrono::steady_clock::now();
+  double elapsed = std::chrono::duration<double>(now - start_).count();
+  double eta = done > 0 ? elapsed * (total_ - done) / done : 0.0;
+  if (tty_) {
+    if (done < total_ && now - last_draw_ < std::chrono::milliseconds(200)) return;
+    last_draw_ = now;
+    constexpr int kWidth = 24;
+    int filled = static_cast<int>(kWidth * done / total_);
+    std::printf("\r%s [%s%s] %lld/%lld %s ETA %s\033[K", title_.c_str(), std::string(filled, '#').c_str(),
+                std::string(kWidth - filled, '.').c_str(), (long long)done, (long long)total_, stats.c_str(),
+                format_duration(eta).c_str());
+    std::fflush(stdout);
+  } else if (done >= next_line_) {
+    std::printf("%s %lld/%lld %s elapsed %s ETA %s\n", title_.c_str(), (long long)done, (long long)total_,
+                stats.c_str(), format_duration(elapsed).c_str(), format_duration(eta).c_str());
+    std::fflush(stdout);
+    next_line_ = done + std::max<int64_t>(1, total_ / 10);
+  }
+}
+
+void Progress::finish() {
+  if (tty_) std::printf("\r\033[K");
+}
+
+}  // namespace shears::app

@@ -1,0 +1,62 @@
+// What train, eval and the demo share: opening the data a model needs, running the model over a
+// loader, and the terminal display (a progress bar on a TTY, plain periodic lines otherwise).
+#pragma once
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/loader.hpp"
+#include "data/open_dataset.hpp"
+#include "nn/module.hpp"
+
+namespace shears::app {
+
+struct DataChoice {
+  std::string data = "fashion-mnist";  // --data: a dataset name or a directory
+  std::string data_dir;                // --data-dir
+  int64_t input_size = 0;              // --input-size: 0 keeps the dataset's size; larger pads evenly
+  int64_t limit_train = 0, limit_test = 0;  // first N samples only (quick runs); 0: all
+  int workers = 2;
+  uint64_t seed = 0;
+};
+
+struct OpenedData {
+  data::DatasetSplits splits;
+  int64_t channels, input_size, num_classes;
+  data::Compose train_transform, test_transform;
+};
+
+OpenedData open_data(const DataChoice& choice);
+
+struct EvalResult {
+  double loss = 0, top1 = 0, top5 = 0;  // accuracies in percent
+  int64_t samples = 0;
+  double seconds = 0;
+  std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
+};
+
+// Mean cross-entropy and top-1/top-5 over the whole loader, in eval mode and without gradients.
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_classes);
+
+// Top-k correct counts of one batch of logits (N, C).
+int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k);
+
+class Progress {
+ public:
+  Progress(std::string title, int64_t total);
+  // Redraws the bar (at most a few times a second) or, off a TTY, prints a line every ~10%.
+  void update(int64_t done, const std::string& stats);
+  void finish();
+
+ private:
+  std::string title_;
+  int64_t total_, next_line_ = 0;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace shears::app

@@ -1,0 +1,97 @@
+// The `shears` command end to end (it is run as a separate process, as users run it): a short
+// training writes its run folder, resuming reproduces an uninterrupted run, user mistakes give
+// one clear message and a non-zero exit.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tests/helpers.hpp"
+
+namespace shears {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+Result run_shears(const std::string& args) {
+  std::string command = std::string(SHEARS_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// summary.csv without the timing columns (seconds, images/s).
+std::vector<std::string> summary_rows(const fs::path& dir) {
+  std::vector<std::string> rows;
+  std::istringstream in(read_file(dir / "summary.csv"));
+  for (std::string line; std::getline(in, line);) rows.push_back(line.substr(0, line.rfind(',', line.rfind(',') - 1)));
+  return rows;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("shears_cli_" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+const std::string kQuick = "train --model mlpnet --data synthetic --epochs 3 --batch-size 32 --lr 0.05 --workers 1 ";
+
+}  // namespace
+
+TEST_CASE("shears train writes its run folder and resumes exactly", "[cli]") {
+  fs::path straight = fresh_dir("straight"), split = fresh_dir("split");
+  Result a = run_shears(kQuick + "--output " + straight.string());
+  INFO(a.output);
+  REQUIRE(a.status == 0);
+  for (const char* file : {"config.toml", "summary.csv", "events.jsonl", "last.safetensors", "best.safetensors",
+                           "last.optim.safetensors"})
+    CHECK(fs::exists(straight / file));
+  CHECK(summary_rows(straight).size() == 4);  // header + 3 epochs
+
+  Result first = run_shears(kQuick + "--stop-after 1 --output " + split.string());
+  INFO(first.output);
+  REQUIRE(first.status == 0);
+  Result rest = run_shears(kQuick + "--output " + split.string() + " --resume " + (split / "last.safetensors").string());
+  INFO(rest.output);
+  REQUIRE(rest.status == 0);
+  CHECK(summary_rows(split) == summary_rows(straight));
+
+  Result eval = run_shears("eval --data synthetic --weights " + (straight / "best.safetensors").string());
+  INFO(eval.output);
+  CHECK(eval.status == 0);
+  CHECK(eval.output.find("top-1") != std::string::npos);
+}
+
+TEST_CASE("user mistakes get one clear message and a non-zero exit", "[cli]") {
+  fs::path dir = fresh_dir("errors");
+  Result unknown_model = run_shears("train --model resnet7 --data synthetic --output " + dir.string());
+  CHECK(unknown_model.status != 0);
+  CHECK(unknown_model.output.find("unknown architecture 'resnet7'") != std::string::npos);
+  Result bad_opt = run_shears(kQuick + "--opt rmsprop --output " + dir.string());
+  CHECK(bad_opt.status != 0);
+  CHECK(bad_opt.output.find("--opt") != std::string::npos);
+  Result missing = run_shears("eval --weights /nonexistent/model.safetensors");
+  CHECK(missing.status != 0);
+  CHECK(missing.output.find("/nonexistent/model.safetensors") != std::string::npos);
+  Result bad_value = run_shears("train --epochs many --output " + dir.string());
+  CHECK(bad_value.status != 0);
+  CHECK(bad_value.output.find("--epochs") != std::string::npos);
+}
+
+}  // namespace shears
