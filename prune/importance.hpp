@@ -1,0 +1,33 @@
+// Channel importance for structured pruning (ALGORITHMS.md §5 "Channel importances", §2.3;
+// ECOSYSTEM.md §1.5): a pluggable function from a dependency group to one score per channel
+// (higher = more important). Built-ins follow Torch-Pruning's GroupMagnitudeImportance
+// convention: per member, the channel's slice norm (producer rows, depthwise filters, consumer
+// columns; biases and BN tensors are not counted), averaged over the members, then divided by the
+// mean over the group's channels, so that groups can be ranked against each other globally.
+#pragma once
+#include <functional>
+#include <vector>
+
+#include "core/random.hpp"
+#include "nn/module.hpp"
+#include "prune/groups.hpp"
+
+namespace shears::prune {
+
+using Importance = std::function<std::vector<float>(const nn::Module& model, const Group& group)>;
+
+// Σ|w| (p = 1, L1) or Σw² (p = 2, L2) over each channel's weight slices.
+Importance magnitude_importance(int p = 1);
+// |γ| of the group's BatchNorm members (mean over them); throws for a group without BN.
+Importance bn_scale_importance();
+// Σ|w ⊙ ∂L/∂w| over the weight slices, from the gradients currently held by the model's
+// parameters (accumulate them over a few batches first: zero_grad, forward, loss, backward).
+// Throws when a weight of the group has no gradient.
+Importance taylor_importance();
+// Uniform [0, 1) per channel from `gen` (kept by reference: it must outlive the function).
+Importance random_importance(Generator& gen);
+
+// Calls fn(flat index) for every element of channel c of `slice` in a tensor of `shape`.
+void for_each_in_channel(const Shape& shape, const Slice& slice, int64_t c, const std::function<void(int64_t)>& fn);
+
+}  // namespace shears::prune
