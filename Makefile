@@ -55,6 +55,9 @@ $(BUILD)/%.o: %.cpp | deps
 # Tests find their committed fixtures, and the command they run, wherever the tree is cloned.
 $(TEST_OBJS): CXXFLAGS += -DSHEARS_FIXTURES='"$(CURDIR)/tests/fixtures"' -DSHEARS_BINARY='"$(CURDIR)/$(APP)"'
 
+# `shears bench --compare-torch` runs bench/torch_step.py from the source tree.
+$(BUILD)/apps/bench.o: CXXFLAGS += -DSHEARS_SOURCE_DIR='"$(CURDIR)"'
+
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^

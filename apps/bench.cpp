@@ -2,6 +2,7 @@
 // model on random data after warm-up, and reports ms/step, images/s and achieved GFLOP/s.
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "apps/commands.hpp"
 #include "core/autograd.hpp"
@@ -22,7 +23,38 @@ struct BenchConfig {
   std::string model = "resnet20", mode = "train";
   int64_t batch_size = 128, steps = 10, warmup = 2, in_channels = 3, input_size = 32, num_classes = 10;
   int threads = 0;
+  bool compare_torch = false;
 };
+
+// Runs bench/torch_step.py (Debian's python3-torch) with the same model, batch and threads and
+// returns PyTorch's faster layout's median ms, or a negative value with the reason printed.
+double torch_median_ms(const BenchConfig& c) {
+  const char* python = "/usr/bin/python3";
+  std::string script = std::string(SHEARS_SOURCE_DIR) + "/bench/torch_step.py";
+  char command[1024];
+  std::snprintf(command, sizeof command,
+                "%s %s --model %s --batch-size %lld --steps %lld --warmup %lld --threads %d --in-channels %lld "
+                "--input-size %lld --num-classes %lld --mode %s 2>&1",
+                python, script.c_str(), c.model.c_str(), (long long)c.batch_size, (long long)c.steps,
+                (long long)c.warmup, num_threads(), (long long)c.in_channels, (long long)c.input_size,
+                (long long)c.num_classes, c.mode.c_str());
+  FILE* pipe = popen(command, "r");
+  if (!pipe) return -1;
+  std::string output;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
+  int status = pclose(pipe);
+  auto at = output.rfind("torch ");
+  char layout[32];
+  double median = -1;
+  if (status != 0 || at == std::string::npos || std::sscanf(output.c_str() + at, "torch %31s %lf", layout, &median) != 2) {
+    std::printf("--compare-torch: PyTorch run failed (needs Debian's python3-torch and python3-torchvision):\n%s",
+                output.c_str());
+    return -1;
+  }
+  std::printf("PyTorch 1.13 (%s, its faster layout): median %.2f ms\n", layout, median);
+  return median;
+}
 
 int run(const BenchConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
@@ -71,6 +103,11 @@ int run(const BenchConfig& c) {
               "(FLOPs = 2 x MACs%s)\n",
               median, ms.front(), ms.back(), (long long)c.steps, c.batch_size * 1000.0 / median, flops / median * 1e-6,
               train ? ", x3 for a training step" : "");
+  if (c.compare_torch) {
+    double torch_ms = torch_median_ms(c);
+    if (torch_ms > 0)
+      std::printf("shears / PyTorch time: %.2fx (below 1: shears is faster)\n", median / torch_ms);
+  }
   return 0;
 }
 
@@ -88,6 +125,7 @@ Command add_bench_command(CLI::App& app) {
   cli->add_option("--input-size", c->input_size)->capture_default_str();
   cli->add_option("--num-classes", c->num_classes)->capture_default_str();
   cli->add_option("--threads", c->threads);
+  cli->add_flag("--compare-torch", c->compare_torch, "time the same model in PyTorch (python3-torch) and print the ratio");
   return {cli, [c] { return run(*c); }};
 }
 
