@@ -1,6 +1,7 @@
 // Core kernels: sgemm, conv2d (forward, backward), batch norm, pooling, elementwise,
 // cross-entropy and linear, on the shapes of tests/kernel_cases.hpp at batch 128.
-// Counters: GFLOP/s for compute-bound kernels, GB/s (bytes read + written) for the others.
+// Counters: GFLOP/s for compute-bound kernels, GB/s (bytes read + written) for the others, both
+// over wall-clock time (UseRealTime: the kernels are multithreaded).
 #include <benchmark/benchmark.h>
 
 #include "core/autograd.hpp"
@@ -30,7 +31,7 @@ void BM_sgemm(benchmark::State& state) {
   set_rate(state, 2e-9 * M * N * K, "GFLOP/s");
 }
 BENCHMARK(BM_sgemm)->Args({256, 256, 256})->Args({512, 512, 512})->Args({1024, 1024, 1024})
-    ->Args({2048, 2048, 2048})->Args({64, 131072, 576})->Args({576, 64, 131072})->Unit(benchmark::kMillisecond);
+    ->Args({2048, 2048, 2048})->Args({64, 131072, 576})->Args({576, 64, 131072})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Conv benchmarks are registered from the shared case list: forward, and backward (input + weight).
 void conv_forward(benchmark::State& state, const cases::ConvCase& c) {
@@ -57,9 +58,9 @@ void conv_backward(benchmark::State& state, const cases::ConvCase& c) {
   for (const cases::ConvCase& c : cases::conv_cases()) {
     if (!c.bench_batch) continue;
     benchmark::RegisterBenchmark((std::string("BM_conv2d_fwd/") + c.name).c_str(), conv_forward, c)
-        ->Unit(benchmark::kMillisecond);
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark((std::string("BM_conv2d_bwd/") + c.name).c_str(), conv_backward, c)
-        ->Unit(benchmark::kMillisecond);
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   return true;
 }();
@@ -80,28 +81,28 @@ void BM_batch_norm(benchmark::State& state) {
   set_rate(state, 1e-9 * x.numel() * 4 * (backward ? 5 : 2), "GB/s");
   state.SetLabel(backward ? "train forward+backward" : (training ? "train forward" : "eval forward"));
 }
-BENCHMARK(BM_batch_norm)->Arg(1)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_batch_norm)->Arg(1)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_max_pool2d(benchmark::State& state) {
   Tensor x = random({128, 64, 32, 32});
   for (auto _ : state) benchmark::DoNotOptimize(max_pool2d(x, {{2, 2}, {2, 2}, {0, 0}, true}).data());
   set_rate(state, 1e-9 * x.numel() * 4 * 1.25, "GB/s");
 }
-BENCHMARK(BM_max_pool2d)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_max_pool2d)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_relu(benchmark::State& state) {
   Tensor x = random({128, 64, 32, 32});
   for (auto _ : state) benchmark::DoNotOptimize(relu(x).data());
   set_rate(state, 1e-9 * x.numel() * 8, "GB/s");
 }
-BENCHMARK(BM_relu)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_relu)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_add(benchmark::State& state) {
   Tensor a = random({128, 64, 32, 32}), b = random({128, 64, 32, 32});
   for (auto _ : state) benchmark::DoNotOptimize(add(a, b).data());
   set_rate(state, 1e-9 * a.numel() * 12, "GB/s");
 }
-BENCHMARK(BM_add)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_add)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_cross_entropy(benchmark::State& state) {
   Tensor logits = random({128, 1000}).requires_grad_();
@@ -115,7 +116,7 @@ void BM_cross_entropy(benchmark::State& state) {
   set_rate(state, 1e-9 * logits.numel() * 4 * 3, "GB/s");
   state.SetLabel("forward+backward, 128x1000");
 }
-BENCHMARK(BM_cross_entropy)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_cross_entropy)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_linear(benchmark::State& state) {
   Tensor x = random({128, 4096}), w = random({4096, 4096}), b = random({4096});
@@ -123,7 +124,7 @@ void BM_linear(benchmark::State& state) {
   set_rate(state, 2e-9 * 128 * 4096 * 4096, "GFLOP/s");
   state.SetLabel("forward, batch 128, 4096x4096");
 }
-BENCHMARK(BM_linear)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_linear)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace shears

@@ -1,9 +1,10 @@
 // conv2d: shape checks, the forward kernel and the backward for input and weight side by side.
-// The fast path is im2col + sgemm (darknet's forward_convolutional_layer), per sample and group:
-//   col (C_in/g·kH·kW, H_out·W_out) = im2col(x),  y_g (C_out/g, H_out·W_out) = W_g · col
+// The fast path is im2col + sgemm (darknet's forward_convolutional_layer), per group and per
+// block of B samples laid side by side (B = 1 for maps of 512 pixels or more):
+//   col (C_in/g·kH·kW, B·H_out·W_out) = im2col(x),  y_g (C_out/g, B·H_out·W_out) = W_g · col
 // and the backward reuses the same column layout: dcol = W_gᵀ · dy_g then col2im; dW_g += dy_g · colᵀ.
-// Threads take whole samples (each with its own column buffer and single-threaded sgemms), so
-// nothing is packed or unpacked and the columns stay in cache; 1×1 stride-1 convolutions skip im2col.
+// Threads take contiguous ranges of samples, each with its own buffers and single-threaded
+// sgemms; 1×1 stride-1 convolutions of one sample skip im2col.
 // Depthwise 3×3 convolutions (padding 1, stride 1 or 2) use a direct SIMD kernel instead.
 #include "core/ops/conv2d.hpp"
 
@@ -143,30 +144,87 @@ void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, co
 
 
 // Per-thread column buffer, reused across calls (grows to the largest K·H_out·W_out seen).
-float* column_buffer(int64_t floats) {
-  thread_local std::vector<float> buffer;
-  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(floats);
-  return buffer.data();
+// Per-thread scratch (0: columns, 1: packed rows), reused across calls; grows to the largest need.
+float* scratch(int slot, int64_t floats) {
+  thread_local std::vector<float> buffers[2];
+  if (static_cast<int64_t>(buffers[slot].size()) < floats) buffers[slot].resize(floats);
+  return buffers[slot].data();
+}
+
+// Samples per sgemm: small feature maps (ResNet's 8×8, VGG's 2×2) are laid side by side so each
+// sgemm has at least ~512 columns, with the column buffer capped at 8 MiB.
+int64_t samples_per_block(const ConvGeometry& g) {
+  int64_t HWo = g.H_out * g.W_out, K = g.cin_g() * g.kH * g.kW;
+  int64_t want = (512 + HWo - 1) / HWo, cap = std::max<int64_t>(1, (int64_t{2} << 20) / (K * HWo));
+  return std::max<int64_t>(1, std::min(want, cap));
+}
+
+// A block of nb samples starting at n0, for group grp, seen as matrices with nb·HWo columns:
+//   columns (K, nb·HWo) of x; rows (C_rows, nb·HWo) of a (N, C, HWo) tensor, packed or unpacked.
+struct SampleBlock {
+  const ConvGeometry& g;
+  int64_t n0, nb, grp;
+  int64_t HWo() const { return g.H_out * g.W_out; }
+  int64_t ld() const { return nb * HWo(); }
+  void fill_columns(const float* x, float* col) const {
+    for (int64_t b = 0; b < nb; ++b)
+      im2col_channels(g, x + ((n0 + b) * g.C_in + grp * g.cin_g()) * g.H * g.W, col + b * HWo(), ld(), 0, g.cin_g());
+  }
+  void fold_columns(const float* col, float* dx) const {
+    for (int64_t b = 0; b < nb; ++b) {
+      float* dxg = dx + ((n0 + b) * g.C_in + grp * g.cin_g()) * g.H * g.W;
+      std::memset(dxg, 0, sizeof(float) * g.cin_g() * g.H * g.W);
+      col2im_channels(g, col + b * HWo(), ld(), dxg, 0, g.cin_g());
+    }
+  }
+  // rows r0.. of each sample's (C, HWo) block of t <-> packed (rows, nb·HWo).
+  void pack(const float* t, int64_t C, int64_t r0, int64_t rows, float* packed) const {
+    for (int64_t b = 0; b < nb; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(packed + r * ld() + b * HWo(), t + ((n0 + b) * C + r0 + r) * HWo(), sizeof(float) * HWo());
+  }
+  void unpack(const float* packed, int64_t C, int64_t r0, int64_t rows, float* t) const {
+    for (int64_t b = 0; b < nb; ++b)
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(t + ((n0 + b) * C + r0 + r) * HWo(), packed + r * ld() + b * HWo(), sizeof(float) * HWo());
+  }
+};
+
+// Runs body(block) for every block of samples, threads taking contiguous sample ranges.
+template <typename Body>
+void for_each_block(const ConvGeometry& g, int64_t chunks, Body body) {
+  int64_t B = samples_per_block(g);
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t n = g.N * c / chunks, end = g.N * (c + 1) / chunks; n < end; n += B)
+        for (int64_t grp = 0; grp < g.groups; ++grp) body(c, SampleBlock{g, n, std::min(B, end - n), grp});
+  });
 }
 
 }  // namespace
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   if (is_depthwise3x3(g)) return depthwise_forward(g, x, w, bias, y);
-  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g(), HW = g.H * g.W;
-  parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
-    float* col = is_pointwise(g) ? nullptr : column_buffer(K * HWo);
-    for (int64_t n = n0; n < n1; ++n)
-      for (int64_t grp = 0; grp < g.groups; ++grp) {
-        const float* xg = x + (n * g.C_in + grp * g.cin_g()) * HW;
-        float* yg = y + (n * g.C_out + grp * M) * HWo;
-        if (col) im2col_channels(g, xg, col, HWo, 0, g.cin_g());
-        blas::sgemm(false, false, M, HWo, K, 1.f, w + grp * M * K, K, col ? col : xg, HWo, 0.f, yg, HWo);
-        if (bias)
-          for (int64_t o = 0; o < M; ++o)
-            for (int64_t i = 0; i < HWo; ++i) yg[o * HWo + i] += bias[grp * M + o];
-      }
+  int64_t K = g.cin_g() * g.kH * g.kW, M = g.cout_g();
+  for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
+    bool direct = is_pointwise(g) && blk.nb == 1;  // x is already the column matrix
+    const float* src = x + (blk.n0 * g.C_in + blk.grp * g.cin_g()) * blk.HWo();
+    if (!direct) {
+      float* col = scratch(0, K * blk.ld());
+      blk.fill_columns(x, col);
+      src = col;
+    }
+    float* dst = blk.nb == 1 ? y + (blk.n0 * g.C_out + blk.grp * M) * blk.HWo() : scratch(1, M * blk.ld());
+    blas::sgemm(false, false, M, blk.ld(), K, 1.f, w + blk.grp * M * K, K, src, blk.ld(), 0.f, dst, blk.ld());
+    if (blk.nb > 1) blk.unpack(dst, g.C_out, blk.grp * M, M, y);
   });
+  if (bias) {
+    int64_t HWo = g.H_out * g.W_out;
+    parallel_for(g.N * g.C_out, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < HWo; ++j) y[i * HWo + j] += bias[i % g.C_out];
+    });
+  }
 }
 
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
@@ -179,20 +237,19 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
     });
     return;
   }
-  int64_t K = g.cin_g() * g.kH * g.kW, HWo = g.H_out * g.W_out, M = g.cout_g(), HW = g.H * g.W;
-  parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
-    float* col = is_pointwise(g) ? nullptr : column_buffer(K * HWo);
-    for (int64_t n = n0; n < n1; ++n)
-      for (int64_t grp = 0; grp < g.groups; ++grp) {
-        const float* dyg = dy + (n * g.C_out + grp * M) * HWo;
-        float* dxg = dx + (n * g.C_in + grp * g.cin_g()) * HW;
-        // dcol (K, HWo) = W_gᵀ · dy_g, folded back by col2im (pointwise: dcol is dx itself).
-        blas::sgemm(true, false, K, HWo, M, 1.f, w + grp * M * K, K, dyg, HWo, 0.f, col ? col : dxg, HWo);
-        if (col) {
-          std::memset(dxg, 0, sizeof(float) * g.cin_g() * HW);
-          col2im_channels(g, col, HWo, dxg, 0, g.cin_g());
-        }
-      }
+  int64_t K = g.cin_g() * g.kH * g.kW, M = g.cout_g();
+  for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
+    const float* dyg = dy + (blk.n0 * g.C_out + blk.grp * M) * blk.HWo();
+    if (blk.nb > 1) {
+      float* packed = scratch(1, M * blk.ld());
+      blk.pack(dy, g.C_out, blk.grp * M, M, packed);
+      dyg = packed;
+    }
+    // dcol (K, nb·HWo) = W_gᵀ · dy_g, folded back by col2im (pointwise, one sample: dcol is dx).
+    bool direct = is_pointwise(g) && blk.nb == 1;
+    float* dcol = direct ? dx + (blk.n0 * g.C_in + blk.grp * g.cin_g()) * blk.HWo() : scratch(0, K * blk.ld());
+    blas::sgemm(true, false, K, blk.ld(), M, 1.f, w + blk.grp * M * K, K, dyg, blk.ld(), 0.f, dcol, blk.ld());
+    if (!direct) blk.fold_columns(dcol, dx);
   });
 }
 
@@ -212,19 +269,22 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
   // thread order afterwards (the split depends only on N and the thread count).
   int64_t chunks = std::min<int64_t>(num_threads(), g.N), size = g.C_out * K;
   std::vector<float> partial(chunks * size, 0.f);
-  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      float* acc = partial.data() + c * size;
-      float* col = is_pointwise(g) ? nullptr : column_buffer(K * HWo);
-      for (int64_t n = g.N * c / chunks; n < g.N * (c + 1) / chunks; ++n)
-        for (int64_t grp = 0; grp < g.groups; ++grp) {
-          const float* xg = x + (n * g.C_in + grp * g.cin_g()) * HW;
-          const float* dyg = dy + (n * g.C_out + grp * M) * HWo;
-          if (col) im2col_channels(g, xg, col, HWo, 0, g.cin_g());
-          // dW_g (M, K) += dy_g · colᵀ
-          blas::sgemm(false, true, M, K, HWo, 1.f, dyg, HWo, col ? col : xg, HWo, 1.f, acc + grp * M * K, K);
-        }
+  for_each_block(g, chunks, [&](int64_t c, const SampleBlock& blk) {
+    const float* src = x + (blk.n0 * g.C_in + blk.grp * g.cin_g()) * HW;  // pointwise, one sample
+    if (!(is_pointwise(g) && blk.nb == 1)) {
+      float* col = scratch(0, K * blk.ld());
+      blk.fill_columns(x, col);
+      src = col;
     }
+    const float* dyg = dy + (blk.n0 * g.C_out + blk.grp * M) * HWo;
+    if (blk.nb > 1) {
+      float* packed = scratch(1, M * blk.ld());
+      blk.pack(dy, g.C_out, blk.grp * M, M, packed);
+      dyg = packed;
+    }
+    // dW_g (M, K) += dy_g · colᵀ
+    blas::sgemm(false, true, M, K, blk.ld(), 1.f, dyg, blk.ld(), src, blk.ld(), 1.f,
+                partial.data() + c * size + blk.grp * M * K, K);
   });
   std::memcpy(dw, partial.data(), sizeof(float) * size);
   for (int64_t c = 1; c < chunks; ++c)
