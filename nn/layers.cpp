@@ -39,7 +39,7 @@ int64_t Linear::macs(const Shape& /*input*/, const Shape& output) const { return
 // ---- Conv2d
 
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel, const Conv2dConfig& config, Generator& gen)
-    : config_(config) {
+    : config_(config), depthwise_(config.groups > 1 && config.groups == in_channels && in_channels == out_channels) {
   check_positive(config.groups, "Conv2d", "groups");
   check_positive(kernel.h * kernel.w, "Conv2d", "kernel size");
   SHEARS_CHECK(in_channels > 0 && out_channels > 0 && in_channels % config.groups == 0 &&
@@ -56,8 +56,14 @@ void Conv2d::reset_parameters(Generator& gen) {
   init::default_linear_or_conv_(w, b, gen);
 }
 
+Conv2dConfig Conv2d::config() const {
+  Conv2dConfig current = config_;
+  current.groups = groups();
+  return current;
+}
+
 Tensor Conv2d::forward(const Tensor& x) {
-  Conv2dOptions opt{config_.stride.array(), config_.padding.array(), config_.dilation.array(), config_.groups};
+  Conv2dOptions opt{config_.stride.array(), config_.padding.array(), config_.dilation.array(), groups()};
   return conv2d(x, effective("weight"), has_parameter("bias") ? effective("bias") : Tensor(), opt);
 }
 
@@ -69,7 +75,7 @@ int64_t Conv2d::macs(const Shape& /*input*/, const Shape& output) const {
 // ---- BatchNorm
 
 BatchNorm::BatchNorm(int64_t num_features, const BatchNormConfig& config, int64_t input_rank)
-    : config_(config), input_rank_(input_rank) {
+    : config_(config), num_features_(num_features), input_rank_(input_rank) {
   check_positive(num_features, "BatchNorm", "num_features");
   if (config.affine) {
     register_parameter("weight", Tensor::ones({num_features}));
@@ -83,7 +89,8 @@ BatchNorm::BatchNorm(int64_t num_features, const BatchNormConfig& config, int64_
 }
 
 int64_t BatchNorm::num_features() const {
-  return config_.affine ? parameter("weight").size(0) : buffer("running_mean").size(0);
+  if (config_.affine) return parameter("weight").size(0);
+  return config_.track_running_stats ? buffer("running_mean").size(0) : num_features_;
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
@@ -93,7 +100,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
   float momentum = config_.momentum.value_or(0.f);
   if (is_training() && tracking) {
     float& batches = buffer("num_batches_tracked").data()[0];
-    batches += 1.f;
+    batches += 1.f;  // stops at 2^24 (BatchNormConfig::track_running_stats)
     if (!config_.momentum) momentum = 1.f / batches;
   }
   Tensor weight = config_.affine ? effective("weight") : Tensor();
@@ -121,13 +128,11 @@ Tensor AdaptiveAvgPool2d::forward(const Tensor& x) { return adaptive_avg_pool2d(
 
 Tensor Flatten::forward(const Tensor& x) { return flatten(x, start_dim_, end_dim_); }
 
-Dropout::Dropout(float p, Generator* gen) : p_(p), gen_(gen) {
+Dropout::Dropout(float p, Generator& gen) : p_(p), gen_(gen.next_u64()) {
   SHEARS_CHECK(p >= 0.f && p <= 1.f, "Dropout", "p must be in [0, 1], got ", p);
 }
 
-Tensor Dropout::forward(const Tensor& x) {
-  return dropout(x, p_, is_training(), gen_ != nullptr ? *gen_ : default_generator());
-}
+Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, is_training(), gen_); }
 
 // ---- Sequential
 

@@ -1,7 +1,9 @@
 // The layers, with torch.nn's names, arguments, defaults and initialisation (1.13). Each layer
 // keeps its tensors only in the Module registry and reads sizes back from them (a Conv2d's
-// channels are its weight's shape), so a parameter shrunk by structured pruning keeps the layer
-// consistent. Initialisation draws from the Generator passed in (default: default_generator()).
+// channels are its weight's shape, a depthwise Conv2d's groups its out-channels; a BatchNorm's
+// features its weight's or running mean's length), so a parameter shrunk by structured pruning
+// keeps the layer consistent. Initialisation draws from the Generator passed in (default:
+// default_generator()).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -44,6 +46,9 @@ struct Conv2dConfig {
 };
 
 // weight (out_channels, in_channels / groups, kH, kW), bias (out_channels).
+// A depthwise conv (built with groups == in_channels == out_channels > 1) stays depthwise when its
+// weight is shrunk: its groups are its out-channels, read from the weight. Other convs keep the
+// groups they were built with (shrinking a grouped conv must keep both sizes multiples of them).
 class Conv2d : public Cloneable<Conv2d> {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, Size2 kernel, const Conv2dConfig& config = {},
@@ -51,20 +56,26 @@ class Conv2d : public Cloneable<Conv2d> {
   Tensor forward(const Tensor& x) override;
   const char* type_name() const override { return "Conv2d"; }
   int64_t macs(const Shape& input, const Shape& output) const override;
-  int64_t in_channels() const { return parameter("weight").size(1) * config_.groups; }
+  bool depthwise() const { return depthwise_; }
+  int64_t groups() const { return depthwise_ ? out_channels() : config_.groups; }
+  int64_t in_channels() const { return parameter("weight").size(1) * groups(); }
   int64_t out_channels() const { return parameter("weight").size(0); }
-  const Conv2dConfig& config() const { return config_; }
+  Conv2dConfig config() const;  // as built, with the current groups()
   void reset_parameters(Generator& gen);
 
  private:
   Conv2dConfig config_;
+  bool depthwise_;
 };
 
 struct BatchNormConfig {
   float eps = 1e-5f;
   std::optional<float> momentum = 0.1f;  // nullopt: cumulative average (1 / num_batches_tracked)
   bool affine = true;                    // learnable weight (γ = 1) and bias (β = 0)
-  bool track_running_stats = true;       // running_mean, running_var, num_batches_tracked (I64)
+  // running_mean, running_var, num_batches_tracked (saved as I64; counted in float32 like every
+  // tensor here, so exact up to 2^24 = 16,777,216 training batches, after which it stops growing
+  // and, with momentum nullopt, the average stops forgetting. PyTorch counts in int64.)
+  bool track_running_stats = true;
 };
 
 // Training normalises with batch statistics and updates the running ones; eval uses the running
@@ -80,6 +91,7 @@ class BatchNorm : public Module {
 
  private:
   BatchNormConfig config_;
+  int64_t num_features_;  // as built: the size when neither affine nor tracking gives a tensor
   int64_t input_rank_;
 };
 
@@ -148,18 +160,20 @@ class Flatten : public Cloneable<Flatten> {
   int64_t start_dim_, end_dim_;
 };
 
-// Zeroes each element with probability p in training and scales the rest by 1/(1-p); draws from
-// `gen`, or from default_generator() at call time when none is given.
+// Zeroes each element with probability p in training and scales the rest by 1/(1-p). Draws from
+// its own Generator, seeded once from `gen` at construction (one draw), so a model's dropout
+// masks follow the seed it was built with and nothing outside the layer can dangle; clone()
+// copies that generator by value, so a clone continues the same stream independently.
 class Dropout : public Cloneable<Dropout> {
  public:
-  explicit Dropout(float p = 0.5f, Generator* gen = nullptr);
+  explicit Dropout(float p = 0.5f, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
   const char* type_name() const override { return "Dropout"; }
   float p() const { return p_; }
 
  private:
   float p_;
-  Generator* gen_;
+  Generator gen_;
 };
 
 class Identity : public Cloneable<Identity> {

@@ -283,9 +283,13 @@ void Module::set_mask(const std::string& parameter_name, const Tensor& mask) {
 }
 
 bool Module::has_mask(const std::string& parameter_name) const {
-  auto [m, last] = owner_of(parameter_name);
-  const Parameter* p = m->find_parameter(last);
-  return p != nullptr && p->mask.defined();
+  try {
+    auto [m, last] = owner_of(parameter_name);
+    const Parameter* p = m->find_parameter(last);
+    return p != nullptr && p->mask.defined();
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 Tensor Module::mask(const std::string& parameter_name) const {
@@ -396,8 +400,19 @@ LoadReport Module::load_state_dict(const std::vector<safetensors::Entry>& entrie
         if (p.mask.defined()) masks.push_back({m, p.name, nullptr});
       }
     }
-    for (Buffer& b : m->buffers_)
-      if (const Tensor* value = take(join(prefix, b.name), b.value)) copies.push_back({b.value, value});
+    for (Buffer& b : m->buffers_) {
+      std::string key = join(prefix, b.name);
+      const Tensor* value = take(key, b.value);
+      if (value == nullptr) continue;
+      // The registered dtype decides (PyTorch casts whatever the file holds into the buffer's):
+      // a count saved as F32 7.0 loads, 7.5 does not.
+      const float* v = value->data();
+      for (int64_t i = 0; i < value->numel(); ++i)
+        SHEARS_CHECK(safetensors::holds_exactly(b.dtype, v[i]), "load_state_dict", "key '", key,
+                     "': expected values the buffer's ", safetensors::dtype_name(b.dtype), " holds exactly, got ", v[i],
+                     " at element ", i);
+      copies.push_back({b.value, value});
+    }
   }
   for (const safetensors::Entry& e : entries)
     if (!used.count(e.name)) report.unexpected.push_back(e.name);
@@ -416,9 +431,10 @@ LoadReport Module::load_state_dict(const std::vector<safetensors::Entry>& entrie
 
 void Module::save_checkpoint(const std::string& path, const std::map<std::string, std::string>& extra,
                              MaskFormat format) const {
-  std::map<std::string, std::string> meta{{"format", "pt"}, {"shears.version", kVersion}};
-  for (auto& [k, v] : metadata_) meta[k] = v;
+  std::map<std::string, std::string> meta = metadata_;
   for (auto& [k, v] : extra) meta[k] = v;
+  meta["format"] = "pt";  // provenance wins over anything the model or the caller set
+  meta["shears.version"] = kVersion;
   safetensors::save(path, state_dict(format), meta);
 }
 

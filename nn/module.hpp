@@ -2,7 +2,8 @@
 // by name in registration order, so the dotted paths of the tree are PyTorch's state_dict keys
 // (`layer2.0.downsample.0.weight`, DESIGN.md §2.7–2.8) and survive structured pruning: nothing is
 // ever fetched by position, and a layer reads its tensors and children back from the registry at
-// each call, so replacing one (`set_parameter`, `replace`) changes the model consistently.
+// each call, so replacing one (`set_parameter`, `replace`) changes the model consistently (a
+// layer's sizes, a depthwise conv's groups included, are read from its tensors: nn/layers.hpp).
 //
 // Masks follow torch.nn.utils.prune (ECOSYSTEM.md §1.4): a mask attached to a parameter makes the
 // forward use `parameter ⊙ mask` (so the raw parameter's gradient is masked too); checkpoints hold
@@ -98,7 +99,7 @@ class Module {
 
   // --- Masks attached to parameters (dotted parameter names).
   void set_mask(const std::string& parameter_name, const Tensor& mask);
-  bool has_mask(const std::string& parameter_name) const;
+  bool has_mask(const std::string& parameter_name) const;  // false for unknown names, as has_parameter
   Tensor mask(const std::string& parameter_name) const;
   // Makes the pruning permanent like prune.remove: the parameter becomes parameter ⊙ mask.
   void remove_mask(const std::string& parameter_name);
@@ -112,11 +113,14 @@ class Module {
   // satisfied by `<name>` (dense: any attached mask is dropped) or by `<name>_orig` + `<name>_mask`
   // (the mask is attached). Strict: missing, unexpected and mis-shaped keys are all listed in one
   // shears::Error and nothing is changed. Non-strict: the rest is loaded and the problems reported
-  // (mis-shaped tensors are skipped, where PyTorch would still raise).
+  // (mis-shaped tensors are skipped, where PyTorch would still raise). Either way, a buffer
+  // registered with an integer dtype (num_batches_tracked: I64) must receive values that dtype
+  // holds exactly, whatever the entry's own dtype, else shears::Error naming the key.
   LoadReport load_state_dict(const std::vector<safetensors::Entry>& entries, bool strict = true);
 
-  // Checkpoints: safetensors with provenance in __metadata__ (format "pt", shears.version, then
-  // this module's metadata(), e.g. arch/num_classes/input_size set by make_model, then `extra`).
+  // Checkpoints: safetensors with provenance in __metadata__: this module's metadata() (e.g.
+  // arch/num_classes/input_size set by make_model), then `extra`, then format "pt" and
+  // shears.version, which always win. load_checkpoint's errors start with the path.
   void save_checkpoint(const std::string& path, const std::map<std::string, std::string>& extra = {},
                        MaskFormat format = MaskFormat::orig_and_mask) const;
   LoadReport load_checkpoint(const std::string& path, bool strict = true);

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
@@ -207,16 +208,21 @@ void decode(const std::string& path, const std::string& name, Dtype dtype, const
 // float32 → an integer dtype, refusing what T cannot hold exactly. The bounds are the doubles
 // −2^digits (or 0) and 2^digits (exclusive), exact where max() rounded to float would not be.
 template <typename T>
+bool fits(float value) {
+  using Limits = std::numeric_limits<T>;
+  const double v = value, high = std::ldexp(1.0, Limits::digits), low = Limits::is_signed ? -high : 0.0;
+  return v >= low && v < high && std::trunc(v) == v;
+}
+
+template <typename T>
 void narrow_integer(const std::string& path, const Entry& entry, const float* src, int64_t n, char* dst) {
   using Limits = std::numeric_limits<T>;
-  const double high = std::ldexp(1.0, Limits::digits), low = Limits::is_signed ? -high : 0.0;
   for (int64_t i = 0; i < n; ++i) {
-    const double v = src[i];
-    if (!(v >= low && v < high && std::trunc(v) == v))
+    if (!fits<T>(src[i]))
       fail(path, tensor_field(entry.name, "value"),
            concat("integers in [", +Limits::min(), ", ", +Limits::max(), "] for ", dtype_name(entry.dtype)),
            concat(float_text(src[i]), " at element ", i));
-    write_le(dst + i * sizeof(T), static_cast<T>(v));
+    write_le(dst + i * sizeof(T), static_cast<T>(src[i]));
   }
 }
 
@@ -426,12 +432,15 @@ std::string read_file(const std::string& path) {
 
 // ---- writing ----
 
-// path + ".tmp", removed on scope exit unless commit() renamed it over path.
+// A fresh temporary file beside path (mkostemp on "<path>.tmp.XXXXXX": concurrent writers of the
+// same path each get their own), removed on scope exit unless commit() renamed it over path.
 class TempFile {
  public:
-  explicit TempFile(const std::string& path) : path_(path), tmp_(path + ".tmp") {
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) fail(path_, "save", "to create " + tmp_, system_error_text());
+  explicit TempFile(const std::string& path) : path_(path), tmp_(path + ".tmp.XXXXXX") {
+    fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
+    if (fd_ < 0) fail(path_, "save", "to create a temporary file " + path + ".tmp.XXXXXX", system_error_text());
+    // mkostemp creates 0600; a checkpoint is as readable as any file open(…, 0644) makes.
+    if (::fchmod(fd_, 0644) != 0) fail(path_, "save", "to chmod " + tmp_, system_error_text());
   }
   ~TempFile() {
     if (fd_ >= 0) ::close(fd_);
@@ -473,6 +482,35 @@ class TempFile {
 
 const char* dtype_name(Dtype dtype) { return info(dtype).name; }
 std::size_t dtype_size(Dtype dtype) { return info(dtype).size; }
+
+bool holds_exactly(Dtype dtype, float value) {
+  switch (dtype) {
+    case Dtype::BOOL:
+      return value == 0.f || value == 1.f;
+    case Dtype::U8:
+      return fits<uint8_t>(value);
+    case Dtype::I8:
+      return fits<int8_t>(value);
+    case Dtype::I16:
+      return fits<int16_t>(value);
+    case Dtype::U16:
+      return fits<uint16_t>(value);
+    case Dtype::I32:
+      return fits<int32_t>(value);
+    case Dtype::U32:
+      return fits<uint32_t>(value);
+    case Dtype::I64:
+      return fits<int64_t>(value);
+    case Dtype::U64:
+      return fits<uint64_t>(value);
+    case Dtype::F16:
+    case Dtype::BF16:
+    case Dtype::F32:
+    case Dtype::F64:
+      break;
+  }
+  return true;
+}
 
 const Entry* File::find(const std::string& name) const {
   for (const Entry& entry : tensors)

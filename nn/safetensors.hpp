@@ -16,6 +16,9 @@ namespace shears::safetensors {
 enum class Dtype { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64 };
 const char* dtype_name(Dtype);
 std::size_t dtype_size(Dtype);  // bytes per element on disk
+// Whether `dtype` stores `value` exactly: integers in range for the integer dtypes, 0 or 1 for
+// BOOL; the floating dtypes hold any value (F16/BF16 round, F32/F64 are exact).
+bool holds_exactly(Dtype dtype, float value);
 
 // A tensor as stored: its values live in memory as float32; `dtype` is the on-disk type.
 struct Entry {
@@ -39,8 +42,9 @@ File parse(const std::string& bytes, const std::string& path_for_errors);
 
 // Writes the header padded with spaces to a multiple of 8, tensors in a deterministic order (as
 // the reference writer: widest dtype first, then by name, so every tensor is naturally aligned),
-// atomically: path + ".tmp", fsync, rename, fsync the directory; a failed write leaves any
-// existing file untouched and no .tmp behind. Integer dtypes (and BOOL: 0 or 1) must hold values
+// atomically: a fresh temporary file "<path>.tmp.XXXXXX" (mkostemp, so concurrent writers never
+// share one), fsync, rename, fsync the directory; a failed write leaves any existing file
+// untouched and no temporary file behind. Integer dtypes (and BOOL: 0 or 1) must hold values
 // they represent exactly, else shears::Error; F16/BF16 round to nearest even as PyTorch's .half()
 // and .bfloat16() do (overflow becomes ±inf).
 void save(const std::string& path, const std::vector<Entry>& tensors,

@@ -1,10 +1,14 @@
 // The module system and the layers: names, registration order, state dicts and masks, strict
 // loading, modes, copies, initialisation and each layer's PyTorch semantics.
+#include <stdlib.h>
+
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "core/autograd.hpp"
 #include "core/ops.hpp"
+#include "core/version.hpp"
 #include "nn/init.hpp"
 #include "nn/layers.hpp"
 #include "nn/summary.hpp"
@@ -27,6 +31,18 @@ const safetensors::Entry& entry(const std::vector<safetensors::Entry>& state, co
   REQUIRE(it != state.end());
   return *it;
 }
+
+// A fresh directory under the system temp dir, removed with its contents at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "shears_nn_XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
 
 // conv · BN · ReLU · pool · conv · flatten · linear, as a Sequential: parameter-less layers count.
 std::shared_ptr<Sequential> small_net(Generator& gen) {
@@ -243,6 +259,43 @@ TEST_CASE("layers compute PyTorch's output shapes and read their sizes from thei
   CHECK(fc.parameter("weight").requires_grad());
 }
 
+TEST_CASE("a depthwise conv shrunk in place stays depthwise: its groups follow its weight", "[nn]") {
+  Generator gen(24);
+  Conv2d depthwise(4, 4, 3, {.padding = 1, .groups = 4}, gen);
+  CHECK(depthwise.depthwise());
+  NoGradGuard no_grad;
+  // Keep channels 1 and 3: weight (4, 1, 3, 3) → (2, 1, 3, 3), bias (4) → (2).
+  auto keep = [](const Tensor& t) { return concat({slice(t, 0, 1, 2), slice(t, 0, 3, 4)}, 0); };
+  Tensor x = test::random_tensor({2, 4, 5, 5}, 25);
+  Tensor before = depthwise(x);
+  depthwise.set_parameter("weight", keep(depthwise.parameter("weight")));
+  depthwise.set_parameter("bias", keep(depthwise.parameter("bias")));
+  CHECK(depthwise.groups() == 2);
+  CHECK(depthwise.config().groups == 2);
+  CHECK(depthwise.in_channels() == 2);
+  CHECK(depthwise.out_channels() == 2);
+  Tensor after = depthwise(concat({slice(x, 1, 1, 2), slice(x, 1, 3, 4)}, 1));
+  test::require_close(after, concat({slice(before, 1, 1, 2), slice(before, 1, 3, 4)}, 1), 1e-6, 1e-6);
+  CHECK(depthwise.macs({2, 2, 5, 5}, after.shape()) == after.numel() * 9);
+  CHECK(depthwise.clone()->forward(slice(x, 1, 0, 2)).shape() == Shape{2, 2, 5, 5});
+
+  // A grouped conv that is not depthwise keeps its groups.
+  Conv2d grouped(4, 8, 1, {.groups = 2}, gen);
+  CHECK_FALSE(grouped.depthwise());
+  grouped.set_parameter("weight", Tensor::zeros({4, 2, 1, 1}));
+  CHECK(grouped.groups() == 2);
+  CHECK(grouped.in_channels() == 4);
+  CHECK_FALSE(Conv2d(1, 1, 3, {}, gen).depthwise());
+}
+
+TEST_CASE("BatchNorm knows its size with or without tensors", "[nn]") {
+  CHECK(BatchNorm2d(5, {.affine = false, .track_running_stats = false}).num_features() == 5);
+  CHECK(BatchNorm1d(3, {.affine = false}).num_features() == 3);
+  BatchNorm2d shrunk(4);
+  shrunk.set_parameter("weight", Tensor::ones({2}));
+  CHECK(shrunk.num_features() == 2);
+}
+
 TEST_CASE("structured pruning can shrink a conv-BN-conv chain tensor by tensor", "[nn]") {
   Generator gen(22);
   auto net = sequential({std::make_shared<Conv2d>(2, 4, 3, Conv2dConfig{.padding = 1}, gen),
@@ -267,7 +320,7 @@ TEST_CASE("structured pruning can shrink a conv-BN-conv chain tensor by tensor",
 
 TEST_CASE("Dropout drops and rescales in training only", "[nn]") {
   Generator gen(14);
-  Dropout drop(0.25f, &gen);
+  Dropout drop(0.25f, gen);
   Tensor x = Tensor::ones({4000});
   std::vector<float> y = drop(x).to_vector();
   int64_t zeros = std::count(y.begin(), y.end(), 0.f);
@@ -275,6 +328,32 @@ TEST_CASE("Dropout drops and rescales in training only", "[nn]") {
   CHECK(*std::max_element(y.begin(), y.end()) == Approx(1 / 0.75f));
   drop.eval();
   CHECK(drop(x).to_vector() == x.to_vector());
+}
+
+TEST_CASE("Dropout draws from its own generator, seeded from the one it is built with, and clones safely", "[nn]") {
+  Tensor x = Tensor::ones({64});
+  auto masks_of = [&](uint64_t build_seed, uint64_t default_seed) {
+    Generator gen(build_seed);
+    Dropout drop(0.5f, gen);
+    manual_seed(default_seed);  // the process-wide generator plays no part
+    return drop(x).to_vector();
+  };
+  CHECK(masks_of(3, 100) == masks_of(3, 200));
+  CHECK(masks_of(3, 100) != masks_of(4, 100));
+
+  // A clone owns a copy of the generator: it outlives the one the layer was built with and
+  // continues the same stream as the original, independently of it.
+  std::shared_ptr<Module> copy;
+  std::vector<float> first, second;
+  {
+    Generator gen(3);
+    Dropout drop(0.5f, gen);
+    copy = drop.clone();
+    first = drop(x).to_vector();
+    second = drop(x).to_vector();
+  }
+  CHECK((*copy)(x).to_vector() == first);
+  CHECK((*copy)(x).to_vector() == second);
 }
 
 TEST_CASE("a mask makes the forward use weight ⊙ mask and masks the raw weight's gradient", "[nn]") {
@@ -323,6 +402,9 @@ TEST_CASE("masked parameters are saved as PyTorch's _orig + _mask pair or dense"
   other.load_state_dict(dense);
   CHECK_FALSE(other.has_mask("weight"));
   CHECK(other.parameter("weight").to_vector() == std::vector<float>{w[0], 0, 0, w[3]});
+  // Unknown names are simply unmasked, as has_parameter says they are absent.
+  CHECK_FALSE(other.has_mask("nothing.weight"));
+  CHECK_FALSE(other.has_mask("nothing"));
   auto orig_only = reparametrised;
   orig_only.pop_back();
   CHECK_THROWS_WITH(other.load_state_dict(orig_only), Contains("missing key: weight_mask"));
@@ -361,6 +443,45 @@ TEST_CASE("strict loading lists every missing, unexpected and mis-shaped key and
   auto twice = state;
   twice.push_back(state[0]);
   CHECK_THROWS_WITH(net->load_state_dict(twice), Contains("key '0.weight' appears twice"));
+}
+
+TEST_CASE("an integer buffer only loads values its dtype holds exactly, whatever the entry's dtype", "[nn]") {
+  Generator gen(26);
+  auto net = small_net(gen);
+  auto state = net->state_dict();
+  for (auto& e : state)
+    if (e.name == "1.num_batches_tracked") e = {e.name, Tensor::scalar(7.f), Dtype::F32};
+  CHECK(net->load_state_dict(state).ok());  // 7.0 as F32 is a count
+  CHECK(net->buffer("1.num_batches_tracked").item() == 7.f);
+  std::vector<float> before = net->parameter("0.weight").to_vector();
+  for (auto& e : state) {
+    if (e.name == "1.num_batches_tracked") e.value = Tensor::scalar(7.5f);
+    if (e.name == "0.weight") e.value = Tensor::zeros(e.value.shape());
+  }
+  CHECK_THROWS_WITH(net->load_state_dict(state),
+                    Contains("key '1.num_batches_tracked': expected values the buffer's I64 holds exactly, got 7.5"));
+  CHECK_THROWS_WITH(net->load_state_dict(state, false), Contains("key '1.num_batches_tracked'"));
+  CHECK(net->parameter("0.weight").to_vector() == before);  // nothing changed
+  CHECK(net->buffer("1.num_batches_tracked").item() == 7.f);
+
+  // From a file, the error starts with its path.
+  TempDir dir;
+  std::string path = dir.file("bad_count.safetensors");
+  safetensors::save(path, state);
+  CHECK_THROWS_WITH(net->load_checkpoint(path),
+                    Catch::StartsWith(path + ": load_state_dict: key '1.num_batches_tracked'") && Contains("7.5"));
+}
+
+TEST_CASE("checkpoint provenance wins over model metadata and extra keys", "[nn]") {
+  Generator gen(27);
+  auto net = small_net(gen);
+  net->metadata()["format"] = "np";
+  TempDir dir;
+  net->save_checkpoint(dir.file("m.safetensors"), {{"shears.version", "0.0.0"}, {"epoch", "2"}});
+  safetensors::File file = safetensors::load(dir.file("m.safetensors"));
+  CHECK(file.metadata.at("format") == "pt");
+  CHECK(file.metadata.at("shears.version") == kVersion);
+  CHECK(file.metadata.at("epoch") == "2");
 }
 
 TEST_CASE("loaded values are copied into the registered tensors, so outside handles stay valid", "[nn]") {

@@ -2,6 +2,8 @@
 // validation rule, and files exchanged with numpy / PyTorch (tools/safetensors_np.py).
 #include <stdlib.h>
 
+#include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <thread>
 
 #include "core/error.hpp"
 #include "nn/safetensors.hpp"
@@ -250,51 +253,87 @@ TEST_CASE("the writer is deterministic: same input, same bytes, whatever the inp
   }
 }
 
-TEST_CASE("save is atomic: a failed write leaves no partial file and no .tmp", "[safetensors]") {
+// The names in a directory, sorted: what a save leaves behind.
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST_CASE("save is atomic: a failed write leaves no partial file and no temporary file", "[safetensors]") {
   TempDir dir;
   const std::vector<Entry> good = {entry("w", Dtype::F32, {2}, {1, 2})};
 
   SECTION("into a directory that does not exist") {
     const fs::path path = dir.path / "missing" / "x.safetensors";
     CHECK_THROWS_WITH(save(path.string(), good),
-                      Catch::StartsWith(path.string() + ": save: expected to create " + path.string() + ".tmp, got ") &&
+                      Catch::StartsWith(path.string() + ": save: expected to create a temporary file " +
+                                        path.string() + ".tmp.XXXXXX, got ") &&
                           Catch::Contains("No such file or directory"));
-    CHECK_FALSE(fs::exists(path));
-    CHECK_FALSE(fs::exists(path.string() + ".tmp"));
+    CHECK(listing(dir.path).empty());
   }
   SECTION("into a read-only location") {
     // /proc refuses new files even to root (a chmod'ed directory would not stop root).
     const std::string path = "/proc/shears_safetensors_test.safetensors";
     CHECK_THROWS_AS(save(path, good), Error);
     CHECK_FALSE(fs::exists(path));
-    CHECK_FALSE(fs::exists(path + ".tmp"));
   }
   SECTION("an existing good file survives a failed overwrite") {
     const std::string path = (dir.path / "model.safetensors").string();
     save(path, good);
     const std::string before = read_bytes(path);
-    // F32 "a" is written before I32 "z" fails, so the .tmp held a partial file when save threw.
+    // F32 "a" is written before I32 "z" fails, so the temporary file was partial when save threw.
     CHECK_THROWS_WITH(
         save(path, {entry("a", Dtype::F32, {4}, {1, 2, 3, 4}), entry("z", Dtype::I32, {2}, {1, 0.5f})}),
         path + ": tensor 'z': value: expected integers in [-2147483648, 2147483647] for I32, got 0.5 at element 1");
     CHECK(read_bytes(path) == before);
-    CHECK_FALSE(fs::exists(path + ".tmp"));
+    CHECK(listing(dir.path) == std::vector<std::string>{"model.safetensors"});
   }
-  SECTION("a failed rename removes the .tmp and leaves the target alone") {
+  SECTION("a failed rename removes the temporary file and leaves the target alone") {
     const fs::path target = dir.path / "occupied";
     fs::create_directory(target);
     std::ofstream(target / "keep.txt") << "keep";
     CHECK_THROWS_WITH(save(target.string(), good), Catch::Contains(": save: expected to rename "));
     CHECK(fs::is_directory(target));
     CHECK(fs::exists(target / "keep.txt"));
-    CHECK_FALSE(fs::exists(target.string() + ".tmp"));
+    CHECK(listing(dir.path) == std::vector<std::string>{"occupied"});
   }
-  SECTION("a stale .tmp from a crashed save is replaced") {
-    const std::string path = (dir.path / "model.safetensors").string();
-    std::ofstream(path + ".tmp") << "half-written garbage from an earlier crash";
-    save(path, good);
-    CHECK_FALSE(fs::exists(path + ".tmp"));
+  SECTION("the file is readable by others, as open(…, 0644) would make it") {
+    const fs::path path = dir.path / "model.safetensors";
+    save(path.string(), good);
+    CHECK((fs::status(path).permissions() & fs::perms::others_read) == fs::perms::others_read);
+  }
+}
+
+TEST_CASE("concurrent writers of one path never share a temporary file", "[safetensors]") {
+  TempDir dir;
+  const std::string path = (dir.path / "model.safetensors").string();
+  SECTION("another writer's temporary file is left alone") {
+    // A fixed "<path>.tmp" would be truncated by this save and renamed away under the other writer.
+    std::ofstream(path + ".tmp") << "the other writer's half-written file";
+    save(path, {entry("w", Dtype::F32, {2}, {1, 2})});
+    CHECK(read_bytes(path + ".tmp") == "the other writer's half-written file");
     CHECK(load(path).find("w")->value.to_vector() == std::vector<float>{1, 2});
+  }
+  SECTION("two threads saving the same path leave one whole file and no temporary files") {
+    std::atomic<int> failures = 0;
+    auto writer = [&](float value) {
+      for (int i = 0; i < 20; ++i) {
+        try {
+          save(path, {entry("w", Dtype::F32, {256}, std::vector<float>(256, value))});
+        } catch (const Error&) {
+          ++failures;
+        }
+      }
+    };
+    std::thread a(writer, 1.f), b(writer, 2.f);
+    a.join();
+    b.join();
+    CHECK(failures == 0);
+    const std::vector<float> w = load(path).find("w")->value.to_vector();
+    CHECK((w == std::vector<float>(256, 1.f) || w == std::vector<float>(256, 2.f)));
+    CHECK(listing(dir.path) == std::vector<std::string>{"model.safetensors"});
   }
 }
 
@@ -586,10 +625,11 @@ TEST_CASE("shears rounds to F16 as numpy does and to BF16 as PyTorch does", "[sa
   }
 }
 
-TEST_CASE("a file written by shears for numpy and PyTorch has the expected header and data", "[safetensors][python]") {
-  // Left in the temp directory on purpose, for reading back from Python (done when written):
-  //   ./build/shears_tests "[python]" && python3 tools/safetensors_np.py /tmp/shears_to_python.safetensors --values
-  const std::string path = (fs::temp_directory_path() / "shears_to_python.safetensors").string();
+// Model checkpoints written by shears are loaded by PyTorch itself in tests/test_models.cpp
+// (tools/check_shears_checkpoint.py); this pins the bytes of every dtype the reader there relies on.
+TEST_CASE("a file written by shears for numpy and PyTorch has the expected header and data", "[safetensors]") {
+  TempDir dir;
+  const std::string path = (dir.path / "shears_to_python.safetensors").string();
   save(path,
        {entry("conv1.weight", Dtype::F32, {2, 1, 2, 2}, {-1, -0.75f, -0.5f, -0.25f, 0, 0.25f, 0.5f, 0.75f}),
         {"bn1.num_batches_tracked", Tensor::scalar(1875), Dtype::I64},

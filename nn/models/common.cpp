@@ -13,20 +13,21 @@ Variant parse_variant(const std::string& name) {
   throw Error("model variant: expected 'cifar' or 'imagenet', got '" + name + "'");
 }
 
-WidthList::WidthList(std::string model, const std::vector<int64_t>& widths) : model_(std::move(model)), widths_(widths) {
+WidthList::WidthList(std::string model, const std::vector<int64_t>& widths, size_t expected)
+    : model_(std::move(model)), widths_(widths), expected_(expected) {
+  SHEARS_CHECK(widths_.empty() || widths_.size() == expected_, model_, "expected ", expected_, " widths, got ",
+               widths_.size(), " (one per layer that takes a width, in state_dict order)");
   for (size_t i = 0; i < widths_.size(); ++i)
     SHEARS_CHECK(widths_[i] > 0, model_, "width ", i, " must be positive, got ", widths_[i]);
 }
 
 int64_t WidthList::next(int64_t default_width) {
+  SHEARS_ASSERT(used_ < expected_);
   size_t i = used_++;
-  return widths_.empty() || i >= widths_.size() ? default_width : widths_[i];
+  return widths_.empty() ? default_width : widths_[i];
 }
 
-void WidthList::finish() const {
-  SHEARS_CHECK(widths_.empty() || widths_.size() == used_, model_, "expected ", used_,
-               " widths (one per layer, in state_dict order), got ", widths_.size());
-}
+void WidthList::finish() const { SHEARS_ASSERT(used_ == expected_); }
 
 void torchvision_init(Module& model, Generator& gen, bool linear_normal) {
   for (auto& [name, m] : model.named_modules()) {

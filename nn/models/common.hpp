@@ -25,23 +25,27 @@ struct ModelOptions {
   // empty: the architecture's own. This is how structurally pruned checkpoints are rebuilt.
   std::vector<int64_t> widths = {};
   float width_multiplier = 1.f;  // mobilenet_v1
-  std::optional<float> dropout = {};  // classifier dropout (vgg imagenet head, mobilenet_v1); unset: the model's default
+  // Classifier dropout (vgg imagenet head, mobilenet_v1); unset: the model's default. Its masks
+  // come from a generator of its own, seeded from the one the model is built with.
+  std::optional<float> dropout = {};
   std::optional<bool> bias = {};      // mlp / mlpnet Linear biases; unset: the model's default
   bool batch_norm = false;       // mlp / mlpnet: BatchNorm1d after every hidden Linear
 };
 
-// Hands out a model's widths layer by layer: the explicit ones when given, else the defaults;
-// finish() checks that the explicit list had exactly one width per layer.
+// Hands out a model's widths layer by layer: the explicit ones when given, else the defaults.
+// The model says up front how many layers take a width, so a list of the wrong length is refused
+// at once ("<model>: expected N widths, got M") rather than running short into a confusing
+// residual or depthwise error; finish() asserts the model asked for exactly that many.
 class WidthList {
  public:
-  WidthList(std::string model, const std::vector<int64_t>& widths);
+  WidthList(std::string model, const std::vector<int64_t>& widths, size_t expected);
   int64_t next(int64_t default_width);
   void finish() const;
 
  private:
   std::string model_;
   std::vector<int64_t> widths_;
-  size_t used_ = 0;
+  size_t expected_, used_ = 0;
 };
 
 // torchvision's model initialisation: every Conv2d weight kaiming_normal_(fan_out, relu) and

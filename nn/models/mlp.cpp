@@ -33,9 +33,9 @@ namespace {
 std::shared_ptr<Mlp> build(const char* name, std::vector<int64_t> default_hidden, bool default_bias,
                            const ModelOptions& options, Generator& gen) {
   check_image_options(name, options);
-  WidthList widths(name, options.widths);
   // mlpnet's depth is fixed (explicit widths must match it); mlp's is the widths list's.
   size_t layers = default_hidden.empty() ? options.widths.size() : default_hidden.size();
+  WidthList widths(name, options.widths, layers);
   std::vector<int64_t> hidden;
   for (size_t i = 0; i < layers; ++i) hidden.push_back(widths.next(i < default_hidden.size() ? default_hidden[i] : 0));
   widths.finish();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 namespace shears::nn {
 
@@ -33,7 +34,7 @@ MobileNetV1::MobileNetV1(const ModelOptions& options, Generator& gen) {
   check_image_options("mobilenet_v1", options);
   SHEARS_CHECK(options.width_multiplier > 0.f, "mobilenet_v1", "width_multiplier must be positive, got ",
                options.width_multiplier);
-  WidthList widths("mobilenet_v1", options.widths);
+  WidthList widths("mobilenet_v1", options.widths, 1 + 2 * std::size(kBlocks));  // stem, then dw + pw per block
   float alpha = options.width_multiplier;
   auto features = std::make_shared<Sequential>();
   int64_t channels = widths.next(scaled(32, alpha));
@@ -49,7 +50,7 @@ MobileNetV1::MobileNetV1(const ModelOptions& options, Generator& gen) {
   }
   widths.finish();
   register_module("features", features);
-  register_module("classifier", sequential({std::make_shared<Dropout>(options.dropout.value_or(0.f)),
+  register_module("classifier", sequential({std::make_shared<Dropout>(options.dropout.value_or(0.f), gen),
                                             std::make_shared<Linear>(channels, options.num_classes, true, gen)}));
   torchvision_init(*this, gen, true);
 }

@@ -128,13 +128,28 @@ std::vector<int64_t> widths_from_state_dict(const std::string& name, const Model
                                             const std::vector<safetensors::Entry>& state) {
   const Entry& e = find(name);
   if (e.accepts & kMlp) return mlp_widths_from_state_dict(state);
-  // The default model tells which layers the widths list covers and in which order.
-  ModelOptions unpruned = options;
-  unpruned.widths.clear();
-  Generator scratch(0);
-  std::shared_ptr<Module> model = e.build(unpruned, scratch);
+  // A model of the same architecture tells which layers the widths list covers and in which
+  // order. Built one channel wide (a valid width for every layer: residual sums and depthwise
+  // convs only need equal widths), so even vgg16_bn's ImageNet head costs nothing. The state's
+  // conv and linear weights, but the classifier, are one per width; a wrong count is refused by
+  // the builder ("expected N widths, got M").
   std::map<std::string, const Tensor*> tensors;
-  for (const safetensors::Entry& t : state) tensors.emplace(t.name, &t.value);
+  size_t layers_in_state = 0;
+  for (const safetensors::Entry& t : state) {
+    tensors.emplace(t.name, &t.value);
+    bool weight = t.name.ends_with(".weight") || t.name.ends_with(".weight_orig");
+    layers_in_state += weight && (t.value.dim() == 2 || t.value.dim() == 4);
+  }
+  SHEARS_CHECK(layers_in_state > 1, name, "the state has no conv or linear weights to read the widths from");
+  ModelOptions one_wide = options;
+  one_wide.widths.assign(layers_in_state - 1, 1);
+  Generator scratch(0);
+  std::shared_ptr<Module> model;
+  try {
+    model = e.build(one_wide, scratch);
+  } catch (const Error& err) {
+    throw Error(std::string("the state's conv and linear weights do not fit the architecture: ") + err.what());
+  }
   std::vector<std::string> layers;
   std::string last_linear;
   for (auto& [path, m] : model->named_modules()) {

@@ -76,7 +76,20 @@ Tensor Bottleneck::forward(const Tensor& x) {
 ResNet::ResNet(const ResNetSpec& spec, const ModelOptions& options, Generator& gen)
     : stages_(static_cast<int64_t>(spec.blocks.size())) {
   check_image_options(spec.name, options);
-  WidthList widths(spec.name, options.widths);
+  // Where shortcuts project is decided on the unpruned widths, as torchvision's _make_layer does,
+  // so explicit widths never add or drop a downsample: where the stride or the unpruned width changes.
+  int64_t expansion = spec.bottleneck ? Bottleneck::expansion : BasicBlock::expansion;
+  auto stride_of = [](int64_t stage, int64_t block) -> int64_t { return stage > 0 && block == 0 ? 2 : 1; };
+  auto has_downsample = [&](int64_t stage, int64_t block) {
+    int64_t unpruned_in = block > 0 ? spec.planes[stage] * expansion
+                          : stage > 0 ? spec.planes[stage - 1] * expansion
+                                      : spec.planes[0];
+    return stride_of(stage, block) != 1 || unpruned_in != spec.planes[stage] * expansion;
+  };
+  size_t convs = 1;  // conv1, then per block conv1, conv2, [conv3], [downsample.0]
+  for (int64_t s = 0; s < stages_; ++s)
+    for (int64_t b = 0; b < spec.blocks[s]; ++b) convs += (spec.bottleneck ? 3 : 2) + has_downsample(s, b);
+  WidthList widths(spec.name, options.widths, convs);
   int64_t channels = widths.next(spec.planes[0]);
   if (options.variant == Variant::imagenet) {
     register_module("conv1", std::make_shared<Conv2d>(options.in_channels, channels, 7,
@@ -88,15 +101,11 @@ ResNet::ResNet(const ResNetSpec& spec, const ModelOptions& options, Generator& g
     register_module("bn1", std::make_shared<BatchNorm2d>(channels));
   }
 
-  // Where shortcuts project is decided on the unpruned widths, as torchvision's _make_layer does,
-  // so explicit widths never add or drop a downsample.
-  int64_t expansion = spec.bottleneck ? Bottleneck::expansion : BasicBlock::expansion;
-  int64_t unpruned_in = spec.planes[0];
   for (int64_t s = 0; s < stages_; ++s) {
     auto layer = std::make_shared<Sequential>();
     for (int64_t b = 0; b < spec.blocks[s]; ++b) {
-      int64_t stride = s > 0 && b == 0 ? 2 : 1, planes = spec.planes[s];
-      bool downsample = stride != 1 || unpruned_in != planes * expansion;
+      int64_t stride = stride_of(s, b), planes = spec.planes[s];
+      bool downsample = has_downsample(s, b);
       try {
         if (spec.bottleneck) {
           auto block = std::make_shared<Bottleneck>(channels, planes, stride, downsample, widths, gen);
@@ -111,7 +120,6 @@ ResNet::ResNet(const ResNetSpec& spec, const ModelOptions& options, Generator& g
         throw Error(std::string(spec.name) + ": layer" + std::to_string(s + 1) + "." + std::to_string(b) + ": " +
                     e.what());
       }
-      unpruned_in = planes * expansion;
     }
     register_module("layer" + std::to_string(s + 1), layer);
   }

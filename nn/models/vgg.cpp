@@ -1,5 +1,7 @@
 #include "nn/models/vgg.hpp"
 
+#include <algorithm>
+
 namespace shears::nn {
 
 namespace {
@@ -16,7 +18,8 @@ const std::vector<int64_t> kVgg19 = {64,  64,  M,   128, 128, M,   256, 256, 256
 
 Vgg::Vgg(const char* name, const std::vector<int64_t>& config, const ModelOptions& options, Generator& gen) {
   check_image_options(name, options);
-  WidthList widths(name, options.widths);
+  size_t convs = std::count_if(config.begin(), config.end(), [](int64_t v) { return v != M; });
+  WidthList widths(name, options.widths, convs + (options.variant == Variant::imagenet ? 2 : 0));
   auto features = std::make_shared<Sequential>();
   int64_t channels = options.in_channels, size = options.input_size;
   for (size_t i = 0; i < config.size(); ++i) {
@@ -43,9 +46,9 @@ Vgg::Vgg(const char* name, const std::vector<int64_t>& config, const ModelOption
     float p = options.dropout.value_or(0.5f);
     register_module("avgpool", std::make_shared<AdaptiveAvgPool2d>(7));
     register_module("classifier", sequential({std::make_shared<Linear>(channels * 7 * 7, hidden1, true, gen),
-                                              std::make_shared<ReLU>(), std::make_shared<Dropout>(p),
+                                              std::make_shared<ReLU>(), std::make_shared<Dropout>(p, gen),
                                               std::make_shared<Linear>(hidden1, hidden2, true, gen),
-                                              std::make_shared<ReLU>(), std::make_shared<Dropout>(p),
+                                              std::make_shared<ReLU>(), std::make_shared<Dropout>(p, gen),
                                               std::make_shared<Linear>(hidden2, options.num_classes, true, gen)}));
   } else {
     SHEARS_CHECK(!options.dropout, name, "the cifar head has no dropout");
