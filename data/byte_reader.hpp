@@ -25,8 +25,6 @@ class ByteReader {
   int64_t append(std::vector<uint8_t>& out, int64_t n);
   bool at_end();                              // no byte left
   int64_t offset() const { return offset_; }  // bytes consumed so far (decompressed)
-  const std::string& path() const { return path_; }
-  const std::string& format() const { return format_; }
 
  private:
   std::string path_, format_;

@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "data/byte_reader.hpp"
+#include "data/list_directory.hpp"
 
 namespace shears::data {
 
@@ -16,11 +17,19 @@ namespace fs = std::filesystem;
 // Far beyond any IDX set (EMNIST ByClass is ~0.6 GB), small enough that products cannot overflow.
 constexpr int64_t kMaxIdxBytes = int64_t{1} << 40;
 
-// The four files of a set, as named by MNIST (each may carry a prefix and a .gz suffix).
-constexpr const char* kTrainImages = "train-images-idx3-ubyte";
-constexpr const char* kTrainLabels = "train-labels-idx1-ubyte";
-constexpr const char* kTestImages = "t10k-images-idx3-ubyte";
-constexpr const char* kTestLabels = "t10k-labels-idx1-ubyte";
+// The four files of a set, each under any prefix and raw or .gz: the names a file may end with.
+// MNIST calls its test files t10k-…, EMNIST emnist-<split>-test-….
+using Stems = std::vector<std::string>;
+const Stems kTrainImages{"train-images-idx3-ubyte"};
+const Stems kTrainLabels{"train-labels-idx1-ubyte"};
+const Stems kTestImages{"t10k-images-idx3-ubyte", "test-images-idx3-ubyte"};
+const Stems kTestLabels{"t10k-labels-idx1-ubyte", "test-labels-idx1-ubyte"};
+
+std::string describe(const Stems& stems) {
+  std::string s;
+  for (const auto& stem : stems) s += (s.empty() ? "" : " or ") + stem + "[.gz]";
+  return s;
+}
 
 std::string hex_bytes(const uint8_t* bytes, int n) {
   std::string s = "0x";
@@ -60,20 +69,38 @@ std::string dims_string(const std::vector<int64_t>& dims) {
   return s;
 }
 
-std::vector<std::string> numbered_classes(int64_t count) {
-  std::vector<std::string> classes;
-  for (int64_t k = 0; k < count; ++k) classes.push_back(std::to_string(k));
-  return classes;
-}
-
-int64_t largest_label(const IdxArray& labels) {
-  return labels.data.empty() ? 0 : *std::max_element(labels.data.begin(), labels.data.end());
-}
-
 struct IdxPair {
   std::string images_path, labels_path;
   IdxArray images, labels;
 };
+
+// The classes of labels that came without names: "0" … "K-1", K = the largest training label + 1.
+// Each must occur in the training labels, so that a corrupt byte (0xFF) cannot make 256 classes;
+// only class 0 may be absent, named "N/A" (EMNIST Letters labels its 26 letters 1..26, and
+// torchvision names its class 0 so).
+std::vector<std::string> infer_classes(const IdxPair& train) {
+  const std::vector<uint8_t>& labels = train.labels.data;
+  bool present[256] = {};
+  for (uint8_t label : labels) present[label] = true;
+  SHEARS_ASSERT(!labels.empty());  // read_idx refuses a zero dimension
+  const int64_t K = *std::max_element(labels.begin(), labels.end()) + 1;
+  const auto first_missing = static_cast<int64_t>(std::find(present + 1, present + K, false) - present);
+  if (first_missing < K) {
+    const auto gap_end = static_cast<int64_t>(std::find(present + first_missing, present + K, true) - present);
+    const auto record = static_cast<int64_t>(
+        std::find_if(labels.begin(), labels.end(), [&](uint8_t label) { return label > first_missing; }) -
+        labels.begin());
+    // Labels start after the 8-byte header of a 1-dimensional IDX file.
+    throw Error(detail::concat(
+        "IDX: ", train.labels_path, ": label ", int{labels[record]}, " of record ", record, " (offset ", 8 + record,
+        ") lies beyond labels that never occur (", first_missing, gap_end - 1 > first_missing ? ".." : "",
+        gap_end - 1 > first_missing ? std::to_string(gap_end - 1) : "", "): expected the training labels to use every ",
+        "class from 0 (or 1, as EMNIST Letters) up to the largest; a corrupt label byte?"));
+  }
+  std::vector<std::string> classes;
+  for (int64_t k = 0; k < K; ++k) classes.push_back(k == 0 && !present[0] ? "N/A" : std::to_string(k));
+  return classes;
+}
 
 IdxPair read_pair(const std::string& images_path, const std::string& labels_path) {
   IdxPair pair{images_path, labels_path, read_idx(images_path, 3), read_idx(labels_path, 1)};
@@ -96,27 +123,30 @@ std::shared_ptr<InMemoryDataset> to_dataset(IdxPair pair, std::vector<std::strin
                                            std::move(classes));
 }
 
-// Regular files in `dir` named <prefix><stem> or <prefix><stem>.gz, sorted.
-std::vector<std::string> find_files(const std::string& dir, const std::string& stem) {
+// Regular files in `dir` named <prefix><stem> or <prefix><stem>.gz for one of `stems`, sorted.
+std::vector<std::string> find_files(const std::string& dir, const Stems& stems) {
   std::vector<std::string> found;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+  for (const auto& entry : list_directory(dir, false, "IDX", dir)) {
     std::string name = entry.path().filename().string();
     if (name.ends_with(".gz")) name.resize(name.size() - 3);
-    if (entry.is_regular_file(ec) && name.ends_with(stem)) found.push_back(entry.path().string());
+    if (entry.is_regular_file(ec) &&
+        std::any_of(stems.begin(), stems.end(), [&](const std::string& stem) { return name.ends_with(stem); }))
+      found.push_back(entry.path().string());
   }
   std::sort(found.begin(), found.end());
   return found;
 }
 
-std::string find_one(const std::string& dir, const std::string& stem) {
-  std::vector<std::string> found = find_files(dir, stem);
-  SHEARS_CHECK(!found.empty(), "IDX", dir, ": no file named ", stem, " or ", stem, ".gz (a folder of IDX files holds ",
-               kTrainImages, ", ", kTrainLabels, ", ", kTestImages, " and ", kTestLabels,
-               ", each raw or .gz, under an optional common prefix)");
+std::string find_one(const std::string& dir, const Stems& stems) {
+  std::vector<std::string> found = find_files(dir, stems);
+  SHEARS_CHECK(!found.empty(), "IDX", dir, ": no file named ", describe(stems), " (a folder of IDX files holds ",
+               describe(kTrainImages), ", ", describe(kTrainLabels), ", ", describe(kTestImages), " and ",
+               describe(kTestLabels), ", under any prefix)");
   std::string list;
   for (const auto& f : found) list += "\n  " + f;
-  SHEARS_CHECK(found.size() == 1, "IDX", dir, ": several files match ", stem, ", keep one set per folder:", list);
+  SHEARS_CHECK(found.size() == 1, "IDX", dir, ": several files match ", describe(stems),
+               ", keep one set per folder:", list);
   return found[0];
 }
 
@@ -166,7 +196,7 @@ IdxArray read_idx(const std::string& path, int64_t ndims) {
 std::shared_ptr<InMemoryDataset> load_idx(const std::string& images_path, const std::string& labels_path,
                                           std::vector<std::string> classes) {
   IdxPair pair = read_pair(images_path, labels_path);
-  if (classes.empty()) classes = numbered_classes(largest_label(pair.labels) + 1);
+  if (classes.empty()) classes = infer_classes(pair);
   return to_dataset(std::move(pair), std::move(classes));
 }
 
@@ -182,12 +212,14 @@ TrainTest load_idx_folder(const std::string& dir, std::vector<std::string> class
   const auto& b = test.images.dims;
   SHEARS_CHECK(a[1] == b[1] && a[2] == b[2], "IDX", dir, ": train images are ", a[1], "x", a[2], " (",
                train.images_path, ") but test images are ", b[1], "x", b[2], " (", test.images_path, ")");
-  if (classes.empty())
-    classes = numbered_classes(std::max(largest_label(train.labels), largest_label(test.labels)) + 1);
+  if (classes.empty()) classes = infer_classes(train);
   return {to_dataset(std::move(train), classes), to_dataset(std::move(test), classes)};
 }
 
-bool has_idx_files(const std::string& dir) { return !find_files(dir, kTrainImages).empty(); }
+bool has_idx_files(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && !find_files(dir, kTrainImages).empty();
+}
 
 const std::vector<std::string>& fashion_mnist_classes() {
   static const std::vector<std::string> classes{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -196,9 +228,11 @@ const std::vector<std::string>& fashion_mnist_classes() {
 }
 
 TrainTest load_fashion_mnist(const std::string& dir) {
+  std::error_code ec;
+  const bool is_dir = fs::is_directory(dir, ec);
   std::string missing;
-  for (const char* stem : {kTrainImages, kTrainLabels, kTestImages, kTestLabels})
-    if (find_files(dir, stem).empty()) missing += std::string(missing.empty() ? "" : ", ") + stem + "[.gz]";
+  for (const Stems* stems : {&kTrainImages, &kTrainLabels, &kTestImages, &kTestLabels})
+    if (!is_dir || find_files(dir, *stems).empty()) missing += (missing.empty() ? "" : ", ") + describe(*stems);
   SHEARS_CHECK(missing.empty(), "Fashion-MNIST", "not found: searched ", dir, " for ", missing,
                ". Run `make deps` (it installs the Debian package dataset-fashion-mnist into ", kFashionMnistDir,
                ") or point at a directory holding the four IDX files");

@@ -25,14 +25,17 @@ struct IdxArray {
 // more data than the file holds (before allocating it), truncated records and trailing bytes.
 IdxArray read_idx(const std::string& path, int64_t ndims);
 
-// Images (N, H, W) and labels (N) from two IDX files. Labels must be < classes.size(); with no
-// classes given they are "0", "1", … up to the largest label.
+// Images (N, H, W) and labels (N) from two IDX files. Labels must be < classes.size(). With no
+// classes given they are "0", "1", … up to the largest label, and every one of them must occur
+// (a corrupt byte such as 0xFF would otherwise add hundreds of empty classes) except class 0,
+// which may be absent and is then named "N/A" (EMNIST Letters labels its letters 1..26).
 std::shared_ptr<InMemoryDataset> load_idx(const std::string& images_path, const std::string& labels_path,
                                           std::vector<std::string> classes = {});
 
-// A folder holding the four standard files {train,t10k}-{images-idx3,labels-idx1}-ubyte, each
-// raw or .gz, under any common prefix (e.g. "emnist-letters-"). Classes as for load_idx, shared by
-// both parts (inferred from the largest label of either).
+// A folder holding one set's four files, {train,test}-{images-idx3,labels-idx1}-ubyte, each raw
+// or .gz and under any prefix; the test files may be called t10k-… (MNIST, Fashion-MNIST, KMNIST)
+// or test-… (EMNIST's emnist-<split>-test-…). A second matching set in the folder is an error.
+// Classes as for load_idx, inferred from the training labels and shared by both parts.
 TrainTest load_idx_folder(const std::string& dir, std::vector<std::string> classes = {});
 
 // Whether `dir` holds a *train-images-idx3-ubyte[.gz] file, i.e. looks like such a folder.

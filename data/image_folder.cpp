@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/error.hpp"
+#include "data/list_directory.hpp"
 #include "data/transforms.hpp"
 
 namespace shears::data {
@@ -22,6 +23,8 @@ namespace fs = std::filesystem;
 constexpr int64_t kMaxPixels = int64_t{1} << 26;
 
 constexpr const char* kExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".gif", ".ppm", ".pgm", ".pnm"};
+// Extensions torchvision's ImageFolder accepts (through PIL) that stb_image cannot decode.
+constexpr const char* kUndecodable[] = {".tif", ".tiff", ".webp"};
 
 std::string extension_list() {
   std::string list;
@@ -29,24 +32,38 @@ std::string extension_list() {
   return list;
 }
 
+bool one_of(const std::string& ext, const auto& extensions) {
+  return std::any_of(std::begin(extensions), std::end(extensions), [&](const char* e) { return ext == e; });
+}
+
+// Whether `entry` is an image file to load; a TIFF or WebP file, which torchvision would load and
+// we cannot, throws rather than being skipped.
 bool is_image_file(const fs::directory_entry& entry) {
   std::error_code ec;
   if (!entry.is_regular_file(ec)) return false;
   std::string ext = entry.path().extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  return std::any_of(std::begin(kExtensions), std::end(kExtensions), [&](const char* e) { return ext == e; });
+  SHEARS_CHECK(!one_of(ext, kUndecodable), "image folder", entry.path().string(),
+               ": TIFF and WebP images cannot be decoded here (stb_image reads ", extension_list(),
+               "): convert them, e.g. to PNG");
+  return one_of(ext, kExtensions);
 }
 
 // Image files under `dir`, in os.walk order sorted as torchvision does: by folder, then by name.
-std::vector<fs::path> images_under(const fs::path& dir) {
+std::vector<fs::path> images_under(const fs::path& dir, const std::string& root) {
   std::vector<std::pair<std::string, std::string>> found;
-  std::error_code ec;
-  for (const auto& entry : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec))
+  for (const auto& entry : list_directory(dir, true, "image folder", root))
     if (is_image_file(entry)) found.emplace_back(entry.path().parent_path().string(), entry.path().filename().string());
   std::sort(found.begin(), found.end());
   std::vector<fs::path> paths;
   for (const auto& [folder, name] : found) paths.push_back(fs::path(folder) / name);
   return paths;
+}
+
+std::string class_list(const std::vector<std::string>& classes) {
+  std::string list;
+  for (const auto& c : classes) list += (list.empty() ? "'" : ", '") + c + "'";
+  return list;
 }
 
 // Decodes one file to `channels` × H × W bytes-as-floats.
@@ -70,7 +87,8 @@ Image decode(const fs::path& path, int64_t channels) {
 
 }  // namespace
 
-std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, const ImageFolderOptions& options) {
+std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, const ImageFolderOptions& options,
+                                                   std::vector<std::string> classes) {
   SHEARS_CHECK(options.channels == 1 || options.channels == 3, "image folder", "channels must be 1 or 3, got ",
                options.channels);
   SHEARS_CHECK(options.height > 0 && options.width > 0, "image folder", "image size must be positive, got ",
@@ -78,21 +96,27 @@ std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, cons
   std::error_code ec;
   SHEARS_CHECK(fs::is_directory(root, ec), "image folder", root, ": no such directory");
 
-  std::vector<std::string> classes;
-  for (const auto& entry : fs::directory_iterator(root, ec))
-    if (entry.is_directory(ec)) classes.push_back(entry.path().filename().string());
-  std::sort(classes.begin(), classes.end());
-  SHEARS_CHECK(!classes.empty(), "image folder", root,
+  std::vector<std::string> folders;
+  for (const auto& entry : list_directory(root, false, "image folder", root))
+    if (entry.is_directory(ec)) folders.push_back(entry.path().filename().string());
+  std::sort(folders.begin(), folders.end());
+  SHEARS_CHECK(!folders.empty(), "image folder", root,
                ": no class folders, expected root/<class>/<image> (one folder per class)");
+  if (classes.empty()) classes = folders;
 
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
   const int64_t image_bytes = options.channels * options.height * options.width;
-  for (int64_t label = 0; label < static_cast<int64_t>(classes.size()); ++label) {
-    const fs::path folder = fs::path(root) / classes[label];
-    const std::vector<fs::path> files = images_under(folder);
-    SHEARS_CHECK(!files.empty(), "image folder", folder.string(), ": class '", classes[label],
-                 "' has no images (looked for ", extension_list(), ")");
+  for (const std::string& name : folders) {
+    const fs::path folder = fs::path(root) / name;
+    const auto known = std::find(classes.begin(), classes.end(), name);
+    SHEARS_CHECK(known != classes.end(), "image folder", folder.string(), ": class '", name,
+                 "' is not one of the training set's ", classes.size(), " classes (", class_list(classes),
+                 "): val/ and test/ may leave classes out but not add any");
+    const int64_t label = known - classes.begin();
+    const std::vector<fs::path> files = images_under(folder, root);
+    SHEARS_CHECK(!files.empty(), "image folder", folder.string(), ": class '", name, "' has no images (looked for ",
+                 extension_list(), ")");
     for (const fs::path& file : files) {
       Image image = decode(file, options.channels);
       if (image.height != options.height || image.width != options.width)

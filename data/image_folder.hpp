@@ -1,11 +1,13 @@
 // Image folders laid out as torchvision's ImageFolder reads them: root/<class>/<image>, classes
 // sorted by folder name (label k is the k-th), images found recursively in sorted path order.
-// PNG, JPEG, BMP, TGA, GIF (first frame) and PNM decode through stb_image; every image is
+// PNG, JPEG, BMP, TGA, GIF (first frame) and binary PNM decode through stb_image; TIFF and WebP,
+// which torchvision also reads, are refused naming the file rather than skipped. Every image is
 // converted to `channels` and resized to height × width once, at load time, so an unreadable
 // file fails before training starts, naming it.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "data/dataset.hpp"
 
@@ -16,6 +18,10 @@ struct ImageFolderOptions {
   int64_t height = 32, width = 32;
 };
 
-std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, const ImageFolderOptions& options = {});
+// `classes`, when given (a val/ or test/ folder gets its training folder's classes()), fixes the
+// labels: every folder under root must be named in it and takes its index there, so a split that
+// lacks a class keeps the others' labels. Otherwise the classes are root's folders, sorted.
+std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, const ImageFolderOptions& options = {},
+                                                   std::vector<std::string> classes = {});
 
 }  // namespace shears::data

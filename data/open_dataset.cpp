@@ -33,7 +33,8 @@ const std::string& require_dir(const std::string& name, const std::string& dir) 
   return dir;
 }
 
-// dir/train as the training images, dir/val or else dir/test (if present) as the test images.
+// dir/train as the training images, dir/val or else dir/test (if present) as the test images,
+// labelled by train's classes.
 TrainTest open_image_folders(const std::string& dir, const ImageFolderOptions& options) {
   const fs::path root(dir);
   SHEARS_CHECK(is_directory((root / "train").string()), "open_dataset", dir,
@@ -42,7 +43,7 @@ TrainTest open_image_folders(const std::string& dir, const ImageFolderOptions& o
   parts.train = load_image_folder((root / "train").string(), options);
   for (const char* test : {"val", "test"})
     if (is_directory((root / test).string())) {
-      parts.test = load_image_folder((root / test).string(), options);
+      parts.test = load_image_folder((root / test).string(), options, parts.train->classes());
       break;
     }
   return parts;

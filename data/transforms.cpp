@@ -57,6 +57,15 @@ Taps bilinear_taps(int64_t in, int64_t out) {
   return taps;
 }
 
+// Mirrors each row of every channel.
+void hflip_in_place(Image& image) {
+  for (int64_t c = 0; c < image.channels; ++c)
+    for (int64_t y = 0; y < image.height; ++y) {
+      float* row = &image.at(c, y, 0);
+      std::reverse(row, row + image.width);
+    }
+}
+
 }  // namespace
 
 Image pad(const Image& image, const Padding& p, PadMode mode, float fill) {
@@ -93,14 +102,6 @@ Image crop(const Image& image, int64_t top, int64_t left, int64_t height, int64_
   for (int64_t c = 0; c < image.channels; ++c)
     for (int64_t y = 0; y < height; ++y) std::copy_n(&image.at(c, top + y, left), width, &out.at(c, y, 0));
   return out;
-}
-
-static void hflip_in_place(Image& image) {
-  for (int64_t c = 0; c < image.channels; ++c)
-    for (int64_t y = 0; y < image.height; ++y) {
-      float* row = &image.at(c, y, 0);
-      std::reverse(row, row + image.width);
-    }
 }
 
 Image hflip(const Image& image) {

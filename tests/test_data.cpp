@@ -1,6 +1,8 @@
 // data/: readers on files the tests write (IDX raw and gzipped, CIFAR-10/100, PNG/JPEG/BMP
 // folders), every corruption the readers must name, exact transforms, normalisation statistics,
 // and the loader's determinism across worker counts.
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -57,6 +59,36 @@ class TempDir {
   fs::path path_;
 };
 
+// Leaves this process `spare` free file descriptors for its lifetime: lowers the open-file limit
+// to just above the highest descriptor open now and holds the free ones below it but `spare`.
+class FewFileDescriptors {
+ public:
+  explicit FewFileDescriptors(int spare) {
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &saved_) == 0);
+    int highest = 0;
+    for (const auto& entry : fs::directory_iterator("/proc/self/fd"))
+      highest = std::max(highest, std::stoi(entry.path().filename().string()));
+    rlimit lowered = saved_;
+    lowered.rlim_cur = static_cast<rlim_t>(highest + 1);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    for (int fd; (fd = open("/dev/null", O_RDONLY)) >= 0;) held_.push_back(fd);
+    for (int k = 0; k < spare && !held_.empty(); ++k) {
+      close(held_.back());
+      held_.pop_back();
+    }
+  }
+  ~FewFileDescriptors() {
+    for (int fd : held_) close(fd);
+    setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  FewFileDescriptors(const FewFileDescriptors&) = delete;
+  FewFileDescriptors& operator=(const FewFileDescriptors&) = delete;
+
+ private:
+  rlimit saved_{};
+  std::vector<int> held_;
+};
+
 void write_file(const std::string& path, const Bytes& bytes) {
   fs::create_directories(fs::path(path).parent_path());
   std::ofstream out(path, std::ios::binary);
@@ -91,19 +123,21 @@ Bytes iota_bytes(size_t n) {
   return b;
 }
 
-// Writes the four files of an IDX set of 2×3 images: `train` and `test` samples, labels i % 3.
-void write_idx_folder(const TempDir& dir, const std::string& prefix, int train, int test, bool gz) {
+// Writes the four files of an IDX set of 2×3 images: `train` and `test` samples, labels i % 3; the
+// test files named <prefix><test_part>-… (MNIST's t10k, EMNIST's test).
+void write_idx_folder(const TempDir& dir, const std::string& prefix, int train, int test, bool gz,
+                      const std::string& test_part = "t10k") {
   auto write = [&](const std::string& name, const Bytes& b) {
     if (gz)
       write_gz(dir / (prefix + name + ".gz"), b);
     else
       write_file(dir / (prefix + name), b);
   };
-  for (auto [part, n] : {std::pair{"train", train}, std::pair{"t10k", test}}) {
+  for (const auto& [part, n] : {std::pair<std::string, int>{"train", train}, {test_part, test}}) {
     Bytes labels(n);
     for (int i = 0; i < n; ++i) labels[i] = static_cast<uint8_t>(i % 3);
-    write(std::string(part) + "-images-idx3-ubyte", idx_bytes({uint32_t(n), 2, 3}, iota_bytes(n * 6)));
-    write(std::string(part) + "-labels-idx1-ubyte", idx_bytes({uint32_t(n)}, labels));
+    write(part + "-images-idx3-ubyte", idx_bytes({uint32_t(n), 2, 3}, iota_bytes(n * 6)));
+    write(part + "-labels-idx1-ubyte", idx_bytes({uint32_t(n)}, labels));
   }
 }
 
@@ -214,6 +248,41 @@ TEST_CASE("an IDX folder: four files under any prefix, found by open_dataset", "
     write_gz(dir / "kmnist-t10k-images-idx3-ubyte.gz", idx_bytes({4, 3, 2}, iota_bytes(24)));
     CHECK_THROWS_WITH(load_idx_folder(dir.str()), Contains("train images are 2x3") && Contains("3x2"));
   }
+  SECTION("a folder that cannot be listed is named") {
+    FewFileDescriptors none(0);
+    CHECK_THROWS_WITH(load_idx_folder(dir.str()), Contains("IDX: " + dir.str() + ": cannot list " + dir.str()) &&
+                                                      Contains("Too many open files"));
+  }
+  SECTION("test labels beyond the training classes") {
+    write_gz(dir / "kmnist-t10k-labels-idx1-ubyte.gz", idx_bytes({4}, {0, 1, 5, 2}));
+    CHECK_THROWS_WITH(load_idx_folder(dir.str()), Contains(dir / "kmnist-t10k-labels-idx1-ubyte.gz") &&
+                                                      Contains("label 5 of record 2") && Contains("outside [0, 3)"));
+  }
+}
+
+TEST_CASE("an EMNIST-style IDX folder: test files named <prefix>test-…", "[data]") {
+  TempDir dir;
+  write_idx_folder(dir, "emnist-balanced-", 6, 5, true, "test");
+  TrainTest parts = load_idx_folder(dir.str());
+  CHECK(parts.train->size() == 6);
+  CHECK(parts.test->size() == 5);
+  CHECK(parts.test->get(4).image.pixels == std::vector<float>{24, 25, 26, 27, 28, 29});
+  CHECK(open_dataset(dir.str()).test->size() == 5);
+
+  SECTION("a t10k- and a test- file together are ambiguous") {
+    write_file(dir / "emnist-balanced-t10k-images-idx3-ubyte", idx_bytes({5, 2, 3}, iota_bytes(30)));
+    CHECK_THROWS_WITH(load_idx_folder(dir.str()),
+                      Contains("several files match t10k-images-idx3-ubyte[.gz] or test-images-idx3-ubyte[.gz]"));
+  }
+  SECTION("EMNIST Letters: labels 1..26 leave class 0 unused") {
+    Bytes letters;
+    for (uint8_t i = 0; i < 6; ++i) letters.push_back(i % 3 + 1);
+    write_gz(dir / "emnist-balanced-train-labels-idx1-ubyte.gz", idx_bytes({6}, letters));
+    TrainTest lettered = load_idx_folder(dir.str());
+    CHECK(lettered.train->classes() == std::vector<std::string>{"N/A", "1", "2", "3"});
+    CHECK(lettered.train->label(0) == 1);
+    CHECK(lettered.test->label(0) == 0);
+  }
 }
 
 TEST_CASE("IDX corruptions throw shears::Error naming the file, offset and expectation", "[data]") {
@@ -290,6 +359,16 @@ TEST_CASE("IDX corruptions throw shears::Error naming the file, offset and expec
     write_file(dir / "labels", idx_bytes({4}, {0, 1, 2, 0}));
     CHECK_THROWS_WITH(load_idx(path, dir / "labels"), Contains(path) && Contains("holds 3 images") &&
                                                           Contains(dir / "labels") && Contains("holds 4 labels"));
+  }
+  SECTION("a corrupt label byte does not invent classes") {
+    write_file(path, good);
+    write_file(dir / "labels", idx_bytes({3}, {0, 1, 0xFF}));
+    CHECK_THROWS_WITH(load_idx(path, dir / "labels"), Contains(dir / "labels") &&
+                                                          Contains("label 255 of record 2 (offset 10)") &&
+                                                          Contains("never occur (2..254)") && Contains("expected"));
+    write_file(dir / "labels", idx_bytes({3}, {0, 2, 2}));
+    CHECK_THROWS_WITH(load_idx(path, dir / "labels"),
+                      Contains("label 2 of record 1 (offset 9)") && Contains("never occur (1)"));
   }
   SECTION("a label outside the classes") {
     write_file(path, good);
@@ -493,6 +572,24 @@ TEST_CASE("image folders of PNG, JPEG and BMP files", "[data]") {
     CHECK(splits.test->size() == 1);
     CHECK(splits.mean.size() == 3);
   }
+  SECTION("a val/ folder missing a class keeps train's labels; an unknown class is an error") {
+    fs::create_directories(dir / "set");
+    fs::rename(dir / "root", dir / "set/train");
+    fs::create_directories(dir / "set/val/dog");
+    REQUIRE(stbi_write_png((dir / "set/val/dog/d.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
+    OpenOptions options;
+    options.image_folder = {.channels = 3, .height = 4, .width = 4};
+    DatasetSplits splits = open_dataset(dir / "set", options);
+    REQUIRE(splits.test->size() == 1);
+    CHECK(splits.test->label(0) == 1);
+    CHECK(splits.test->classes() == std::vector<std::string>{"cat", "dog"});
+
+    fs::create_directories(dir / "set/val/bird");
+    REQUIRE(stbi_write_png((dir / "set/val/bird/b.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
+    CHECK_THROWS_WITH(open_dataset(dir / "set", options),
+                      Contains(dir / "set/val/bird") && Contains("class 'bird' is not one of the training set's 2 "
+                                                                 "classes ('cat', 'dog')"));
+  }
 }
 
 TEST_CASE("image folder errors name the folder or file", "[data]") {
@@ -515,6 +612,25 @@ TEST_CASE("image folder errors name the folder or file", "[data]") {
     png.resize(png.size() - 20);
     write_file(dir / "root/b/cut.png", png);
     CHECK_THROWS_WITH(load_image_folder(dir / "root"), Contains(dir / "root/b/cut.png") && Contains("cannot decode"));
+  }
+  SECTION("a TIFF or WebP file torchvision would read is refused, not skipped") {
+    for (const char* name : {"c.webp", "d.TIFF"}) {
+      const std::string path = dir / (std::string("root/b/") + name);
+      write_file(path, {'R', 'I', 'F', 'F'});
+      CHECK_THROWS_WITH(load_image_folder(dir / "root"),
+                        Contains(path) && Contains("cannot be decoded") && Contains(".png .jpg"));
+      fs::remove(path);
+    }
+  }
+  SECTION("a directory walk that fails is a shears::Error naming the dataset") {
+    // The walk holds one descriptor per level: 30 nested folders exhaust a few spare (EMFILE).
+    std::string nested = dir / "root/a";
+    for (int k = 0; k < 30; ++k) nested += "/n";
+    fs::create_directories(nested);
+    FewFileDescriptors few(4);
+    CHECK_THROWS_WITH(load_image_folder(dir / "root"), Contains("image folder: " + dir / "root") &&
+                                                           Contains("cannot list " + dir / "root/a") &&
+                                                           Contains("Too many open files"));
   }
   SECTION("no class folders, no directory, bad options") {
     CHECK_THROWS_WITH(load_image_folder(dir / "root/a"), Contains("no class folders"));
@@ -679,7 +795,7 @@ TEST_CASE("random_split: disjoint, complete, reproducible", "[data]") {
   CHECK_THROWS_WITH(random_split(ds, {40, 9}, 7), Contains("sum to 49") && Contains("50 samples"));
 }
 
-TEST_CASE("loader: batch shapes, order, shuffling and drop_last", "[data]") {
+TEST_CASE("loader: batch shapes, order, shuffling and drop_last", "[data][loader]") {
   auto ds = synthetic_train(10, {2, 3, 3});
   DataLoader plain(ds, {}, {.batch_size = 4, .num_workers = 0});
   CHECK(plain.num_batches() == 3);
@@ -712,7 +828,7 @@ TEST_CASE("loader: batch shapes, order, shuffling and drop_last", "[data]") {
   CHECK(e0.indices != r.indices);
 }
 
-TEST_CASE("loader results depend only on the seed, not on workers or prefetch", "[data]") {
+TEST_CASE("loader results depend only on the seed, not on workers or prefetch", "[data][loader]") {
   auto ds = synthetic_train(100, {3, 8, 8});
   Compose augment{{RandomCrop(8, 2, PadMode::reflect), RandomHorizontalFlip{}, ToFloat{}, Normalize{{0.5f}, {0.25f}}}};
   auto epochs_with = [&](int workers, int prefetch, uint64_t seed) {
@@ -737,7 +853,7 @@ TEST_CASE("loader results depend only on the seed, not on workers or prefetch", 
   CHECK(got == expected.pixels);
 }
 
-TEST_CASE("loader stops cleanly mid-epoch and restarts epochs", "[data]") {
+TEST_CASE("loader stops cleanly mid-epoch and restarts epochs", "[data][loader]") {
   auto ds = synthetic_train(256, {3, 16, 16});
   // A slow transform keeps both workers busy when the loader goes away.
   Transform slow = [](Image image, Generator&) {
@@ -765,7 +881,7 @@ TEST_CASE("loader stops cleanly mid-epoch and restarts epochs", "[data]") {
   CHECK(run_epoch(loader, 3) == fresh);  // abandoning epoch 2 halfway leaves nothing behind
 }
 
-TEST_CASE("loader errors reach the caller", "[data]") {
+TEST_CASE("loader errors reach the caller", "[data][loader]") {
   auto ds = synthetic_train(12, {1, 4, 4});
   DataLoader unstarted(ds, {}, {.batch_size = 4});
   CHECK_THROWS_WITH(unstarted.next(), Contains("start_epoch"));
