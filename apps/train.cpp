@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.hpp"
+#include "apps/config_file.hpp"
 #include "apps/session.hpp"
 #include "core/autograd.hpp"
 #include "core/error.hpp"
@@ -20,6 +21,7 @@
 #include "nn/safetensors.hpp"
 #include "optim/optimizer.hpp"
 #include "optim/schedule.hpp"
+#include "prune/sfw.hpp"
 
 namespace shears::app {
 
@@ -38,15 +40,59 @@ struct TrainConfig {
   int64_t warmup_epochs = 0, decay_epochs = 30;
   std::vector<int64_t> decay_milestones;
   double decay_rate = 0.1, min_lr = 0.0, warmup_factor = 0.1, label_smoothing = 0.0, clip_grad = 0.0;
+  // --opt sfw (ALGORITHMS.md §4): per-tensor K-sparse polytopes sized from the initial weights.
+  std::string sfw_constraint = "k-sparse", sfw_tau_mode = "initialization", sfw_rescale = "gradient", sfw_scope = "all";
+  int64_t sfw_k = 10, sfw_init_iters = 390;
+  double sfw_k_frac = 0.05, sfw_tau = 15.0, sfw_unconstrained_lr = 0.1;
+  bool sfw_init = false;
   int threads = 0;
   int64_t stop_after = 0;  // epochs to run in this invocation (0: to the end)
-  std::string output, resume;
+  std::string output, resume, config;
 };
 
 std::atomic<bool> interrupted{false};
 extern "C" void on_interrupt(int) { interrupted = true; }
 
+template <class T>
+T sfw_choice(const std::string& flag, const std::string& value, const std::vector<std::pair<std::string, T>>& choices) {
+  std::string names;
+  for (const auto& [name, v] : choices) {
+    if (name == value) return v;
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  throw Error(flag + ": unknown value '" + value + "'; expected " + names);
+}
+
+// --opt sfw: the constraints are sized from `params` as given, so this must see the freshly
+// initialised model (a resumed run rebuilds it from the same seed); tensors are made feasible.
+std::unique_ptr<optim::Optimizer> make_sfw(const TrainConfig& c, const optim::NamedTensors& params) {
+  prune::ConstraintOptions co;
+  co.kind = sfw_choice<prune::ConstraintKind>("--sfw-constraint", c.sfw_constraint,
+                                              {{"k-sparse", prune::ConstraintKind::k_sparse}, {"l1", prune::ConstraintKind::l1},
+                                               {"l2", prune::ConstraintKind::l2}, {"linf", prune::ConstraintKind::linf}});
+  co.scope = sfw_choice<prune::ConstraintScope>("--sfw-scope", c.sfw_scope,
+                                                {{"all", prune::ConstraintScope::all_params},
+                                                 {"conv-linear", prune::ConstraintScope::conv_linear_weights}});
+  co.mode = sfw_choice<prune::RadiusMode>("--sfw-tau-mode", c.sfw_tau_mode,
+                                          {{"initialization", prune::RadiusMode::initialization},
+                                           {"radius", prune::RadiusMode::radius}, {"diameter", prune::RadiusMode::diameter}});
+  co.k_abs = c.sfw_k;
+  co.k_frac = c.sfw_k_frac;
+  co.tau = c.sfw_tau;
+  prune::SfwOptions so;
+  so.lr = c.lr;
+  so.momentum = c.momentum;
+  so.rescale = sfw_choice<prune::Rescale>("--sfw-rescale", c.sfw_rescale,
+                                          {{"gradient", prune::Rescale::gradient}, {"diameter", prune::Rescale::diameter},
+                                           {"none", prune::Rescale::none}});
+  so.unconstrained_lr = c.sfw_unconstrained_lr;
+  auto opt = std::make_unique<prune::Sfw>(params, prune::make_constraints(params, co), so);
+  opt->make_feasible();
+  return opt;
+}
+
 std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c, const optim::NamedTensors& params) {
+  if (c.opt == "sfw") return make_sfw(c, params);
   auto groups = optim::decay_groups(params, c.lr, c.weight_decay, !c.decay_all);
   if (c.opt == "sgd") return std::make_unique<optim::Sgd>(groups, optim::SgdOptions{c.lr, c.momentum, 0.0, c.weight_decay, c.nesterov});
   if (c.opt == "adam" || c.opt == "adamw") {
@@ -55,7 +101,7 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c, const opt
     o.weight_decay = c.weight_decay;
     return std::make_unique<optim::Adam>(groups, o);
   }
-  throw Error("--opt: unknown optimizer '" + c.opt + "'; expected sgd, adam or adamw");
+  throw Error("--opt: unknown optimizer '" + c.opt + "'; expected sgd, adam, adamw or sfw");
 }
 
 void append_line(const fs::path& path, const std::string& line) {
@@ -117,6 +163,19 @@ int run(TrainConfig c, CLI::App& cli) {
     std::printf("resumed from %s at epoch %lld\n", weights.c_str(), (long long)first_epoch);
   }
 
+  if (c.opt == "sfw" && c.sfw_init && first_epoch == 0) {  // SFW-Init (ALGORITHMS.md §4.6), on its own shuffle
+    data::DataLoader init_loader(d.splits.train, d.train_transform, {c.batch_size, true, true, c.data.seed + 1, c.data.workers, 2});
+    int64_t init_epoch = 0;
+    init_loader.start_epoch(init_epoch);
+    auto next_batch = [&] {
+      auto b = init_loader.next();
+      if (!b) init_loader.start_epoch(++init_epoch), b = init_loader.next();
+      return std::move(*b);
+    };
+    auto r = prune::sfw_init(*model, dynamic_cast<prune::Sfw&>(*opt), next_batch, {.iters = c.sfw_init_iters});
+    std::printf("sfw-init: %lld iterations (first-order approximation: no double backward), loss %.4f -> %.4f\n",
+                (long long)r.iters, r.first_loss, r.last_loss);
+  }
   std::printf("train %s on %s: %lld train / %lld test images, %lldx%lld, %lld classes, %lld parameters\n",
               c.model.c_str(), d.splits.name.c_str(), (long long)d.splits.train->size(), (long long)d.splits.test->size(),
               (long long)d.input_size, (long long)d.input_size, (long long)d.num_classes, (long long)model->num_parameters());
@@ -208,7 +267,7 @@ int run(TrainConfig c, CLI::App& cli) {
 Command add_train_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("train", "Train a model from the zoo");
   auto c = std::make_shared<TrainConfig>();
-  cli->set_config("--config", "", "a TOML/INI file whose keys are these flags");
+  cli->add_option("--config", c->config, "a TOML/INI file whose keys are these flags")->check(CLI::ExistingFile);
   cli->add_option("--model", c->model, "architecture (see `shears info --models`)")->capture_default_str();
   cli->add_option("--data", c->data.data, "dataset name or directory")->capture_default_str();
   cli->add_option("--data-dir", c->data.data_dir, "where the dataset's files are");
@@ -218,7 +277,7 @@ Command add_train_command(CLI::App& app) {
   cli->add_option("--workers", c->data.workers, "data loader threads")->capture_default_str();
   cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str();
   cli->add_option("--epochs", c->epochs)->capture_default_str();
-  cli->add_option("--opt", c->opt, "sgd, adam or adamw")->capture_default_str();
+  cli->add_option("--opt", c->opt, "sgd, adam, adamw or sfw (Frank-Wolfe; use --lr 1, no weight decay)")->capture_default_str();
   cli->add_option("--lr", c->lr)->capture_default_str();
   cli->add_option("--momentum", c->momentum)->capture_default_str();
   cli->add_flag("--nesterov", c->nesterov);
@@ -233,12 +292,25 @@ Command add_train_command(CLI::App& app) {
   cli->add_option("--min-lr", c->min_lr, "cosine: the final lr")->capture_default_str();
   cli->add_option("--label-smoothing", c->label_smoothing)->capture_default_str();
   cli->add_option("--clip-grad", c->clip_grad, "clip the gradient norm to this (0: off)")->capture_default_str();
+  cli->add_option("--sfw-k-frac", c->sfw_k_frac, "sfw: K per tensor as a fraction (density) of its entries")->capture_default_str();
+  cli->add_option("--sfw-k", c->sfw_k, "sfw: minimum K per tensor (K = min(max(k, floor(frac*n)), n))")->capture_default_str();
+  cli->add_option("--sfw-tau", c->sfw_tau, "sfw: tau (initialization: D = 2*tau*|theta_init|; radius; diameter)")->capture_default_str();
+  cli->add_option("--sfw-tau-mode", c->sfw_tau_mode, "sfw: initialization, radius or diameter")->capture_default_str();
+  cli->add_option("--sfw-constraint", c->sfw_constraint, "sfw: k-sparse, l1, l2 or linf")->capture_default_str();
+  cli->add_option("--sfw-scope", c->sfw_scope, "sfw: constrain all parameters (reference) or conv-linear weights")->capture_default_str();
+  cli->add_option("--sfw-rescale", c->sfw_rescale, "sfw: lr rescaling gradient, diameter or none")->capture_default_str();
+  cli->add_option("--sfw-unconstrained-lr", c->sfw_unconstrained_lr, "sfw: SGD lr of unconstrained tensors")->capture_default_str();
+  cli->add_flag("--sfw-init", c->sfw_init, "sfw: learn the initial per-tensor scales first (SFW-Init)");
+  cli->add_option("--sfw-init-iters", c->sfw_init_iters, "sfw: SFW-Init iterations")->capture_default_str();
   cli->add_option("--seed", c->data.seed)->capture_default_str();
   cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)");
   cli->add_option("--output,-o", c->output, "run folder")->required();
   cli->add_option("--resume", c->resume, "continue from a run's last.safetensors");
   cli->add_option("--stop-after", c->stop_after, "run only this many epochs now (resume later with --resume)");
-  return {cli, [c, cli] { return run(*c, *cli); }};
+  return {cli, [c, cli] {
+            if (!c->config.empty()) apply_config_file(*cli, c->config);
+            return run(*c, *cli);
+          }};
 }
 
 }  // namespace shears::app

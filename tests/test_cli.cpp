@@ -78,6 +78,28 @@ TEST_CASE("shears train writes its run folder and resumes exactly", "[cli]") {
   CHECK(eval.output.find("top-1") != std::string::npos);
 }
 
+TEST_CASE("a config file supplies the flags and the resolved config is written", "[cli]") {
+  fs::path dir = fresh_dir("config"), config = fs::temp_directory_path() / "shears_cli_config.toml";
+  std::ofstream(config) << "model = \"mlpnet\"\ndata = \"synthetic\"\nepochs = 1\nbatch-size = 64\nlr = 0.02\n";
+  Result r = run_shears("train --config " + config.string() + " --output " + dir.string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  std::string resolved = read_file(dir / "config.toml");
+  CHECK(resolved.find("batch-size=64") != std::string::npos);
+  CHECK(resolved.find("lr=0.02") != std::string::npos);
+  CHECK(summary_rows(dir).size() == 2);
+  fs::remove(config);
+}
+
+TEST_CASE("a diverging loss stops training with the last good checkpoint named", "[cli]") {
+  fs::path dir = fresh_dir("diverge");
+  Result r = run_shears("train --model mlpnet --data synthetic --epochs 1 --batch-size 32 --workers 1 --lr 1e30 --output " +
+                        dir.string());
+  CHECK(r.status != 0);
+  CHECK(r.output.find("the loss became") != std::string::npos);
+  CHECK(r.output.find("lower --lr") != std::string::npos);
+}
+
 TEST_CASE("user mistakes get one clear message and a non-zero exit", "[cli]") {
   fs::path dir = fresh_dir("errors");
   Result unknown_model = run_shears("train --model resnet7 --data synthetic --output " + dir.string());
