@@ -14,6 +14,7 @@ LIB_SRCS   := $(wildcard core/*.cpp core/ops/*.cpp core/kernels/*.cpp nn/*.cpp n
 APP_SRCS   := $(wildcard apps/*.cpp)
 TEST_SRCS  := $(wildcard tests/*.cpp)
 BENCH_SRCS := $(wildcard bench/*.cpp)
+EXAMPLE_SRCS := $(wildcard apps/examples/*.cpp)
 
 LIB_OBJS   := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
 APP_OBJS   := $(APP_SRCS:%.cpp=$(BUILD)/%.o)
@@ -24,13 +25,15 @@ LIB   := $(BUILD)/libshears.a
 APP   := $(BUILD)/shears
 TESTS := $(BUILD)/shears_tests
 BENCH := $(BUILD)/shears_bench
+# Example programs against the library (one per file in apps/examples/).
+EXAMPLES := $(EXAMPLE_SRCS:apps/examples/%.cpp=$(BUILD)/examples/%)
 
 # Debian packages the project builds, tests and runs with.
 DEB_PACKAGES := g++ make pkg-config libopenblas-dev catch2 libbenchmark-dev nlohmann-json3-dev \
                 libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist
 
 .PHONY: all deps test bench demo clean test-tsan
-all: $(LIB) $(APP)
+all: $(LIB) $(APP) $(EXAMPLES)
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -68,6 +71,11 @@ $(APP): $(APP_OBJS) $(LIB)
 $(TESTS): $(TEST_OBJS) $(LIB)
 	$(CXX) $(CXXFLAGS) $(TEST_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
 
+# A static pattern rule, so make keeps the objects (a plain pattern would delete them as intermediates).
+$(EXAMPLES): $(BUILD)/examples/%: $(BUILD)/apps/examples/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
+
 $(BENCH): $(BENCH_OBJS) $(LIB)
 	$(CXX) $(CXXFLAGS) $(BENCH_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) \
 	    -lbenchmark -o $@
@@ -78,15 +86,23 @@ test: $(TESTS) $(APP) | deps
 bench: $(BENCH) | deps
 	$(BENCH) $(BENCH_ARGS)
 
-# The demo: MLPNet on Fashion-MNIST (about 10 s on 2 cores), then its evaluation.
+# The demo: MLPNet on Fashion-MNIST (about 10 s on 2 cores), its evaluation, then a small pruning
+# sweep from scratch (3 methods x 4 sparsities x 3 seeds, a few seconds): table and plot.
 DEMO_RUN := runs/demo-mlpnet
+DEMO_SWEEP := runs/demo-sweep
 demo: $(APP) | deps
 	$(APP) info
 	$(APP) train --model mlpnet --data fashion-mnist --epochs 10 --lr 0.1 --output $(DEMO_RUN)
 	$(APP) eval --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist
+	rm -rf $(DEMO_SWEEP)
+	$(APP) sweep --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist --methods magnitude,random,snip \
+	    --sparsities 0.5,0.8,0.9,0.95 --seeds 3 --output $(DEMO_SWEEP)
 	@echo
 	@echo "The run folder is $(DEMO_RUN): config.toml, summary.csv, events.jsonl, last/best.safetensors."
-	@echo "Next: $(APP) train --model resnet20 --input-size 32 --epochs 30 --output runs/resnet20"
+	@echo "The sweep is in $(DEMO_SWEEP): sweep.csv (a row per method, sparsity and seed), sweep.svg (the plot)."
+	@echo "Next: $(APP) prune --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist --method magnitude \\"
+	@echo "          --sparsity 0.9 --finetune-epochs 2 --output runs/demo-prune"
+	@echo "      $(APP) train --model resnet20 --input-size 32 --epochs 30 --output runs/resnet20"
 	@echo "      $(APP) train --help   (all flags; --config FILE reads them from a file)"
 
 # The threaded kernels and the thread pool under ThreadSanitizer (a separate build tree).
@@ -97,4 +113,4 @@ test-tsan: | deps
 clean:
 	rm -rf $(BUILD) build-tsan
 
--include $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(EXAMPLE_SRCS:%.cpp=$(BUILD)/%.d)

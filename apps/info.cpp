@@ -19,6 +19,8 @@ struct InfoConfig {
   bool models = false;
   std::string model, weights;
   int64_t in_channels = 3, input_size = 32, num_classes = 10;
+  std::string variant = "cifar";
+  float width_multiplier = 1.f;
 };
 
 void print_build() {
@@ -47,6 +49,8 @@ void print_summary(const InfoConfig& c) {
   o.in_channels = c.in_channels;
   o.input_size = c.input_size;
   o.num_classes = c.num_classes;
+  o.variant = nn::parse_variant(c.variant);
+  o.width_multiplier = c.width_multiplier;
   auto model = nn::make_model(c.model, o);
   nn::Summary s = nn::summarize(*model, {1, c.in_channels, c.input_size, c.input_size});
   std::printf("%s, input %s\n%-32s %-18s %-16s %12s %14s\n", c.model.c_str(), shape_string(s.input_shape).c_str(),
@@ -81,6 +85,8 @@ Command add_info_command(CLI::App& app) {
   cli->add_option("--in-channels", c->in_channels)->capture_default_str();
   cli->add_option("--input-size", c->input_size)->capture_default_str();
   cli->add_option("--num-classes", c->num_classes)->capture_default_str();
+  cli->add_option("--variant", c->variant, "cifar (3x3 stem, small head) or imagenet")->capture_default_str();
+  cli->add_option("--width-multiplier", c->width_multiplier, "mobilenet_v1")->capture_default_str();
   return {cli, [c] {
             if (c->models) {
               for (const auto& m : nn::model_catalog()) std::printf("%-16s %s\n", m.name.c_str(), m.description.c_str());

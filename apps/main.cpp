@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
       shears::app::add_train_command(app),
       shears::app::add_eval_command(app),
       shears::app::add_bench_command(app),
+      shears::app::add_prune_command(app),
+      shears::app::add_sweep_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -51,8 +51,10 @@ int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int
   for (int64_t n = 0; n < N; ++n) {
     const float* row = logits.data() + n * C;
     float target = row[labels[n]];
-    int64_t above = 0;  // classes scoring strictly higher than the target
-    for (int64_t c = 0; c < C; ++c) above += row[c] > target;
+    // Classes ranked before the target: higher scores, and equal ones of lower index (the argmax
+    // convention), so that a collapsed network with constant logits is not counted as always right.
+    int64_t above = 0;
+    for (int64_t c = 0; c < C; ++c) above += row[c] > target || (row[c] == target && c < labels[n]);
     correct += above < k;
   }
   return correct;

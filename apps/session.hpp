@@ -40,7 +40,7 @@ struct EvalResult {
 // Mean cross-entropy and top-1/top-5 over the whole loader, in eval mode and without gradients.
 EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_classes);
 
-// Top-k correct counts of one batch of logits (N, C).
+// Top-k correct counts of one batch of logits (N, C); ties rank the lower class index first.
 int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k);
 
 class Progress {

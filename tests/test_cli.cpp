@@ -6,35 +6,16 @@
 #include <fstream>
 #include <sstream>
 
-#include "tests/helpers.hpp"
+#include "tests/cli_helpers.hpp"
 
 namespace shears {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status;
-  std::string output;
-};
-
-Result run_shears(const std::string& args) {
-  std::string command = std::string(SHEARS_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using Result = test::CommandResult;
+using test::run_shears;
+const auto& read_file = test::read_text;
 
 // summary.csv without the timing columns (seconds, images/s).
 std::vector<std::string> summary_rows(const fs::path& dir) {

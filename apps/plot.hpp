@@ -1,0 +1,31 @@
+// A small SVG writer for line plots with error bands: the accuracy-vs-sparsity figure of
+// `shears sweep` (ECOSYSTEM.md §1.8: one line per method, mean ± std across seeds as a band, the
+// dense accuracy as a horizontal line).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shears::app {
+
+struct Series {
+  std::string label;
+  std::vector<double> x, y;
+  std::vector<double> spread;  // half-width of the band around y (e.g. one std); empty: no band
+};
+
+struct LinePlot {
+  std::string title, x_label, y_label;
+  std::vector<Series> series;
+  std::optional<double> reference;  // drawn as a dashed horizontal line, e.g. the dense accuracy
+  std::string reference_label;
+};
+
+// The whole SVG document. Axes cover the data, bands and reference, rounded out to nice ticks.
+std::string render_svg(const LinePlot& plot);
+
+// Evenly spaced "nice" values (steps of 1, 2 or 5 × 10^k), about `target` of them, from a multiple
+// of the step at or below lo to one at or above hi.
+std::vector<double> nice_ticks(double lo, double hi, int target = 5);
+
+}  // namespace shears::app

@@ -1,0 +1,68 @@
+// What `shears prune` and `shears sweep` share: the pruning flags, one pruning step on a loaded
+// model, fine-tuning with the masks fixed, and the counts of ShrinkBench's metrics (ECOSYSTEM.md
+// §1.8): parameters and multiply-accumulates, all and nonzero.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "apps/session.hpp"
+#include "prune/scope.hpp"
+
+namespace shears::app {
+
+struct PruneSpec {
+  std::string method = "magnitude";  // unstructured: magnitude, random, snip, grasp, synflow
+  double sparsity = 0.5;             // unstructured: of the prunable weights; structured: of channels
+  std::string distribution = "global";  // global | per-layer
+  prune::Scope scope;
+  double max_layer_sparsity = 1.0;
+  bool structured = false;
+  std::string importance = "l1";  // structured: l1, l2, bn, taylor, random
+  int64_t round_to = 1;
+  int64_t score_batches = 1, batch_size = 128;  // training batches for snip, grasp and taylor
+  int64_t synflow_rounds = 100;
+  uint64_t seed = 0;  // random scores and the choice of the scoring batches
+};
+
+// The criteria prune_model knows: unstructured methods, or channel importances (structured).
+const std::vector<std::string>& criteria(bool structured);
+
+// The flags of PruneSpec but --method/--sparsity (prune takes one of each, sweep lists).
+void add_prune_flags(CLI::App& cli, PruneSpec& spec);
+
+// The model's input shape for one image, {1, C, S, S}.
+Shape image_shape(const OpenedData& data);
+
+// Prunes `model` in place: masks (unstructured) or channel removal (structured). Data-dependent
+// criteria read spec.score_batches shuffled batches of the training split.
+void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& data);
+
+struct FineTune {
+  int64_t epochs = 0;
+  double lr = 0.01, momentum = 0.9, weight_decay = 5e-4;
+  int64_t batch_size = 128;
+};
+void add_finetune_flags(CLI::App& cli, FineTune& ft);
+
+// SGD (cosine-decayed lr, no weight decay on 1-D tensors) with the masks fixed: masked weights
+// have zero value and gradient, so they stay exactly zero. One progress line per epoch.
+void fine_tune(nn::Module& model, const FineTune& ft, const OpenedData& data, uint64_t seed);
+
+struct SizeCounts {
+  int64_t size = 0, size_nz = 0;  // parameters; those nonzero with masks applied
+  int64_t macs = 0, macs_nz = 0;  // per image; nz: each Conv2d/Linear's MACs × its weight density
+};
+SizeCounts count_size(nn::Module& model, const Shape& input_shape);
+
+// One prunable (Conv2d/Linear) weight of the dense model, before and after pruning.
+struct LayerDensity {
+  std::string name;
+  Shape before, after;
+  int64_t nonzero = 0;  // after, masks applied
+  double sparsity() const;  // 1 − nonzero / numel(before): masks and removed channels alike
+};
+std::vector<LayerDensity> layer_densities(const nn::Module& dense, const nn::Module& pruned);
+double total_sparsity(const std::vector<LayerDensity>& layers);
+
+}  // namespace shears::app

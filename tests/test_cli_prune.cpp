@@ -1,0 +1,153 @@
+// `shears prune` and `shears sweep` end to end, run as a separate process on a model trained for
+// one epoch on synthetic data: exact sparsity in the written checkpoint, physically smaller
+// structured checkpoints, ShrinkBench's metrics, and a resumable sweep with its table and plot.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "nn/models/registry.hpp"
+#include "prune/masks.hpp"
+#include "prune/scope.hpp"
+#include "tests/cli_helpers.hpp"
+
+namespace shears {
+namespace {
+
+namespace fs = std::filesystem;
+
+using Run = test::CommandResult;
+using test::run_shears;
+const auto& contents = test::read_text;
+
+std::vector<std::string> lines(const fs::path& path) {
+  std::vector<std::string> out;
+  std::istringstream in(contents(path));
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t count = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+  return count;
+}
+
+// A fresh folder holding an MLPNet trained for one epoch on synthetic data (dense.safetensors).
+fs::path trained(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("shears_cli_prune_" + name);
+  fs::remove_all(dir);
+  Run r = run_shears("train --model mlpnet --data synthetic --epochs 1 --batch-size 32 --lr 0.05 --workers 1 --output " +
+                         (dir / "train").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  return dir;
+}
+
+const std::string kData = " --data synthetic --workers 1";
+const std::string kPrune = "prune --latency-runs 2 --weights ";
+
+}  // namespace
+
+TEST_CASE("shears prune writes an exactly sparse checkpoint and ShrinkBench metrics", "[cli]") {
+  fs::path dir = trained("unstructured");
+  Run r = run_shears(kPrune + (dir / "train/best.safetensors").string() + kData +
+                         " --method magnitude --sparsity 0.5 --finetune-epochs 1 --lr 0.01 --output " + (dir / "p").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  for (const char* line : {"dense", "pruned", "fine-tuned", "theoretical speed-up", "measured speed-up", "fc1.weight"})
+    CHECK(r.output.find(line) != std::string::npos);
+
+  // Exactly floor(0.5 · d) zeros among the prunable weights, still after fine-tuning, masks kept.
+  auto model = nn::load_model((dir / "p/pruned.safetensors").string());
+  std::vector<std::string> names = prune::prunable_parameters(*model);
+  prune::SparsityReport report = prune::sparsity_report(*model, names);
+  CHECK(report.zeros == prune::prune_count(0.5, report.numel));
+  for (const std::string& name : names) CHECK(model->has_mask(name));
+
+  std::ifstream in(dir / "p/metrics.json");
+  nlohmann::json m = nlohmann::json::parse(in);
+  for (const char* key : {"size", "size_nz", "compression_ratio", "flops", "flops_nz", "theoretical_speedup", "loss",
+                          "acc1", "acc5", "dense", "pruned", "finetuned", "sparsity", "measured_speedup", "layers"})
+    CHECK(m.contains(key));
+  // MLPNet: Linear layers only, so FLOPs = 2 × weight entries and nonzero FLOPs follow the mask.
+  CHECK(m["flops"].get<int64_t>() == 2 * report.numel);
+  CHECK(m["flops_nz"].get<int64_t>() == 2 * (report.numel - report.zeros));
+  CHECK(m["size"].get<int64_t>() - m["size_nz"].get<int64_t>() == report.zeros);
+  CHECK(m["compression_ratio"].get<double>() == Approx(m["size"].get<double>() / m["size_nz"].get<double>()));
+  CHECK(m["theoretical_speedup"].get<double>() == Approx(m["flops"].get<double>() / m["flops_nz"].get<double>()));
+  CHECK(m["sparsity"].get<double>() == Approx(0.5).margin(1e-4));
+  CHECK(m["acc1"] == m["finetuned"]["acc1"]);
+  CHECK(m["layers"].size() == names.size());
+}
+
+TEST_CASE("shears prune --structured writes a smaller model that reloads", "[cli]") {
+  fs::path dir = trained("structured");
+  Run r = run_shears(kPrune + (dir / "train/best.safetensors").string() + kData +
+                         " --structured --importance l2 --distribution per-layer --sparsity 0.5 --output " +
+                         (dir / "s").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  auto model = nn::load_model((dir / "s/pruned.safetensors").string());
+  CHECK(model->parameter("fc1.weight").shape() == Shape{20, 3072});  // 40 hidden units → 20
+  CHECK(model->parameter("fc2.weight").shape() == Shape{10, 20});    // 20 → 10
+  CHECK(model->parameter("fc3.weight").shape() == Shape{10, 10});    // the classifier keeps its outputs
+  std::ifstream in(dir / "s/metrics.json");
+  nlohmann::json m = nlohmann::json::parse(in);
+  CHECK(m["size_pruned_model"].get<int64_t>() == 20 * 3072 + 10 * 20 + 10 * 10);
+  CHECK(m["theoretical_speedup"].get<double>() > 1.9);
+
+  Run method = run_shears(kPrune + (dir / "train/best.safetensors").string() + kData +
+                              " --structured --method snip --sparsity 0.5 --output " + (dir / "x").string());
+  CHECK(method.status == 1);
+  CHECK(method.output.find("--importance") != std::string::npos);
+  Run percent = run_shears(kPrune + (dir / "train/best.safetensors").string() + kData +
+                               " --sparsity 90 --output " + (dir / "x").string());
+  CHECK(percent.status == 1);
+  CHECK(percent.output.find("sparsity") != std::string::npos);
+}
+
+TEST_CASE("shears sweep fills sweep.csv cell by cell, resumes, and plots", "[cli]") {
+  fs::path dir = trained("sweep");
+  std::string sweep = "sweep --weights " + (dir / "train/best.safetensors").string() + kData +
+                      " --methods magnitude,random --sparsities 0.5,0.9 --output " + (dir / "sw").string();
+  Run first = run_shears(sweep);
+  INFO(first.output);
+  REQUIRE(first.status == 0);
+  std::vector<std::string> rows = lines(dir / "sw/sweep.csv");
+  REQUIRE(rows.size() == 5);  // header + 2 methods × 2 sparsities
+  CHECK(rows[0].rfind("method,sparsity,seed,acc1,acc5,loss,", 0) == 0);
+  for (const char* cell : {"magnitude,0.5,0,", "magnitude,0.9,0,", "random,0.5,0,", "random,0.9,0,"})
+    CHECK(occurrences(contents(dir / "sw/sweep.csv"), cell) == 1);
+  for (size_t i = 1; i < rows.size(); ++i) CHECK(occurrences(rows[i], ",") == 11);
+
+  std::string svg = contents(dir / "sw/sweep.svg");
+  CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
+  CHECK(svg.substr(svg.size() - 7) == "</svg>\n");
+  CHECK(occurrences(svg, "<svg") == 1);
+  CHECK(occurrences(svg, "<text") == occurrences(svg, "</text>"));
+  CHECK(occurrences(svg, "<polyline") == 2);  // one line per method
+  CHECK(occurrences(svg, "<polygon") == 0);   // no band with a single seed
+  for (const char* label : {">magnitude<", ">random<", ">dense ("}) CHECK(svg.find(label) != std::string::npos);
+
+  Run again = run_shears(sweep);
+  INFO(again.output);
+  REQUIRE(again.status == 0);
+  CHECK(occurrences(again.output, "skipped") == 4);
+  CHECK(lines(dir / "sw/sweep.csv") == rows);
+
+  Run seeds = run_shears(sweep + " --seeds 2");  // adds seed 1 of every cell
+  INFO(seeds.output);
+  REQUIRE(seeds.status == 0);
+  CHECK(occurrences(seeds.output, "skipped") == 4);
+  CHECK(lines(dir / "sw/sweep.csv").size() == 9);
+  CHECK(occurrences(contents(dir / "sw/sweep.svg"), "<polygon") == 2);  // mean ± std bands
+
+  Run other = run_shears(sweep + " --distribution per-layer");
+  CHECK(other.status == 1);
+  CHECK(other.output.find("other settings (distribution") != std::string::npos);
+  CHECK(lines(dir / "sw/sweep.csv").size() == 9);
+}
+
+}  // namespace shears
