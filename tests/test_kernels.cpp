@@ -89,6 +89,29 @@ TEST_CASE("elementwise and reduction kernels match plain loops, tails included",
   }
 }
 
+TEST_CASE("vector exp and log-softmax rows match libm, tails and extremes included", "[kernels]") {
+  for (int64_t cols : {1, 7, 10, 17, 1000}) {
+    Tensor x = test::random_tensor({3, cols}, 71, -30.f, 30.f);
+    x.data()[0] = -100.f;  // below expf's range: exp underflows to 0
+    std::vector<float> y(3 * cols), ref(3 * cols);
+    for (kernels::Isa isa : supported_isas()) {
+      const kernels::Table& k = kernels::table_for(isa);
+      INFO("isa " << kernels::isa_name(isa) << ", cols " << cols);
+      k.exp(x.data(), y.data(), 3 * cols);
+      for (int64_t i = 0; i < 3 * cols; ++i) ref[i] = std::exp(x.data()[i]);
+      CHECK(test::tolerance_ratio(y.data(), ref.data(), 3 * cols, 1e-37, 3e-7) <= 1);
+      k.log_softmax_rows(x.data(), y.data(), 3, cols);
+      for (int64_t r = 0; r < 3; ++r) {
+        const float* xr = x.data() + r * cols;
+        double m = *std::max_element(xr, xr + cols), total = 0;
+        for (int64_t c = 0; c < cols; ++c) total += std::exp(double(xr[c]) - m);
+        for (int64_t c = 0; c < cols; ++c) ref[r * cols + c] = static_cast<float>(xr[c] - m - std::log(total));
+      }
+      CHECK(test::tolerance_ratio(y.data(), ref.data(), 3 * cols, 1e-5, 1e-6) <= 1);
+    }
+  }
+}
+
 TEST_CASE("SGD and Adam update kernels follow torch.optim's update rules", "[kernels][optim]") {
   const int64_t n = 37;
   for (kernels::Isa isa : supported_isas()) {

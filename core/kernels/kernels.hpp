@@ -50,6 +50,9 @@ struct Table {
                                       int64_t stride);
   void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
                                        int64_t stride, int64_t count, int64_t x_step, int64_t dy_step);
+  // y = exp(x) (within 2 ulp of expf), and y = log_softmax of each of `rows` contiguous rows.
+  void (*exp)(const float* x, float* y, int64_t n);
+  void (*log_softmax_rows)(const float* x, float* y, int64_t rows, int64_t cols);
   // Optimizer steps over one parameter tensor, exactly torch.optim's update order (1.13):
   //   SGD:  d = g + wd·p;  buf = first ? d : momentum·buf + (1 − dampening)·d;
   //         d = nesterov ? d + momentum·buf : buf (when momentum ≠ 0);  p −= lr·d

@@ -313,6 +313,31 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
 }
 
 template <typename V>
+void exp_kernel(const float* x, float* y, int64_t n) {
+  for_each_vector<V>(n, [&](int64_t i, int lanes) { store_n<V>(y + i, V::exp(load_n<V>(x + i, lanes)), lanes); });
+}
+
+// Per row: m = max, s = Σ exp(x − m) (float lanes, then double), y = x − m − log s.
+template <typename V>
+void log_softmax_rows(const float* x, float* y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float* yr = y + r * cols;
+    auto vmax = V::set1(-__builtin_inff());
+    int64_t i = 0;
+    for (; i + V::width <= cols; i += V::width) vmax = V::max(vmax, V::load(xr + i));
+    float m = V::hmax(vmax);
+    for (; i < cols; ++i) m = xr[i] > m ? xr[i] : m;
+    auto vm = V::set1(m);
+    double total = blocked_sum<V>(cols, [&](int64_t i, int lanes) {
+      return V::mul(V::exp(V::sub(load_n<V>(xr + i, lanes), vm)), lane_mask<V>(lanes));
+    });
+    auto shift = V::set1(m + static_cast<float>(__builtin_log(total)));
+    for_each_vector<V>(cols, [&](int64_t i, int lanes) { store_n<V>(yr + i, V::sub(load_n<V>(xr + i, lanes), shift), lanes); });
+  }
+}
+
+template <typename V>
 void sgd_step(float* p, const float* g, float* buf, int64_t n, const SgdStep& s) {
   auto wd = V::set1(s.weight_decay), mom = V::set1(s.momentum), damp = V::set1(1.f - s.dampening);
   auto neg_lr = V::set1(-s.lr);
@@ -364,6 +389,8 @@ Table make_table(Isa isa) {
                depthwise3x3<V>,
                depthwise3x3_backward_input<V>,
                depthwise3x3_backward_weight<V>,
+               exp_kernel<V>,
+               log_softmax_rows<V>,
                sgd_step<V>,
                adam_step<V>};
 }

@@ -1,12 +1,15 @@
 // softmax, log_softmax and the losses. Normalised exponentials subtract the row maximum for
-// stability; cross_entropy is fused (log_softmax + smoothed NLL), so its backward is
+// stability (rows along the last dimension run the SIMD kernel with its vector exp; other
+// dimensions the plain reference); cross_entropy is fused (log_softmax + smoothed NLL), so its backward is
 //   dlogits = (softmax − q) / N,  q = (1 − ε)·onehot(target) + ε / C.
 #include <algorithm>
 #include <cmath>
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
+#include "core/parallel.hpp"
 
 namespace shears {
 
@@ -37,7 +40,7 @@ void for_each_lane(const Lanes& l, float* base, F f) {
     for (int64_t i = 0; i < l.inner; ++i) f(base + o * l.len * l.inner + i, l.inner);
 }
 
-// y = log_softmax(x) along the lane (or softmax when `log` is false).
+// y = log_softmax(x) along the lane (or softmax when `log` is false); the reference kernel.
 void normalized_exp_ref(const Lanes& l, const float* x, float* y, bool log) {
   for (int64_t o = 0; o < l.outer; ++o)
     for (int64_t i = 0; i < l.inner; ++i) {
@@ -65,12 +68,22 @@ void check_targets(const Tensor& scores, const std::vector<int64_t>& targets, co
                  " is outside [0, ", scores.size(1), ")");
 }
 
+// Contiguous rows (the last dimension) run the SIMD kernel, split across threads by rows.
+void normalized_exp(const Lanes& l, const float* x, float* y, bool log) {
+  if (l.inner != 1) return normalized_exp_ref(l, x, y, log);
+  const kernels::Table& k = kernels::kernels();
+  parallel_for(l.outer, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, l.len)), [&](int64_t r0, int64_t r1) {
+    k.log_softmax_rows(x + r0 * l.len, y + r0 * l.len, r1 - r0, l.len);
+    if (!log) k.exp(y + r0 * l.len, y + r0 * l.len, (r1 - r0) * l.len);
+  });
+}
+
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim) {
   Lanes l = lanes(x, dim, "softmax");
   Tensor y = Tensor::empty(x.shape());
-  normalized_exp_ref(l, x.data(), y.data(), false);
+  normalized_exp(l, x.data(), y.data(), false);
   Tensor ys = y.detach();
   return record(y, "softmax", {x}, [l, ys](const Tensor& g, const std::vector<bool>&) {
     Tensor dx = g.clone();  // dx = y · (g − Σ g·y)
@@ -87,7 +100,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 Tensor log_softmax(const Tensor& x, int64_t dim) {
   Lanes l = lanes(x, dim, "log_softmax");
   Tensor y = Tensor::empty(x.shape());
-  normalized_exp_ref(l, x.data(), y.data(), true);
+  normalized_exp(l, x.data(), y.data(), true);
   Tensor ys = y.detach();
   return record(y, "log_softmax", {x}, [l, ys](const Tensor& g, const std::vector<bool>&) {
     Tensor dx = g.clone();  // dx = g − exp(y) · Σ g
@@ -107,7 +120,7 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets, 
                "label_smoothing must be in [0, 1], got ", label_smoothing);
   int64_t N = logits.size(0), C = logits.size(1);
   Tensor logp = Tensor::empty(logits.shape());
-  normalized_exp_ref({N, C, 1}, logits.data(), logp.data(), true);
+  normalized_exp({N, C, 1}, logits.data(), logp.data(), true);
   double total = 0.0;
   float smooth = label_smoothing / static_cast<float>(C);
   for (int64_t n = 0; n < N; ++n) {
@@ -120,11 +133,10 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets, 
   return record(loss, "cross_entropy", {logits}, [=](const Tensor& g, const std::vector<bool>&) {
     Tensor dx = Tensor::empty(logp.shape());
     float scale = g.item() / static_cast<float>(N);
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t c = 0; c < C; ++c) {
-        float q = smooth + (c == targets[n] ? 1.f - label_smoothing : 0.f);
-        dx.data()[n * C + c] = scale * (std::exp(logp.data()[n * C + c]) - q);
-      }
+    const kernels::Table& k = kernels::kernels();
+    k.exp(logp.data(), dx.data(), N * C);                                   // softmax
+    k.scale_shift(dx.data(), dx.data(), N * C, scale, -scale * smooth);    // minus the smoothed part of q
+    for (int64_t n = 0; n < N; ++n) dx.data()[n * C + targets[n]] -= scale * (1.f - label_smoothing);
     return std::vector<Tensor>{dx};
   });
 }

@@ -6,6 +6,7 @@
 //   V::load_tail/store_tail  the first n < width lanes (masked; other lanes read as 0)
 //   V::set1, zero, add, sub, mul, div, fma(a, b, c) = a·b + c, max, min, sqrt, hsum
 //   V::cmp_gt_select(a, b, x) = a > b ? x : 0 per lane
+//   V::exp (Cephes' expf polynomial after range reduction, within 2 ulp), V::hmax
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -35,7 +36,9 @@ struct Scalar {
   static reg max(reg a, reg b) { return std::max(a, b); }
   static reg min(reg a, reg b) { return std::min(a, b); }
   static reg sqrt(reg a) { return __builtin_sqrtf(a); }
+  static reg exp(reg a) { return __builtin_expf(a); }
   static float hsum(reg v) { return v; }
+  static float hmax(reg v) { return v; }
   static reg cmp_gt_select(reg a, reg b, reg x) { return a > b ? x : 0.f; }
 };
 
@@ -60,6 +63,31 @@ struct Avx2 {
   static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
   static reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
   static reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
+  static reg exp(reg x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, set1(-87.33654f)), set1(88.72283f));
+    reg n = _mm256_round_ps(_mm256_mul_ps(x, set1(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    reg r = _mm256_fnmadd_ps(n, set1(0.693359375f), x);  // x − n·ln2, ln2 split in two parts
+    r = _mm256_fnmadd_ps(n, set1(-2.12194440e-4f), r);
+    reg p = set1(1.9875691500e-4f);
+    p = fma(p, r, set1(1.3981999507e-3f));
+    p = fma(p, r, set1(8.3334519073e-3f));
+    p = fma(p, r, set1(4.1665795894e-2f));
+    p = fma(p, r, set1(1.6666665459e-1f));
+    p = fma(p, r, set1(5.0000001201e-1f));
+    p = fma(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, set1(1.f)));
+    // 2^n for n in [−126, 128]: split in two factors so the exponent field never overflows.
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i half = _mm256_srai_epi32(ni, 1);
+    reg a = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+    reg b = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, a), b);
+  }
+  static float hmax(reg v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
   static float hsum(reg v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -89,6 +117,21 @@ struct Avx512 {
   static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
   static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
   static reg sqrt(reg a) { return _mm512_sqrt_ps(a); }
+  static reg exp(reg x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, set1(-87.33654f)), set1(88.72283f));
+    reg n = _mm512_roundscale_ps(_mm512_mul_ps(x, set1(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    reg r = _mm512_fnmadd_ps(n, set1(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, set1(-2.12194440e-4f), r);
+    reg p = set1(1.9875691500e-4f);
+    p = fma(p, r, set1(1.3981999507e-3f));
+    p = fma(p, r, set1(8.3334519073e-3f));
+    p = fma(p, r, set1(4.1665795894e-2f));
+    p = fma(p, r, set1(1.6666665459e-1f));
+    p = fma(p, r, set1(5.0000001201e-1f));
+    p = fma(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, set1(1.f)));
+    return _mm512_scalef_ps(p, n);  // p·2^n
+  }
+  static float hmax(reg v) { return _mm512_reduce_max_ps(v); }
   static float hsum(reg v) { return _mm512_reduce_add_ps(v); }
   static reg cmp_gt_select(reg a, reg b, reg x) {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), x);
