@@ -12,7 +12,7 @@
 namespace shears::app {
 
 struct PruneSpec {
-  std::string method = "magnitude";  // unstructured: magnitude, random, snip, grasp, synflow
+  std::string method = "magnitude";  // unstructured: magnitude, random, snip, grasp, synflow, spode
   double sparsity = 0.5;             // unstructured: of the prunable weights; structured: of channels
   std::string distribution = "global";  // global | per-layer
   prune::Scope scope;
@@ -22,6 +22,9 @@ struct PruneSpec {
   int64_t round_to = 1;
   int64_t score_batches = 1, batch_size = 128;  // training batches for snip, grasp and taylor
   int64_t synflow_rounds = 100;
+  int64_t spode_steps = 100;   // ALGORITHMS.md §3: N steps of the ODE
+  double spode_radius = 1.1;   // step radius over the smallest feasible one
+  std::string spode_trace;     // where to write the per-step trace (CSV); empty: nowhere
   uint64_t seed = 0;  // random scores and the choice of the scoring batches
 };
 

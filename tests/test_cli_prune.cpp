@@ -151,3 +151,22 @@ TEST_CASE("shears sweep fills sweep.csv cell by cell, resumes, and plots", "[cli
 }
 
 }  // namespace shears
+
+namespace shears {
+
+TEST_CASE("shears prune --method spode writes exact masks and its per-step trace", "[cli]") {
+  fs::path dir = trained("spode");
+  test::CommandResult r = test::run_shears("prune --data synthetic --weights " + (dir / "train" / "best.safetensors").string() +
+                                           " --method spode --spode-steps 20 --sparsity 0.8 --batch-size 32 --output " +
+                                           (dir / "out").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  std::vector<std::string> trace = lines(dir / "out" / "spode_trace.csv");
+  REQUIRE(trace.size() == 21);  // header + one row per step
+  CHECK(trace[0] == "step,dt,loss,soft_sparsity,polarised_sparsity,increased,regrown");
+  nlohmann::json metrics = nlohmann::json::parse(contents(dir / "out" / "metrics.json"));
+  CHECK(metrics["method"] == "spode");
+  CHECK(metrics["sparsity"].get<double>() == Approx(0.8).margin(1e-3));
+}
+
+}  // namespace shears
