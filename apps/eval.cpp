@@ -44,9 +44,7 @@ Command add_eval_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset's test split");
   auto c = std::make_shared<EvalConfig>();
   cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
-  cli->add_option("--data", c->data.data, "dataset name or directory")->capture_default_str();
-  cli->add_option("--data-dir", c->data.data_dir);
-  cli->add_option("--input-size", c->data.input_size, "pad images to this size (0: the dataset's)");
+  add_data_flags(*cli, c->data);
   cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str();
   cli->add_option("--threads", c->threads);
   return {cli, [c] { return run(*c); }};

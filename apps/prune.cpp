@@ -435,12 +435,7 @@ Command add_prune_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("prune", "Prune a checkpoint, evaluate it, optionally fine-tune it");
   auto c = std::make_shared<PruneConfig>();
   cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
-  cli->add_option("--data", c->data.data, "dataset name or directory")->capture_default_str();
-  cli->add_option("--data-dir", c->data.data_dir);
-  cli->add_option("--input-size", c->data.input_size, "pad images to this size (0: the dataset's)");
-  cli->add_option("--limit-train", c->data.limit_train, "use only the first N training images (0: all)");
-  cli->add_option("--limit-test", c->data.limit_test, "use only the first N test images (0: all)");
-  cli->add_option("--workers", c->data.workers, "data loader threads")->capture_default_str();
+  add_data_flags(*cli, c->data);
   cli->add_option("--method", c->spec.method, "magnitude, random, snip, grasp, synflow or spode")->capture_default_str();
   cli->add_option("--sparsity", c->spec.sparsity, "fraction of the prunable weights set to zero")->required();
   add_prune_flags(*cli, c->spec);

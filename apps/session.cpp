@@ -46,6 +46,15 @@ OpenedData open_data(const DataChoice& choice) {
   return d;
 }
 
+void add_data_flags(CLI::App& cli, DataChoice& choice) {
+  cli.add_option("--data", choice.data, "dataset name or directory")->capture_default_str();
+  cli.add_option("--data-dir", choice.data_dir, "where the dataset's files are");
+  cli.add_option("--input-size", choice.input_size, "pad images to this size (0: the dataset's)")->capture_default_str();
+  cli.add_option("--limit-train", choice.limit_train, "use only the first N training images (0: all)");
+  cli.add_option("--limit-test", choice.limit_test, "use only the first N test images (0: all)");
+  cli.add_option("--workers", choice.workers, "data loader threads")->capture_default_str();
+}
+
 int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k) {
   int64_t N = logits.size(0), C = logits.size(1), correct = 0;
   for (int64_t n = 0; n < N; ++n) {

@@ -1,6 +1,7 @@
 // What train, eval and the demo share: opening the data a model needs, running the model over a
 // loader, and the terminal display (a progress bar on a TTY, plain periodic lines otherwise).
 #pragma once
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -29,6 +30,10 @@ struct OpenedData {
 };
 
 OpenedData open_data(const DataChoice& choice);
+
+// --data, --data-dir, --input-size, --limit-train, --limit-test and --workers, for every command
+// that reads a dataset (--seed stays with each command: its meaning differs).
+void add_data_flags(CLI::App& cli, DataChoice& choice);
 
 struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;  // accuracies in percent

@@ -281,12 +281,7 @@ Command add_sweep_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("sweep", "Prune a checkpoint with several methods and sparsities; table and plot");
   auto c = std::make_shared<SweepConfig>();
   cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
-  cli->add_option("--data", c->data.data, "dataset name or directory")->capture_default_str();
-  cli->add_option("--data-dir", c->data.data_dir);
-  cli->add_option("--input-size", c->data.input_size, "pad images to this size (0: the dataset's)");
-  cli->add_option("--limit-train", c->data.limit_train, "use only the first N training images (0: all)");
-  cli->add_option("--limit-test", c->data.limit_test, "use only the first N test images (0: all)");
-  cli->add_option("--workers", c->data.workers, "data loader threads")->capture_default_str();
+  add_data_flags(*cli, c->data);
   cli->add_option("--methods", c->methods, "comma-separated: magnitude, random, snip, grasp, synflow "
                                            "(with --structured: l1, l2, bn, taylor, random)")
       ->required()

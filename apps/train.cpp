@@ -269,12 +269,7 @@ Command add_train_command(CLI::App& app) {
   auto c = std::make_shared<TrainConfig>();
   cli->add_option("--config", c->config, "a TOML/INI file whose keys are these flags")->check(CLI::ExistingFile);
   cli->add_option("--model", c->model, "architecture (see `shears info --models`)")->capture_default_str();
-  cli->add_option("--data", c->data.data, "dataset name or directory")->capture_default_str();
-  cli->add_option("--data-dir", c->data.data_dir, "where the dataset's files are");
-  cli->add_option("--input-size", c->data.input_size, "pad images to this size (0: the dataset's)")->capture_default_str();
-  cli->add_option("--limit-train", c->data.limit_train, "use only the first N training images (0: all)");
-  cli->add_option("--limit-test", c->data.limit_test, "use only the first N test images (0: all)");
-  cli->add_option("--workers", c->data.workers, "data loader threads")->capture_default_str();
+  add_data_flags(*cli, c->data);
   cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str();
   cli->add_option("--epochs", c->epochs)->capture_default_str();
   cli->add_option("--opt", c->opt, "sgd, adam, adamw or sfw (Frank-Wolfe; use --lr 1, no weight decay)")->capture_default_str();
