@@ -1,0 +1,173 @@
+// Intra-Fusion (ALGORITHMS.md §2.1–2.5, §2.10; see intra_fusion.hpp for the departures).
+#include "prune/intra_fusion.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.hpp"
+#include "prune/bn_fold.hpp"
+#include "prune/structured.hpp"
+
+namespace shears::prune {
+namespace {
+
+bool fused_role(Role r) { return r == Role::producer || r == Role::consumer; }
+
+// The weight slice of a producer or consumer member (its bias, if any, is not a descriptor).
+const Slice& weight_slice(const GroupMember& m) {
+  for (const Slice& s : m.slices)
+    if (s.tensor.size() >= 6 && s.tensor.compare(s.tensor.size() - 6, 6, "weight") == 0) return s;
+  throw Error(detail::concat("intra_fusion: member '", m.module, "' has no weight slice"));
+}
+
+// Flat indices of every channel of `slice` in a tensor of `shape`.
+std::vector<std::vector<int64_t>> channel_indices(const Shape& shape, const Slice& slice, int64_t channels) {
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) for_each_in_channel(shape, slice, c, [&](int64_t i) { out[c].push_back(i); });
+  return out;
+}
+
+std::vector<double> masses(FusionMass kind, const std::vector<float>& imp, const std::vector<int64_t>& channels,
+                           int64_t n, int64_t k, const std::vector<bool>& is_kept) {
+  std::vector<double> m;
+  for (int64_t c : channels) {
+    switch (kind) {
+      case FusionMass::uniform: m.push_back(1.0); break;
+      case FusionMass::importance:
+        SHEARS_CHECK(imp[c] >= 0, "intra_fusion", "importance masses need non-negative scores, channel ", c, " has ",
+                     imp[c]);
+        m.push_back(imp[c]);
+        break;
+      case FusionMass::radical: m.push_back(is_kept[c] ? static_cast<double>(n) / static_cast<double>(k) : 1.0); break;
+    }
+  }
+  double s = std::accumulate(m.begin(), m.end(), 0.0);
+  SHEARS_CHECK(s > 0, "intra_fusion", "importance masses need a positive total (all scores are zero)");
+  for (double& v : m) v /= s;
+  return m;
+}
+
+}  // namespace
+
+ot::Matrix selection_matrix(int64_t channels, const std::vector<int64_t>& kept) {
+  ot::Matrix s(static_cast<int64_t>(kept.size()), channels);
+  for (size_t q = 0; q < kept.size(); ++q) s(static_cast<int64_t>(q), kept[q]) = 1.0;
+  return s;
+}
+
+FusionPlan plan_fusion(const nn::Module& model, const Group& group, double sparsity, const IntraFusionOptions& options) {
+  SHEARS_CHECK(sparsity >= 0 && sparsity < 1, "intra_fusion", "channel sparsity must be in [0, 1), got ", sparsity);
+  SHEARS_CHECK(options.p >= 1, "intra_fusion", "cost norm p must be at least 1, got ", options.p);
+  const int64_t n = group.channels;
+  const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(n) * (1.0 - sparsity))));
+  std::vector<float> imp = options.importance(model, group);
+  SHEARS_CHECK(static_cast<int64_t>(imp.size()) == n, "intra_fusion", "importance gave ", imp.size(),
+               " scores for a group of ", n, " channels");
+  for (float v : imp) SHEARS_CHECK(!std::isnan(v), "intra_fusion", "NaN importance in the group of ", group.members.front().module);
+
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return imp[a] < imp[b]; });
+  FusionPlan plan;
+  plan.kept.assign(order.begin() + (n - k), order.end());
+  std::sort(plan.kept.begin(), plan.kept.end());
+  std::vector<bool> is_kept(n, false);
+  for (int64_t c : plan.kept) is_kept[c] = true;
+
+  // Descriptors (N×D, float64), each divided by its ℓ2 norm (a zero descriptor stays zero).
+  std::vector<std::vector<double>> u(static_cast<size_t>(n));
+  for (const GroupMember& m : group.members) {
+    if (!fused_role(m.role)) continue;
+    const Slice& s = weight_slice(m);
+    Tensor w = model.parameter(s.tensor);
+    for (int64_t c = 0; c < n; ++c) for_each_in_channel(w.shape(), s, c, [&](int64_t i) { u[c].push_back(w.data()[i]); });
+  }
+  for (auto& row : u) {
+    double norm = std::sqrt(std::inner_product(row.begin(), row.end(), row.begin(), 0.0));
+    if (norm > 0)
+      for (double& v : row) v /= norm;
+  }
+  ot::Matrix& cost = plan.cost;
+  cost = ot::Matrix(n, k);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t q = 0; q < k; ++q) {
+      const auto &x = u[j], &y = u[plan.kept[q]];
+      double s = 0.0;
+      for (size_t e = 0; e < x.size(); ++e) s += std::pow(std::abs(x[e] - y[e]), options.p);
+      cost(j, q) = std::pow(s, 1.0 / options.p);
+    }
+  std::vector<int64_t> all(n);
+  std::iota(all.begin(), all.end(), int64_t{0});
+  plan.transport = ot::emd(masses(options.source_mass, imp, all, n, k, is_kept),
+                           masses(options.target_mass, imp, plan.kept, n, k, is_kept), cost);
+
+  // T = Πᵀ with unit column sums: every channel hands out a total weight of 1.
+  std::vector<double> handed = plan.transport.row_sums();
+  plan.consumer = ot::Matrix(k, n);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t q = 0; q < k; ++q) plan.consumer(q, j) = plan.transport(j, q) / handed[j];
+  plan.producer = plan.consumer;
+  if (options.normalization == FusionNormalization::function_preserving) {
+    std::vector<double> rows = plan.consumer.row_sums();
+    for (int64_t q = 0; q < k; ++q)
+      for (int64_t j = 0; j < n; ++j) plan.producer(q, j) /= rows[q];
+  }
+  return plan;
+}
+
+void apply_fusion(nn::Module& model, const Group& group, const std::vector<int64_t>& kept, const ot::Matrix& producer,
+                  const ot::Matrix& consumer) {
+  const int64_t n = group.channels, k = static_cast<int64_t>(kept.size());
+  for (const ot::Matrix* t : {&producer, &consumer})
+    SHEARS_CHECK(t->rows == k && t->cols == n, "apply_fusion", "fusion matrix is ", t->rows, "x", t->cols, ", expected ",
+                 k, "x", n);
+  std::vector<bool> is_kept(n, false);
+  for (int64_t c : kept) {
+    SHEARS_CHECK(c >= 0 && c < n && !is_kept[c], "apply_fusion", "kept channel ", c,
+                 " is out of range or repeated for a group of ", n);
+    is_kept[c] = true;
+  }
+  // Fused channel q is written at position kept[q]; remove_channels then drops the others (and
+  // cuts BatchNorm and depthwise members by index).
+  for (const GroupMember& m : group.members) {
+    if (!fused_role(m.role)) continue;
+    const ot::Matrix& t = m.role == Role::producer ? producer : consumer;
+    for (const Slice& s : m.slices) {
+      SHEARS_CHECK(!model.has_mask(s.tensor), "apply_fusion", "'", s.tensor,
+                   "' is masked: fusing would mix masked and unmasked weights (hint: remove_mask first)");
+      Tensor old = model.parameter(s.tensor);
+      Tensor fused = old.clone();
+      auto index = channel_indices(old.shape(), s, n);
+      std::vector<double> acc;
+      for (int64_t q = 0; q < k; ++q) {
+        acc.assign(index[0].size(), 0.0);
+        for (int64_t j = 0; j < n; ++j) {
+          double w = t(q, j);
+          if (w == 0.0) continue;
+          for (size_t e = 0; e < acc.size(); ++e) acc[e] += w * old.data()[index[j][e]];
+        }
+        for (size_t e = 0; e < acc.size(); ++e) fused.data()[index[kept[q]][e]] = static_cast<float>(acc[e]);
+      }
+      model.set_parameter(s.tensor, fused);
+    }
+  }
+  std::vector<int64_t> pruned;
+  for (int64_t c = 0; c < n; ++c)
+    if (!is_kept[c]) pruned.push_back(c);
+  if (!pruned.empty()) remove_channels(model, group, pruned);
+}
+
+FusionPlan intra_fusion_prune(nn::Module& model, const Shape& input_shape, int64_t group_index, double sparsity,
+                              const IntraFusionOptions& options) {
+  fold_batch_norms(model, input_shape);
+  std::vector<Group> groups = dependency_groups(model, input_shape);
+  SHEARS_CHECK(group_index >= 0 && group_index < static_cast<int64_t>(groups.size()), "intra_fusion", "group index ",
+               group_index, " out of range: the model has ", groups.size(), " prunable groups");
+  const Group& group = groups[groups.size() - 1 - static_cast<size_t>(group_index)];
+  FusionPlan plan = plan_fusion(model, group, sparsity, options);
+  apply_fusion(model, group, plan.kept, plan.producer, plan.consumer);
+  return plan;
+}
+
+}  // namespace shears::prune

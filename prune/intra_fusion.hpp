@@ -1,0 +1,85 @@
+// Intra-Fusion (Theus et al., "Towards Meta-Pruning via Optimal Transport", ICLR 2024;
+// ALGORITHMS.md §2.1–2.5, §2.10; S.3 exact OT, S.4 BN folding, S.5 groups).
+//
+// Structured pruning that keeps the importance ranking of plain pruning but, instead of deleting
+// the low-importance channels of a dependency group, fuses every channel of the group into the
+// kept ones with an exact optimal-transport plan:
+//   1. importance per channel (any prune::Importance), K = floor(N·(1 − s)) kept channels Kp (the
+//      most important; ties: the lower index is pruned first), N − K pruned;
+//   2. descriptor u_j = the concatenated weights of channel j over the group's producers (weight
+//      rows) and consumers (weight columns; span columns per channel after a flatten), biases and
+//      BN tensors excluded, each descriptor divided by its ℓ2 norm;
+//   3. cost C[j, q] = ‖û_j − û_{Kp(q)}‖_p (N×K), source masses α over all channels and target
+//      masses β over the kept ones (uniform, importance, radical), Π = emd(α, β, C);
+//   4. T = Πᵀ (K×N) with every column divided by its sum (each channel hands out a weight of 1);
+//      producer rows and biases become W'[q] = Σ_j T_p[q, j] W[j], consumer columns
+//      W'[:, q] = Σ_j T[q, j] W[:, j], where T_p = T (normalization = code, the reference's
+//      choice: the group's pre-activations come out scaled by N·β_q) or T with its rows divided
+//      by their sums (function_preserving: a weighted average; duplicates are kept exactly, §2.4);
+//   5. BatchNorm tensors and depthwise convs (not fused, §2.10) take the kept channels by index,
+//      and the pruned channels are then removed physically (prune::remove_channels).
+// The BatchNorms must be folded first (prune::fold_batch_norms), so that they are identities and
+// selection by index is exact; intra_fusion_prune does that.
+//
+// Departures from the official code: masses and costs in float64 with LEMON's network simplex
+// (POT's ot.emd in the reference) — an equally optimal but possibly different plan when the
+// problem is degenerate; the function_preserving normalisation is an addition; descriptors of a
+// Linear after a flatten take all span columns of a channel (the reference meets flatten only
+// after global pooling); the centroid target and dimensionality_preserving options are not offered.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "nn/module.hpp"
+#include "prune/groups.hpp"
+#include "prune/importance.hpp"
+#include "prune/ot.hpp"
+
+namespace shears::prune {
+
+enum class FusionMass {
+  uniform,     // 1/N (source), 1/K (target)
+  importance,  // imp / Σ imp over the channels concerned (scores must be non-negative)
+  radical,     // kept channels weigh N/K, pruned ones 1, renormalised
+};
+enum class FusionNormalization { code, function_preserving };
+
+struct IntraFusionOptions {
+  Importance importance = magnitude_importance(1);
+  FusionMass source_mass = FusionMass::uniform;
+  FusionMass target_mass = FusionMass::uniform;
+  double p = 1.0;  // cost norm, ≥ 1
+  FusionNormalization normalization = FusionNormalization::code;
+};
+
+// What fuses a group: kept channels (ascending), the cost C and OT plan Π (both N×K) and the two
+// fusion matrices (K×N) applied to producer and consumer channels.
+struct FusionPlan {
+  std::vector<int64_t> kept;
+  ot::Matrix cost, transport;
+  ot::Matrix producer, consumer;
+};
+
+// Steps 1–4 for `group` at channel sparsity `sparsity` ∈ [0, 1); K is at least 1. With K = N
+// the plan is the identity.
+FusionPlan plan_fusion(const nn::Module& model, const Group& group, double sparsity, const IntraFusionOptions& options);
+
+// The plain-pruning fusion matrix S (K×N): S[q, kept[q]] = 1.
+ot::Matrix selection_matrix(int64_t channels, const std::vector<int64_t>& kept);
+
+// Step 5: producer slices through `producer`, consumer slices through `consumer` (both K×N,
+// K = kept.size()), BatchNorm and depthwise members by index; then the other channels are removed.
+// With producer = consumer = selection_matrix(N, kept) this is exactly prune::remove_channels.
+// Throws when a fused weight carries a mask (bake masks in first) or the sizes disagree.
+void apply_fusion(nn::Module& model, const Group& group, const std::vector<int64_t>& kept, const ot::Matrix& producer,
+                  const ot::Matrix& consumer);
+
+// The data-free protocol of §2.5 on one group: fold every BatchNorm (S.4), enumerate the groups
+// from the output backwards (index 0 is the group closest to the logits), plan and apply the
+// fusion of group `group_index` at `sparsity`. Returns the fusion plan (kept channels included).
+// Folding may replace bias-free producers, dropping their gradients: for Taylor importance, fold
+// first, accumulate the gradients in eval mode (§2.10), then call plan_fusion and apply_fusion.
+FusionPlan intra_fusion_prune(nn::Module& model, const Shape& input_shape, int64_t group_index, double sparsity,
+                              const IntraFusionOptions& options = {});
+
+}  // namespace shears::prune

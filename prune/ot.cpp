@@ -1,0 +1,182 @@
+// Exact (network simplex) and entropic (log-domain Sinkhorn) optimal transport (ALGORITHMS.md
+// S.2, S.3; see ot.hpp for the departures from the reference codes).
+#include "prune/ot.hpp"
+
+#include <lemon/network_simplex.h>
+#include <lemon/smart_graph.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "core/error.hpp"
+
+namespace shears::prune::ot {
+namespace {
+
+void check_problem(const char* where, const std::vector<double>& a, const std::vector<double>& b, const Matrix& cost) {
+  SHEARS_CHECK(!a.empty() && !b.empty(), where, "empty measure: ", a.size(), " source and ", b.size(),
+               " target masses");
+  SHEARS_CHECK(cost.rows == static_cast<int64_t>(a.size()) && cost.cols == static_cast<int64_t>(b.size()), where,
+               "cost matrix is ", cost.rows, "x", cost.cols, ", expected ", a.size(), "x", b.size());
+  for (double v : cost.values) SHEARS_CHECK(std::isfinite(v), where, "non-finite cost ", v);
+  for (const auto* m : {&a, &b})
+    for (double v : *m)
+      SHEARS_CHECK(std::isfinite(v) && v >= 0, where, "masses must be finite and non-negative, got ", v);
+  double sa = std::accumulate(a.begin(), a.end(), 0.0), sb = std::accumulate(b.begin(), b.end(), 0.0);
+  SHEARS_CHECK(sa > 0 && std::abs(sa - sb) <= 1e-6 * sa, where, "source and target totals differ: ", sa, " vs ", sb,
+               " (hint: normalise both measures)");
+}
+
+// m scaled to integers summing exactly to `total` (largest remainders, ties to the lower index).
+std::vector<int64_t> integer_masses(const std::vector<double>& m, int64_t total) {
+  double sum = std::accumulate(m.begin(), m.end(), 0.0);
+  std::vector<int64_t> out(m.size());
+  std::vector<double> rest(m.size());
+  int64_t given = 0;
+  for (size_t i = 0; i < m.size(); ++i) {
+    double x = m[i] / sum * static_cast<double>(total);
+    out[i] = static_cast<int64_t>(std::floor(x));
+    rest[i] = x - static_cast<double>(out[i]);
+    given += out[i];
+  }
+  std::vector<size_t> order(m.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return rest[x] > rest[y]; });
+  // total ≤ 2^50 keeps every x exact to well under one unit, so the floors lose less than one unit
+  // per entry and never overshoot.
+  SHEARS_ASSERT(given <= total && total - given <= static_cast<int64_t>(m.size()));
+  for (size_t k = 0; given < total; ++k, ++given) ++out[order[k]];
+  return out;
+}
+
+// log Σ exp(x_k) without overflow; −∞ for an empty or all −∞ input.
+double log_sum_exp(const std::vector<double>& x) {
+  double top = -std::numeric_limits<double>::infinity();
+  for (double v : x) top = std::max(top, v);
+  if (std::isinf(top)) return top;
+  double s = 0.0;
+  for (double v : x) s += std::exp(v - top);
+  return top + std::log(s);
+}
+
+}  // namespace
+
+Matrix::Matrix(int64_t rows_, int64_t cols_, double fill)
+    : rows(rows_), cols(cols_), values(static_cast<size_t>(rows_ * cols_), fill) {}
+
+std::vector<double> Matrix::row_sums() const {
+  std::vector<double> s(static_cast<size_t>(rows), 0.0);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) s[i] += (*this)(i, j);
+  return s;
+}
+
+std::vector<double> Matrix::col_sums() const {
+  std::vector<double> s(static_cast<size_t>(cols), 0.0);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) s[j] += (*this)(i, j);
+  return s;
+}
+
+double transport_cost(const Matrix& plan, const Matrix& cost) {
+  SHEARS_CHECK(plan.rows == cost.rows && plan.cols == cost.cols, "transport_cost", "plan is ", plan.rows, "x",
+               plan.cols, " but cost is ", cost.rows, "x", cost.cols);
+  double s = 0.0;
+  for (size_t k = 0; k < plan.values.size(); ++k) s += plan.values[k] * cost.values[k];
+  return s;
+}
+
+Matrix emd(const std::vector<double>& a, const std::vector<double>& b, const Matrix& cost) {
+  check_problem("emd", a, b, cost);
+  const int64_t n = cost.rows, k = cost.cols;
+  int64_t scale = n * k;
+  while (scale <= (int64_t{1} << 49)) scale *= 2;  // S in (2^49, 2^50]
+  std::vector<int64_t> supply = integer_masses(a, scale), demand = integer_masses(b, scale);
+
+  using Graph = lemon::SmartDigraph;
+  Graph graph;
+  graph.reserveNode(static_cast<int>(n + k));
+  graph.reserveArc(static_cast<int>(n * k));
+  std::vector<Graph::Node> nodes;
+  for (int64_t v = 0; v < n + k; ++v) nodes.push_back(graph.addNode());
+  Graph::NodeMap<int64_t> supplies(graph);
+  for (int64_t i = 0; i < n; ++i) supplies[nodes[i]] = supply[i];
+  for (int64_t j = 0; j < k; ++j) supplies[nodes[n + j]] = -demand[j];
+  Graph::ArcMap<double> costs(graph);
+  std::vector<Graph::Arc> arcs;  // arc i·K + j carries source i to target j
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      arcs.push_back(graph.addArc(nodes[i], nodes[n + j]));
+      costs[arcs.back()] = cost(i, j);
+    }
+  using Simplex = lemon::NetworkSimplex<Graph, int64_t, double>;
+  Simplex simplex(graph);
+  simplex.costMap(costs).supplyMap(supplies);
+  [[maybe_unused]] Simplex::ProblemType status = simplex.run(Simplex::BLOCK_SEARCH);
+  SHEARS_ASSERT(status == Simplex::OPTIMAL);  // balanced and complete bipartite: always feasible
+
+  double total = std::accumulate(a.begin(), a.end(), 0.0);
+  Matrix plan(n, k);
+  for (int64_t e = 0; e < n * k; ++e)
+    plan.values[e] = static_cast<double>(simplex.flow(arcs[e])) / static_cast<double>(scale) * total;
+  return plan;
+}
+
+SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>& b, const Matrix& cost,
+                        const SinkhornOptions& options) {
+  check_problem("sinkhorn", a, b, cost);
+  const double eps = options.epsilon;
+  SHEARS_CHECK(eps > 0 && options.max_iterations >= 1 && options.tolerance >= 0, "sinkhorn",
+               "epsilon must be positive and max_iterations at least 1, got epsilon ", eps, " and max_iterations ",
+               options.max_iterations);
+  const int64_t n = cost.rows, k = cost.cols;
+  SinkhornResult result;
+  auto row_error = [&](const Matrix& plan) {
+    std::vector<double> r = plan.row_sums();
+    double e = 0.0;
+    for (int64_t i = 0; i < n; ++i) e += std::abs(r[i] - a[i]);
+    return e;
+  };
+  if (eps <= 1e-10) {
+    result.plan = emd(a, b, cost);
+  } else if (std::isinf(eps)) {
+    result.plan = Matrix(n, k);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) result.plan(i, j) = a[i] * b[j];
+  } else {
+    for (const auto* m : {&a, &b})
+      for (double v : *m) SHEARS_CHECK(v > 0, "sinkhorn", "masses must be positive, got ", v);
+    std::vector<double> f(n, 0.0), g(k, 0.0), terms;
+    auto plan_of = [&] {
+      Matrix p(n, k);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < k; ++j) p(i, j) = std::exp((f[i] + g[j] - cost(i, j)) / eps);
+      return p;
+    };
+    result.converged = false;
+    for (int64_t it = 1; it <= options.max_iterations; ++it) {
+      terms.resize(k);
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = 0; j < k; ++j) terms[j] = (g[j] - cost(i, j)) / eps;
+        f[i] = eps * std::log(a[i]) - eps * log_sum_exp(terms);
+      }
+      terms.resize(n);
+      for (int64_t j = 0; j < k; ++j) {
+        for (int64_t i = 0; i < n; ++i) terms[i] = (f[i] - cost(i, j)) / eps;
+        g[j] = eps * std::log(b[j]) - eps * log_sum_exp(terms);
+      }
+      result.iterations = it;
+      if (it % 10 == 0 && row_error(plan_of()) < options.tolerance) {
+        result.converged = true;
+        break;
+      }
+    }
+    result.plan = plan_of();
+  }
+  result.marginal_error = row_error(result.plan);
+  return result;
+}
+
+}  // namespace shears::prune::ot

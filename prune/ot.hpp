@@ -1,0 +1,69 @@
+// Optimal transport between two discrete measures (ALGORITHMS.md S.2 and S.3), shared by
+// Intra-Fusion (§2, exact plans) and SWAP (§1, entropic plans and their ε → 0 limit).
+//
+// Both solvers take source masses a (length N), target masses b (length K) and a cost matrix M
+// (N×K, row-major) and return a dense float64 plan Π (N×K) with Π1 = a and Πᵀ1 = b.
+//
+// emd: the exact linear program min ⟨Π, M⟩ over those plans, by LEMON's network simplex (Debian
+// liblemon-dev; header-only for this use) on the bipartite graph source i → target j. Masses are
+// scaled to integers first, so that the flow problem is balanced exactly: each measure is
+// normalised, multiplied by S = N·K·2^k (the largest such value ≤ 2^50) and rounded by largest
+// remainders (ties to the lower index). Uniform masses 1/N, 1/K are therefore represented
+// exactly; others within 1/S of their normalised value. The plan is scaled back to a's total.
+// The pivot rule is LEMON's block search, which is deterministic for a given input, so the choice
+// among the many optimal plans of a degenerate problem is reproducible (ALGORITHMS.md §2.10).
+// Departure from the reference (POT ot.emd): no iteration cap; b must have a's total to 1e-6
+// relative and is then rescaled to it (POT rescales silently).
+//
+// sinkhorn: min ⟨Π, M⟩ + ε Σ Π_ij (log Π_ij − 1) by log-domain iterations (S.2): f and g are
+// updated alternately with stable log-sum-exps; every 10 iterations the row-marginal error
+// ‖Π1 − a‖₁ is compared with the tolerance. ε is in absolute cost units. ε ≤ 1e-10 gives the exact
+// plan (emd) and ε = +∞ the product plan a bᵀ, as the reference does. Departure from SWAP's
+// reference (POT's non-log sinkhorn): the log domain, which agrees whenever both converge and
+// stays finite for small ε. A run that hits the iteration cap reports converged = false (the caller
+// decides whether to warn; nothing here prints).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace shears::prune::ot {
+
+// A dense row-major float64 matrix (costs and plans).
+struct Matrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<double> values;
+
+  Matrix() = default;
+  Matrix(int64_t rows_, int64_t cols_, double fill = 0.0);
+  double& operator()(int64_t i, int64_t j) { return values[static_cast<size_t>(i * cols + j)]; }
+  double operator()(int64_t i, int64_t j) const { return values[static_cast<size_t>(i * cols + j)]; }
+  std::vector<double> row_sums() const;
+  std::vector<double> col_sums() const;
+};
+
+// ⟨Π, M⟩.
+double transport_cost(const Matrix& plan, const Matrix& cost);
+
+// The exact optimal plan. Throws shears::Error for mismatched sizes, negative or non-finite
+// masses or costs, an empty measure, or totals that differ.
+Matrix emd(const std::vector<double>& a, const std::vector<double>& b, const Matrix& cost);
+
+struct SinkhornOptions {
+  double epsilon = 1e-2;
+  int64_t max_iterations = 5000;
+  double tolerance = 1e-9;  // on ‖Π1 − a‖₁, checked every 10 iterations
+};
+
+struct SinkhornResult {
+  Matrix plan;
+  int64_t iterations = 0;
+  double marginal_error = 0.0;  // ‖Π1 − a‖₁ of the returned plan
+  bool converged = true;
+};
+
+// The entropic plan; masses must be positive (a zero mass has no finite dual potential).
+SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>& b, const Matrix& cost,
+                        const SinkhornOptions& options = {});
+
+}  // namespace shears::prune::ot
