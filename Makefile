@@ -114,3 +114,61 @@ clean:
 	rm -rf $(BUILD) build-tsan
 
 -include $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d) $(EXAMPLE_SRCS:%.cpp=$(BUILD)/%.d)
+
+# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (a separate build tree,
+# $(BUILD)/asan). Leak checking is off: OpenBLAS, loaded with dlopen, keeps its thread buffers
+# until exit. (GCC 12 under -fsanitize=address warns falsely in libstdc++'s std::function.)
+ASAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+            -Wno-maybe-uninitialized
+test-asan: | deps
+	$(MAKE) BUILD=$(BUILD)/asan OPT="$(ASAN_OPT)" $(BUILD)/asan/shears_tests $(BUILD)/asan/shears
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(BUILD)/asan/shears_tests $(TEST_ARGS)
+
+# libFuzzer harnesses, one per file reader (tests/fuzz/fuzz_<name>.cpp), built with Debian's clang
+# under ASan + UBSan against the readers' own layers (core, nn, data: their objects in build/fuzz/,
+# instrumented for coverage; the rest of the library is not needed). `make fuzz FUZZ_SECONDS=N` runs
+# each for N seconds from seeds that tests/fuzz/make_corpus.cpp writes into $(BUILD)/fuzz-corpus/
+# <name> (the corpora grow there); a finding's input lands in $(BUILD)/fuzz-artifacts/<name>-*.
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
+FUZZ_OBJS := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(filter core/% nn/% data/%,$(LIB_SRCS)))
+# (-Wno-unknown-warning-option: clang does not know GCC's -Wno-maybe-uninitialized, see above.)
+FUZZ_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+            -Wno-unknown-warning-option
+fuzz: | deps
+	@missing=$$(for p in $(FUZZ_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "make fuzz: installing" $$missing; \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(MAKE) BUILD=$(FUZZ_BUILD) CXX=clang++ OPT="$(FUZZ_OPT) -fsanitize=fuzzer-no-link" $(FUZZ_OBJS)
+	$(MAKE) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%) $(FUZZ_BUILD)/make_corpus
+	$(FUZZ_BUILD)/make_corpus $(BUILD)/fuzz-corpus
+	@mkdir -p $(BUILD)/fuzz-artifacts; failed=; \
+	for name in $(FUZZ_NAMES); do \
+	    echo "== fuzz $$name: $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_BUILD)/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz-artifacts/$$name- $(BUILD)/fuzz-corpus/$$name \
+	        || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: findings in$$failed (inputs in $(BUILD)/fuzz-artifacts)"; exit 1; fi
+
+$(FUZZ_BUILD)/%: tests/fuzz/fuzz_%.cpp tests/fuzz/fuzz_common.hpp $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_OPT) -fsanitize=fuzzer -std=c++20 $(ARCH) -Wall -Wextra -pthread -I. $(filter %.cpp %.o,$^) \
+	    $(LDLIBS) -o $@
+$(FUZZ_BUILD)/config: apps/config_file.cpp
+
+# The seed writer is an ordinary program against the ordinary library.
+$(FUZZ_BUILD)/make_corpus: $(BUILD)/tests/fuzz/make_corpus.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
+
+.PHONY: test-asan fuzz
+-include $(BUILD)/tests/fuzz/make_corpus.d

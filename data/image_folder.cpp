@@ -4,9 +4,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "core/error.hpp"
@@ -66,16 +71,63 @@ std::string class_list(const std::vector<std::string>& classes) {
   return list;
 }
 
+// Debian's stb_image (git 2022-09-08) builds a JPEG Huffman table without checking that its 16
+// code counts sum to at most 256, and writes past the table's arrays when they do not (fixed
+// upstream later). Such tables are refused here, before stb_image parses any marker: every DHT
+// segment is walked, skipping the entropy-coded data after each SOS (progressive JPEGs define
+// tables between scans). Bytes past the end read as 0, as stb_image reads them.
+void check_jpeg_huffman_tables(const std::string& bytes, const std::string& name) {
+  const auto byte = [&](size_t i) { return i < bytes.size() ? static_cast<uint8_t>(bytes[i]) : uint8_t{0}; };
+  if (bytes.size() < 2 || byte(0) != 0xFF || byte(1) != 0xD8) return;  // not a JPEG
+  size_t pos = 2;
+  while (pos + 1 < bytes.size()) {
+    if (byte(pos) != 0xFF) {  // entropy-coded data: skip to the next marker (not FF00, not RSTn)
+      ++pos;
+      continue;
+    }
+    const uint8_t marker = byte(pos + 1);
+    if (marker == 0xFF || marker == 0x00 || (marker >= 0xD0 && marker <= 0xD8) || marker == 0x01) {
+      pos += marker == 0xFF ? 1 : 2;  // fill byte, stuffed zero, RSTn, SOI, TEM: no length
+      continue;
+    }
+    if (marker == 0xD9) return;  // EOI
+    const size_t end = pos + 2 + (size_t{byte(pos + 2)} << 8 | byte(pos + 3));
+    if (marker == 0xC4)  // DHT: tables of (class/id byte, 16 counts, the counted symbols)
+      for (size_t table = pos + 4; table < end;) {
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += byte(table + i);
+        SHEARS_CHECK(codes <= 256, "image folder", name, ": corrupt JPEG: a Huffman table at offset ", table,
+                     " has ", codes, " codes, at most 256 allowed");
+        table += 17 + codes;
+      }
+    pos = end;
+  }
+}
+
 // Decodes one file to `channels` × H × W bytes-as-floats.
 Image decode(const fs::path& path, int64_t channels) {
   const std::string name = path.string();
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  SHEARS_CHECK(in.good() || in.eof(), "image folder", name, ": cannot read the file");
+  SHEARS_CHECK(bytes.size() <= size_t{INT_MAX}, "image folder", name, ": ", bytes.size(),
+               " bytes, more than stb_image reads (", INT_MAX, ")");
+  check_jpeg_huffman_tables(bytes, name);
+  const auto* encoded = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int size = static_cast<int>(bytes.size());
   int w = 0, h = 0, n = 0;
-  SHEARS_CHECK(stbi_info(name.c_str(), &w, &h, &n), "image folder", name,
+  SHEARS_CHECK(stbi_info_from_memory(encoded, size, &w, &h, &n), "image folder", name,
                ": not a readable image (stb_image: ", stbi_failure_reason(), ")");
   SHEARS_CHECK(int64_t{w} * h <= kMaxPixels, "image folder", name, ": ", w, "x", h, " pixels, more than the ",
                kMaxPixels, " allowed");
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load(name.c_str(), &w, &h, &n, static_cast<int>(channels)),
-                                                 stbi_image_free);
+  // The same stb_image converts a 16-bit PNM's channels with its 8-bit routine and reads past the
+  // pixels (also fixed upstream later), so those files load only with their own channel count.
+  const bool pnm = bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6');
+  SHEARS_CHECK(!pnm || n == channels || !stbi_is_16_bit_from_memory(encoded, size), "image folder", name,
+               ": a 16-bit PNM image of ", n, " channel(s) cannot be converted to ", channels,
+               " here: convert it to 8 bits or to PNG");
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_memory(encoded, size, &w, &h, &n, static_cast<int>(channels)), stbi_image_free);
   SHEARS_CHECK(data != nullptr, "image folder", name, ": cannot decode (stb_image: ", stbi_failure_reason(), ")");
   Image image(channels, h, w);
   const stbi_uc* src = data.get();  // (H, W, C) interleaved

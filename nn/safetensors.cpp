@@ -42,6 +42,9 @@ using detail::concat;
 
 constexpr uint64_t kMaxHeaderSize = 100'000'000;  // MAX_HEADER_SIZE in tensor.rs
 constexpr const char* kMetadataKey = "__metadata__";
+// A valid header nests three levels (the header, a tensor entry, its shape). Deeper values are
+// refused while parsing: printing one for a message, as describe() does, recurses per level.
+constexpr int kMaxHeaderDepth = 16;
 
 // writer_rank: position in tensor.rs's `enum Dtype` ("MUST be in increasing alignment order"),
 // whose descending order, then the name, is the reference writer's tensor order.
@@ -288,6 +291,9 @@ Json parse_header(std::string_view header, const std::string& path) {
   std::vector<std::set<std::string>> open_objects;  // keys seen so far, one set per open object
   std::string entry;                                // the current top-level key, for messages
   auto refuse_duplicates = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) &&
+        depth >= kMaxHeaderDepth)
+      fail(path, "header", concat("JSON nested at most ", kMaxHeaderDepth, " levels deep"), "deeper nesting");
     if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
     if (event == Json::parse_event_t::object_end) open_objects.pop_back();
     if (event == Json::parse_event_t::key) {

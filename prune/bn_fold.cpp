@@ -12,8 +12,6 @@
 namespace shears::prune {
 namespace {
 
-std::string join(const std::string& path, const char* name) { return path.empty() ? name : path + "." + name; }
-
 // The producer at `path` with a bias: itself, or a copy built with one (zero bias) put in its place.
 void ensure_bias(nn::Module& model, const std::string& path) {
   nn::Module& old = model[path];

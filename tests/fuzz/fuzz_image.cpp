@@ -1,0 +1,24 @@
+// Image decoding as image folders do it (stb_image through load_image_folder, then the resize):
+// the input is the one image of a one-class folder; an odd-sized input loads it as grayscale.
+#include <filesystem>
+
+#include "core/error.hpp"
+#include "data/image_folder.hpp"
+#include "tests/fuzz/fuzz_common.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::filesystem::path root = [] {
+    const auto dir = shears::fuzz::scratch() / "images";
+    std::filesystem::create_directories(dir / "class");
+    return dir;
+  }();
+  shears::fuzz::write_file(root / "class" / "input.png", data, size);
+  shears::data::ImageFolderOptions options;
+  options.channels = size % 2 ? 1 : 3;
+  options.height = options.width = 8;
+  try {
+    shears::data::load_image_folder(root.string(), options);
+  } catch (const shears::Error&) {
+  }
+  return 0;
+}
