@@ -19,6 +19,7 @@ struct DataChoice {
   std::string data_dir;                // --data-dir
   int64_t input_size = 0;              // --input-size: 0 keeps the dataset's size; larger pads evenly
   int64_t limit_train = 0, limit_test = 0;  // first N samples only (quick runs); 0: all
+  double val_fraction = 0.0;               // of train held out (seeded) for model selection
   int workers = 2;
   uint64_t seed = 0;
 };
@@ -31,7 +32,7 @@ struct OpenedData {
 
 OpenedData open_data(const DataChoice& choice);
 
-// --data, --data-dir, --input-size, --limit-train, --limit-test and --workers, for every command
+// --data, --data-dir, --input-size, --limit-train, --limit-test, --val-fraction and --workers, for every command
 // that reads a dataset (--seed stays with each command: its meaning differs).
 void add_data_flags(CLI::App& cli, DataChoice& choice);
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "apps/commands.hpp"
 #include "apps/config_file.hpp"
@@ -141,6 +142,10 @@ int run(TrainConfig c, CLI::App& cli) {
   data::DataLoader train_loader(d.splits.train, d.train_transform,
                                 {c.batch_size, true, true, c.data.seed, c.data.workers, 2});
   data::DataLoader test_loader(d.splits.test, d.test_transform, {256, false, false, c.data.seed, c.data.workers, 2});
+  std::unique_ptr<data::DataLoader> val_loader;  // --val-fraction: held out from train, evaluated like test
+  if (d.splits.val)
+    val_loader = std::make_unique<data::DataLoader>(d.splits.val, d.test_transform,
+                                                    data::LoaderOptions{256, false, false, c.data.seed, c.data.workers, 2});
   int64_t iters = train_loader.num_batches();
   SHEARS_CHECK(iters > 0, "train", "the training set (", d.splits.train->size(), " samples) is smaller than one batch of ",
                c.batch_size);
@@ -181,7 +186,8 @@ int run(TrainConfig c, CLI::App& cli) {
               (long long)d.input_size, (long long)d.input_size, (long long)d.num_classes, (long long)model->num_parameters());
   fs::path summary = dir / "summary.csv", events = dir / "events.jsonl";
   if (first_epoch == 0) {
-    std::ofstream(summary) << "epoch,train_loss,train_top1,test_loss,test_top1,test_top5,lr,seconds,images_per_second\n";
+    std::ofstream(summary)
+        << "epoch,train_loss,train_top1,val_loss,val_top1,test_loss,test_top1,test_top5,lr,seconds,images_per_second\n";
     std::ofstream(events).flush();
   }
   std::signal(SIGINT, on_interrupt);
@@ -230,23 +236,33 @@ int run(TrainConfig c, CLI::App& cli) {
     progress.finish();
     double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EvalResult test = evaluate(*model, test_loader, d.num_classes);
+    std::optional<EvalResult> val;
+    if (val_loader) val = evaluate(*model, *val_loader, d.num_classes);
     double lr = opt->param_groups().front().lr;
-    std::printf("epoch %lld/%lld  train loss %.4f top-1 %.2f%%  test loss %.4f top-1 %.2f%% top-5 %.2f%%  lr %.5f  %s (%.0f img/s)\n",
-                (long long)epoch + 1, (long long)c.epochs, loss_sum / seen, 100.0 * correct / seen, test.loss, test.top1,
-                test.top5, lr, format_duration(train_seconds).c_str(), seen / train_seconds);
+    char val_text[64] = "", val_cells[64] = ",";
+    if (val) {
+      std::snprintf(val_text, sizeof val_text, "  val loss %.4f top-1 %.2f%%", val->loss, val->top1);
+      std::snprintf(val_cells, sizeof val_cells, "%.6f,%.4f", val->loss, val->top1);
+    }
+    std::printf("epoch %lld/%lld  train loss %.4f top-1 %.2f%%%s  test loss %.4f top-1 %.2f%% top-5 %.2f%%  lr %.5f  %s (%.0f img/s)\n",
+                (long long)epoch + 1, (long long)c.epochs, loss_sum / seen, 100.0 * correct / seen, val_text, test.loss,
+                test.top1, test.top5, lr, format_duration(train_seconds).c_str(), seen / train_seconds);
     std::fflush(stdout);
-    char row[256];
-    std::snprintf(row, sizeof row, "%lld,%.6f,%.4f,%.6f,%.4f,%.4f,%.8g,%.3f,%.1f", (long long)epoch + 1, loss_sum / seen,
-                  100.0 * correct / seen, test.loss, test.top1, test.top5, lr, train_seconds, seen / train_seconds);
+    char row[320];
+    std::snprintf(row, sizeof row, "%lld,%.6f,%.4f,%s,%.6f,%.4f,%.4f,%.8g,%.3f,%.1f", (long long)epoch + 1,
+                  loss_sum / seen, 100.0 * correct / seen, val_cells, test.loss, test.top1, test.top5, lr, train_seconds,
+                  seen / train_seconds);
     append_line(summary, row);
     nlohmann::json event = {{"event", "epoch"}, {"epoch", epoch + 1}, {"train_loss", loss_sum / seen},
                             {"train_top1", 100.0 * correct / seen}, {"test_loss", test.loss}, {"test_top1", test.top1},
                             {"test_top5", test.top5}, {"lr", lr}, {"seconds", train_seconds}};
+    if (val) event["val_loss"] = val->loss, event["val_top1"] = val->top1;
     append_line(events, event.dump());
     std::map<std::string, std::string> meta{{"epoch", std::to_string(epoch + 1)}, {"test_top1", std::to_string(test.top1)}};
     model->save_checkpoint((dir / "last.safetensors").string(), meta);
-    if (test.top1 > best_top1) {
-      best_top1 = test.top1;
+    double selection = val ? val->top1 : test.top1;  // the best epoch is chosen on held-out data when there is some
+    if (selection > best_top1) {
+      best_top1 = selection;
       model->save_checkpoint((dir / "best.safetensors").string(), meta);
     }
     save_training_state(dir / "last.optim.safetensors", *opt, epoch, best_top1);
@@ -257,8 +273,8 @@ int run(TrainConfig c, CLI::App& cli) {
                 (long long)c.epochs, (dir / "last.safetensors").c_str());
     return 0;
   }
-  std::printf("done: best test top-1 %.2f%%; run folder %s (summary.csv, events.jsonl, last/best.safetensors)\n",
-              best_top1, dir.c_str());
+  std::printf("done: best %s top-1 %.2f%%; run folder %s (summary.csv, events.jsonl, last/best.safetensors)\n",
+              val_loader ? "val" : "test", best_top1, dir.c_str());
   return 0;
 }
 

@@ -72,6 +72,22 @@ TEST_CASE("a config file supplies the flags and the resolved config is written",
   fs::remove(config);
 }
 
+TEST_CASE("--val-fraction holds out part of train and chooses the best epoch on it", "[cli]") {
+  fs::path dir = fresh_dir("val");
+  Result r = run_shears(kQuick + "--val-fraction 0.25 --output " + dir.string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("768 train / 256 test") != std::string::npos);  // 1024 synthetic images, a quarter held out
+  CHECK(r.output.find("best val top-1") != std::string::npos);
+  std::vector<std::string> rows = summary_rows(dir);
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[0].rfind("epoch,train_loss,train_top1,val_loss,val_top1,test_loss", 0) == 0);
+  CHECK(rows[1].find(",,") == std::string::npos);  // the val cells are filled
+  Result bad = run_shears(kQuick + "--val-fraction 1.5 --output " + dir.string());
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("val_fraction") != std::string::npos);
+}
+
 TEST_CASE("a diverging loss stops training with the last good checkpoint named", "[cli]") {
   fs::path dir = fresh_dir("diverge");
   Result r = run_shears("train --model mlpnet --data synthetic --epochs 1 --batch-size 32 --workers 1 --lr 1e30 --output " +
