@@ -14,6 +14,11 @@ std::shared_ptr<Conv2d> conv1x1(int64_t in, int64_t out, int64_t stride, Generat
   return std::make_shared<Conv2d>(in, out, 1, Conv2dConfig{.stride = stride, .bias = false}, gen);
 }
 
+// torchvision's downsample: a 1×1 strided conv and its BN (`downsample.0`, `downsample.1`).
+std::shared_ptr<Sequential> projection_shortcut(int64_t in, int64_t out, int64_t stride, Generator& gen) {
+  return sequential({conv1x1(in, out, stride, gen), std::make_shared<BatchNorm2d>(out)});
+}
+
 // The residual sum needs the block's output width to equal its shortcut's.
 void check_residual(int64_t out, int64_t shortcut, bool downsample, const char* block) {
   SHEARS_CHECK(out == shortcut, block, "the last conv's width ", out, " must equal the shortcut's width ",
@@ -32,8 +37,7 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t planes, int64_t stride, bool
   int64_t shortcut = in_channels;
   if (downsample) {
     shortcut = widths.next(planes);
-    register_module("downsample",
-                    sequential({conv1x1(in_channels, shortcut, stride, gen), std::make_shared<BatchNorm2d>(shortcut)}));
+    register_module("downsample", projection_shortcut(in_channels, shortcut, stride, gen));
   }
   check_residual(width2, shortcut, downsample, "BasicBlock");
   out_channels_ = width2;
@@ -58,8 +62,7 @@ Bottleneck::Bottleneck(int64_t in_channels, int64_t planes, int64_t stride, bool
   int64_t shortcut = in_channels;
   if (downsample) {
     shortcut = widths.next(planes * expansion);
-    register_module("downsample",
-                    sequential({conv1x1(in_channels, shortcut, stride, gen), std::make_shared<BatchNorm2d>(shortcut)}));
+    register_module("downsample", projection_shortcut(in_channels, shortcut, stride, gen));
   }
   check_residual(width3, shortcut, downsample, "Bottleneck");
   out_channels_ = width3;
