@@ -12,32 +12,32 @@
 namespace shears::prune {
 namespace {
 
-// The producer at `path` with a bias: itself, or a copy built with one (zero bias) put in its place.
-void ensure_bias(nn::Module& model, const std::string& path) {
+// Puts in place of the producer at `path` the same layer with (a zero bias) or without a bias,
+// keeping its weight and mask.
+void rebuild_producer(nn::Module& model, const std::string& path, bool with_bias) {
   nn::Module& old = model[path];
-  if (old.has_parameter("bias")) return;
-  SHEARS_CHECK(!path.empty(), "fold_batch_norm", "the model itself is the producer: cannot give it a bias");
+  SHEARS_CHECK(!path.empty(), "fold_batch_norm", "the model itself is the producer: cannot change its bias");
   Tensor w = old.parameter("weight");
   Generator unused_init(0);  // the weights are overwritten; keep the default generator untouched
   std::shared_ptr<nn::Module> fresh;
   if (auto* conv = dynamic_cast<nn::Conv2d*>(&old)) {
     nn::Conv2dConfig config = conv->config();
-    config.bias = true;
+    config.bias = with_bias;
     fresh = std::make_shared<nn::Conv2d>(conv->in_channels(), conv->out_channels(), nn::Size2(w.size(2), w.size(3)),
                                          config, unused_init);
   } else {
-    fresh = std::make_shared<nn::Linear>(w.size(1), w.size(0), true, unused_init);
+    fresh = std::make_shared<nn::Linear>(w.size(1), w.size(0), with_bias, unused_init);
   }
   fresh->train(old.is_training());
   fresh->set_parameter("weight", w);
-  fresh->set_parameter("bias", Tensor::zeros({w.size(0)}));
+  if (with_bias) fresh->set_parameter("bias", Tensor::zeros({w.size(0)}));
   if (old.has_mask("weight")) fresh->set_mask("weight", old.mask("weight"));
   model.replace(path, fresh);
 }
 
 }  // namespace
 
-void fold_batch_norm(nn::Module& model, const std::string& producer, const std::string& norm) {
+bool fold_batch_norm(nn::Module& model, const std::string& producer, const std::string& norm) {
   nn::Module& p = model[producer];
   SHEARS_CHECK(dynamic_cast<nn::Conv2d*>(&p) || dynamic_cast<nn::Linear*>(&p), "fold_batch_norm", "'", producer,
                "' is a ", p.type_name(), ", expected a Conv2d or Linear");
@@ -49,7 +49,8 @@ void fold_batch_norm(nn::Module& model, const std::string& producer, const std::
   const int64_t channels = p.parameter("weight").size(0);
   SHEARS_CHECK(bn->num_features() == channels, "fold_batch_norm", "'", norm, "' has ", bn->num_features(),
                " features but '", producer, "' has ", channels, " output channels");
-  ensure_bias(model, producer);
+  const bool added_bias = !p.has_parameter("bias");
+  if (added_bias) rebuild_producer(model, producer, true);
   nn::Module& layer = model[producer];
   Tensor w = layer.parameter("weight"), b = layer.parameter("bias");
   Tensor mean = bn->buffer("running_mean"), var = bn->buffer("running_var");
@@ -68,6 +69,7 @@ void fold_batch_norm(nn::Module& model, const std::string& producer, const std::
       bn->parameter("bias").data()[c] = 0.f;
     }
   }
+  return added_bias;
 }
 
 std::vector<FoldedPair> fold_batch_norms(nn::Module& model, const Shape& input_shape) {
@@ -101,10 +103,26 @@ std::vector<FoldedPair> fold_batch_norms(nn::Module& model, const Shape& input_s
   for (auto& [norm, input] : norms) {
     auto it = produced_by.find(input);
     if (it == produced_by.end() || readers[input] != 1) continue;
-    fold_batch_norm(model, it->second, norm);
-    folded.push_back({it->second, norm});
+    bool added_bias = fold_batch_norm(model, it->second, norm);
+    folded.push_back({it->second, norm, added_bias});
   }
   return folded;
+}
+
+void restore_bias_free_producers(nn::Module& model, const std::vector<FoldedPair>& folded) {
+  for (const FoldedPair& pair : folded) {
+    if (!pair.added_bias || !model[pair.norm].has_parameter("bias")) continue;
+    auto& bn = dynamic_cast<nn::BatchNorm&>(model[pair.norm]);
+    Tensor bias = model[pair.producer].parameter("bias"), shift = bn.parameter("bias");
+    Tensor scale = bn.parameter("weight"), var = bn.buffer("running_var");
+    SHEARS_CHECK(bias.shape() == shift.shape(), "restore_bias_free_producers", "'", pair.producer, "' has ",
+                 bias.numel(), " output channels but '", pair.norm, "' has ", shift.numel());
+    // BN(x + b) = BN(x) + b·γ/√(σ² + eps) in eval mode: the bias moves into β.
+    for (int64_t c = 0; c < bias.numel(); ++c)
+      shift.data()[c] += static_cast<float>(bias.data()[c] * static_cast<double>(scale.data()[c]) /
+                                            std::sqrt(static_cast<double>(var.data()[c]) + bn.config().eps));
+    rebuild_producer(model, pair.producer, false);
+  }
 }
 
 }  // namespace shears::prune

@@ -21,15 +21,24 @@ namespace shears::prune {
 // Folds the BatchNorm at `norm` into the Conv2d/Linear at `producer` (dotted paths). The caller
 // guarantees that the producer's output feeds only that BatchNorm. Throws shears::Error when the
 // layers have the wrong types or channel counts, or the BatchNorm keeps no running statistics.
-void fold_batch_norm(nn::Module& model, const std::string& producer, const std::string& norm);
+// Returns whether the producer had to be given a bias.
+bool fold_batch_norm(nn::Module& model, const std::string& producer, const std::string& norm);
 
 struct FoldedPair {
   std::string producer, norm;
+  bool added_bias = false;  // the producer was built without a bias
 };
 
 // Finds every BatchNorm whose input is exactly the output of a Conv2d/Linear read by no other
 // layer (one eval-mode forward of a ones input of `input_shape`, batch included), folds each,
 // and returns the pairs in forward order.
 std::vector<FoldedPair> fold_batch_norms(nn::Module& model, const Shape& input_shape);
+
+// Undoes the architectural side of folding: every producer that folding gave a bias loses it again
+// and its values move into the following identity BatchNorm's shift β (exact in eval mode), so
+// the model has its original layer configuration and its checkpoint reloads with nn::load_model.
+// Channel counts may have changed in between (pruning); pairs whose BatchNorm has no affine
+// parameters keep the bias.
+void restore_bias_free_producers(nn::Module& model, const std::vector<FoldedPair>& folded);
 
 }  // namespace shears::prune

@@ -1,6 +1,7 @@
 // Channel importances (ALGORITHMS.md §5, §2.3).
 #include "prune/importance.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -51,6 +52,23 @@ Importance magnitude_importance(int p) {
   SHEARS_CHECK(p == 1 || p == 2, "magnitude_importance", "p must be 1 or 2, got ", p);
   return [p](const nn::Module& model, const Group& group) {
     return weight_slice_scores(model, group, [p](float w, float) { return p == 1 ? std::abs(w) : double(w) * w; });
+  };
+}
+
+Importance lamp_importance() {
+  return [](const nn::Module& model, const Group& group) {
+    std::vector<float> l2 = magnitude_importance(2)(model, group);
+    std::vector<int64_t> order(l2.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return l2[a] > l2[b]; });
+    std::vector<float> out(l2.size());
+    double running = 0.0;
+    for (size_t i = 0; i < order.size();) {
+      size_t tie_end = i;  // equal scores share one denominator: every score at least as large
+      while (tie_end < order.size() && l2[order[tie_end]] == l2[order[i]]) running += l2[order[tie_end++]];
+      for (; i < tie_end; ++i) out[order[i]] = running > 0 ? static_cast<float>(l2[order[i]] / running) : 0.f;
+    }
+    return out;
   };
 }
 

@@ -18,6 +18,9 @@ using Importance = std::function<std::vector<float>(const nn::Module& model, con
 
 // Σ|w| (p = 1, L1) or Σw² (p = 2, L2) over each channel's weight slices.
 Importance magnitude_importance(int p = 1);
+// LAMP (Lee et al. 2021) over the channels' Σw² scores: sorted descending, each divided by the sum
+// of all scores at least as large, so a group's largest channel scores 1 (ALGORITHMS.md §5).
+Importance lamp_importance();
 // |γ| of the group's BatchNorm members (mean over them); throws for a group without BN.
 Importance bn_scale_importance();
 // Σ|w ⊙ ∂L/∂w| over the weight slices, from the gradients currently held by the model's

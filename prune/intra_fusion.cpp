@@ -58,7 +58,6 @@ ot::Matrix selection_matrix(int64_t channels, const std::vector<int64_t>& kept) 
 
 FusionPlan plan_fusion(const nn::Module& model, const Group& group, double sparsity, const IntraFusionOptions& options) {
   SHEARS_CHECK(sparsity >= 0 && sparsity < 1, "intra_fusion", "channel sparsity must be in [0, 1), got ", sparsity);
-  SHEARS_CHECK(options.p >= 1, "intra_fusion", "cost norm p must be at least 1, got ", options.p);
   const int64_t n = group.channels;
   const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(n) * (1.0 - sparsity))));
   std::vector<float> imp = options.importance(model, group);
@@ -69,11 +68,30 @@ FusionPlan plan_fusion(const nn::Module& model, const Group& group, double spars
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), int64_t{0});
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return imp[a] < imp[b]; });
+  std::vector<int64_t> kept(order.begin() + (n - k), order.end());
+  std::sort(kept.begin(), kept.end());
+  return plan_fusion(model, group, imp, kept, options);
+}
+
+FusionPlan plan_fusion(const nn::Module& model, const Group& group, const std::vector<float>& imp,
+                       const std::vector<int64_t>& kept, const IntraFusionOptions& options) {
+  SHEARS_CHECK(options.p >= 1, "intra_fusion", "cost norm p must be at least 1, got ", options.p);
+  const int64_t n = group.channels, k = static_cast<int64_t>(kept.size());
+  SHEARS_CHECK(static_cast<int64_t>(imp.size()) == n, "intra_fusion", imp.size(), " scores for a group of ", n,
+               " channels");
+  SHEARS_CHECK(k >= 1 && std::is_sorted(kept.begin(), kept.end()) && std::adjacent_find(kept.begin(), kept.end()) == kept.end(),
+               "intra_fusion", "the kept channels must be ascending, distinct and at least one");
   FusionPlan plan;
-  plan.kept.assign(order.begin() + (n - k), order.end());
-  std::sort(plan.kept.begin(), plan.kept.end());
+  plan.kept = kept;
   std::vector<bool> is_kept(n, false);
-  for (int64_t c : plan.kept) is_kept[c] = true;
+  for (int64_t c : plan.kept) {
+    SHEARS_CHECK(c >= 0 && c < n, "intra_fusion", "kept channel ", c, " out of range for a group of ", n);
+    is_kept[c] = true;
+  }
+  if (options.merge == ChannelMerge::select) {
+    plan.producer = plan.consumer = selection_matrix(n, plan.kept);
+    return plan;
+  }
 
   // Descriptors (N×D, float64), each divided by its ℓ2 norm (a zero descriptor stays zero).
   std::vector<std::vector<double>> u(static_cast<size_t>(n));
@@ -117,7 +135,7 @@ FusionPlan plan_fusion(const nn::Module& model, const Group& group, double spars
 }
 
 void apply_fusion(nn::Module& model, const Group& group, const std::vector<int64_t>& kept, const ot::Matrix& producer,
-                  const ot::Matrix& consumer) {
+                  const ot::Matrix& consumer, bool preserve_dimensions) {
   const int64_t n = group.channels, k = static_cast<int64_t>(kept.size());
   for (const ot::Matrix* t : {&producer, &consumer})
     SHEARS_CHECK(t->rows == k && t->cols == n, "apply_fusion", "fusion matrix is ", t->rows, "x", t->cols, ", expected ",
@@ -155,19 +173,65 @@ void apply_fusion(nn::Module& model, const Group& group, const std::vector<int64
   std::vector<int64_t> pruned;
   for (int64_t c = 0; c < n; ++c)
     if (!is_kept[c]) pruned.push_back(c);
-  if (!pruned.empty()) remove_channels(model, group, pruned);
+  if (pruned.empty()) return;
+  if (!preserve_dimensions) {
+    remove_channels(model, group, pruned);
+    return;
+  }
+  // A zero producer channel stays zero through the folded (identity) BatchNorm, and zero consumer
+  // columns ignore it anyway: the width is kept, the function is the smaller network's.
+  for (const GroupMember& m : group.members) {
+    if (m.role == Role::norm) continue;
+    for (const Slice& s : m.slices) {
+      if (s.buffer) continue;
+      Tensor value = model.parameter(s.tensor).clone();
+      for (int64_t c : pruned) for_each_in_channel(value.shape(), s, c, [&](int64_t i) { value.data()[i] = 0.f; });
+      model.set_parameter(s.tensor, value);
+    }
+  }
 }
 
 FusionPlan intra_fusion_prune(nn::Module& model, const Shape& input_shape, int64_t group_index, double sparsity,
                               const IntraFusionOptions& options) {
-  fold_batch_norms(model, input_shape);
+  std::vector<FoldedPair> folded = fold_batch_norms(model, input_shape);
   std::vector<Group> groups = dependency_groups(model, input_shape);
   SHEARS_CHECK(group_index >= 0 && group_index < static_cast<int64_t>(groups.size()), "intra_fusion", "group index ",
                group_index, " out of range: the model has ", groups.size(), " prunable groups");
   const Group& group = groups[groups.size() - 1 - static_cast<size_t>(group_index)];
   FusionPlan plan = plan_fusion(model, group, sparsity, options);
-  apply_fusion(model, group, plan.kept, plan.producer, plan.consumer);
+  apply_fusion(model, group, plan.kept, plan.producer, plan.consumer, options.preserve_dimensions);
+  restore_bias_free_producers(model, folded);
   return plan;
+}
+
+NetworkFusion intra_fusion_prune_network(nn::Module& model, const Shape& input_shape, const ChannelTarget& target,
+                                         const IntraFusionOptions& options, const std::vector<std::string>& ignored) {
+  std::vector<FoldedPair> folded = fold_batch_norms(model, input_shape);
+  NetworkFusion out;
+  out.groups = dependency_groups(model, input_shape, ignored);
+  // Scores once, on the folded model before any change: they drive both the selection and the
+  // importance masses, and later groups must not see the earlier groups' fused weights.
+  std::vector<std::vector<float>> scores;
+  for (const Group& g : out.groups) scores.push_back(options.importance(model, g));
+  Importance cached = [&](const nn::Module&, const Group& g) {
+    return scores[static_cast<size_t>(&g - out.groups.data())];
+  };
+  out.removed = select_channels(model, out.groups, cached, target);
+  for (size_t g = 0; g < out.groups.size(); ++g) {
+    if (out.removed[g].empty()) continue;
+    const Group& group = out.groups[g];
+    std::vector<int64_t> kept;
+    for (int64_t c = 0, r = 0; c < group.channels; ++c) {
+      if (r < static_cast<int64_t>(out.removed[g].size()) && out.removed[g][r] == c)
+        ++r;
+      else
+        kept.push_back(c);
+    }
+    FusionPlan plan = plan_fusion(model, group, scores[g], kept, options);
+    apply_fusion(model, group, plan.kept, plan.producer, plan.consumer, options.preserve_dimensions);
+  }
+  restore_bias_free_producers(model, folded);
+  return out;
 }
 
 }  // namespace shears::prune

@@ -118,6 +118,26 @@ TEST_CASE("BN folding preserves the outputs of zoo models", "[bn_fold]") {
   }
 }
 
+TEST_CASE("BN folding, undone architecturally: the original parameter names, the same outputs", "[bn_fold]") {
+  for (const ZooCase& c : zoo()) {
+    INFO(c.name);
+    auto model = nn::make_model(c.name, c.options);
+    randomise_batch_norms(*model, 8);
+    std::vector<std::string> names;
+    for (const auto& [name, t] : model->named_parameters()) names.push_back(name);
+    Tensor x = test::random_tensor(input_of(c.options), 9);
+    Tensor before = eval_forward(*model, x);
+    auto folded = prune::fold_batch_norms(*model, input_of(c.options));
+    const bool biases_added = std::any_of(folded.begin(), folded.end(), [](const auto& p) { return p.added_bias; });
+    CHECK(biases_added == (std::string(c.name) != "vgg11_bn"));  // torchvision's VGG convs have biases
+    prune::restore_bias_free_producers(*model, folded);
+    std::vector<std::string> after;
+    for (const auto& [name, t] : model->named_parameters()) after.push_back(name);
+    CHECK(after == names);
+    test::require_close(eval_forward(*model, x), before, 1e-5, 1e-4);
+  }
+}
+
 TEST_CASE("intra-fusion: the selection matrix is plain pruning, bitwise", "[intra_fusion]") {
   auto model = small_cnn();
   randomise_batch_norms(*model, 8);
@@ -328,4 +348,99 @@ TEST_CASE("intra-fusion recovers more accuracy than plain pruning on a trained M
     fused_sum += f;
   }
   CHECK(fused_sum / 3 >= plain_sum / 3 + 0.1);  // measured here: about 0.67 against 0.34
+}
+
+TEST_CASE("LAMP importance: a group's largest channel scores 1 and the l2 order is kept", "[importance]") {
+  auto model = nn::make_model("vgg11_bn", zoo()[0].options);
+  for (const auto& g : prune::dependency_groups(*model, input_of(zoo()[0].options))) {
+    std::vector<float> l2 = prune::magnitude_importance(2)(*model, g), lamp = prune::lamp_importance()(*model, g);
+    REQUIRE(lamp.size() == l2.size());
+    // Direct definition: each score over the sum of all scores at least as large.
+    for (size_t i = 0; i < l2.size(); ++i) {
+      double larger = 0.0;
+      for (float v : l2) larger += v >= l2[i] ? v : 0.f;
+      CHECK(lamp[i] == Approx(l2[i] / larger).epsilon(1e-5));
+      for (size_t j = 0; j < l2.size(); ++j)
+        if (l2[i] < l2[j]) CHECK(lamp[i] <= lamp[j]);
+    }
+    CHECK(*std::max_element(lamp.begin(), lamp.end()) == Approx(1.0));
+  }
+}
+
+TEST_CASE("intra-fusion over the whole network: selection equals plain removal on the folded model, bitwise",
+          "[intra_fusion]") {
+  for (const ZooCase& c : zoo())
+    for (auto distribution : {prune::Distribution::per_layer, prune::Distribution::global}) {
+      INFO(c.name << (distribution == prune::Distribution::global ? " global" : " per-layer"));
+      auto plain = nn::make_model(c.name, c.options);
+      randomise_batch_norms(*plain, 21);
+      auto fused = plain->clone();
+      prune::ChannelTarget target{.ratio = 0.4, .distribution = distribution};
+      auto folded = prune::fold_batch_norms(*plain, input_of(c.options));
+      auto removed = prune::prune_channels(*plain, input_of(c.options), prune::magnitude_importance(1), target).removed;
+      prune::restore_bias_free_producers(*plain, folded);
+      prune::IntraFusionOptions select;
+      select.merge = prune::ChannelMerge::select;
+      auto result = prune::intra_fusion_prune_network(*fused, input_of(c.options), target, select);
+      CHECK(result.removed == removed);
+      CHECK(same_model(*plain, *fused));
+    }
+}
+
+TEST_CASE("intra-fusion over the whole network shrinks every group, runs, and reloads", "[intra_fusion]") {
+  for (const ZooCase& c : zoo()) {
+    INFO(c.name);
+    auto model = nn::make_model(c.name, c.options);
+    randomise_batch_norms(*model, 22);
+    const int64_t params_before = model->num_parameters();
+    auto result = prune::intra_fusion_prune_network(*model, input_of(c.options), {.ratio = 0.5});
+    REQUIRE(!result.groups.empty());
+    for (size_t g = 0; g < result.groups.size(); ++g) {
+      const int64_t kept = result.groups[g].channels - static_cast<int64_t>(result.removed[g].size());
+      CHECK(kept == result.groups[g].channels - result.groups[g].channels / 2);
+      for (const auto& m : result.groups[g].members)
+        for (const auto& s : m.slices) {
+          if (!s.buffer && !model->has_parameter(s.tensor)) continue;  // a folding bias, removed again
+          Tensor t = s.buffer ? model->buffer(s.tensor) : model->parameter(s.tensor);
+          CHECK(t.size(s.dim) == kept * s.span);
+        }
+    }
+    CHECK(model->num_parameters() < params_before);
+    Tensor x = test::random_tensor(input_of(c.options), 23);
+    Tensor y = eval_forward(*model, x);
+    REQUIRE(y.shape() == Shape{2, 10});
+    for (int64_t i = 0; i < y.numel(); ++i) CHECK(std::isfinite(y.data()[i]));
+    test::TempDir dir;
+    std::string file = dir.file("fused.safetensors");
+    model->save_checkpoint(file);
+    auto reloaded = nn::load_model(file);
+    CHECK(same_model(*model, *reloaded));
+    Tensor z = eval_forward(*reloaded, x);
+    for (int64_t i = 0; i < y.numel(); ++i) CHECK(z.data()[i] == y.data()[i]);
+  }
+}
+
+TEST_CASE("intra-fusion: dimensionality preserving computes the smaller network's function at full width",
+          "[intra_fusion]") {
+  for (const ZooCase& c : zoo()) {
+    INFO(c.name);
+    auto cut = nn::make_model(c.name, c.options);
+    randomise_batch_norms(*cut, 24);
+    prune::fold_batch_norms(*cut, input_of(c.options));  // shapes below compare with the folded model
+    auto kept_width = cut->clone();
+    prune::IntraFusionOptions options;
+    options.normalization = prune::FusionNormalization::function_preserving;
+    prune::intra_fusion_prune_network(*cut, input_of(c.options), {.ratio = 0.5}, options);
+    options.preserve_dimensions = true;
+    Shape before;
+    for (const auto& [name, t] : kept_width->named_parameters()) before.push_back(t.numel());
+    prune::intra_fusion_prune_network(*kept_width, input_of(c.options), {.ratio = 0.5}, options);
+    Shape after;
+    for (const auto& [name, t] : kept_width->named_parameters()) after.push_back(t.numel());
+    CHECK(after == before);
+    Tensor x = test::random_tensor(input_of(c.options), 25);
+    Tensor a = eval_forward(*cut, x), b = eval_forward(*kept_width, x);
+    REQUIRE(a.shape() == b.shape());
+    for (int64_t i = 0; i < a.numel(); ++i) CHECK(b.data()[i] == Approx(a.data()[i]).margin(1e-4).epsilon(1e-4));
+  }
 }

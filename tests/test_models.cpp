@@ -26,6 +26,8 @@
 namespace shears::nn {
 namespace {
 
+using test::TempDir;
+
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
@@ -98,18 +100,6 @@ double relative_error(const Tensor& a, const Tensor& b) {
   }
   return std::sqrt(diff / norm);
 }
-
-// A fresh directory under the system temp dir, removed with its contents at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "shears_models_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // The CIFAR ResNet-20 shaped like a structurally pruned one (the fixture's widths).
 const std::vector<int64_t> kPrunedResnet20 = {4, 3, 4, 2, 4, 4, 4, 5, 6, 6, 4, 6, 3, 6, 7, 8, 8, 5, 8, 6, 8};

@@ -17,6 +17,8 @@
 namespace shears::nn {
 namespace {
 
+using test::TempDir;
+
 using Catch::Matchers::Contains;
 
 std::vector<std::string> keys(const std::vector<safetensors::Entry>& state) {
@@ -31,18 +33,6 @@ const safetensors::Entry& entry(const std::vector<safetensors::Entry>& state, co
   REQUIRE(it != state.end());
   return *it;
 }
-
-// A fresh directory under the system temp dir, removed with its contents at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "shears_nn_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // conv · BN · ReLU · pool · conv · flatten · linear, as a Sequential: parameter-less layers count.
 std::shared_ptr<Sequential> small_net(Generator& gen) {

@@ -20,6 +20,8 @@
 namespace shears::safetensors {
 namespace {
 
+using test::TempDir;
+
 namespace fs = std::filesystem;
 
 constexpr const char* kFixture = SHEARS_FIXTURES "/safetensors_from_python.safetensors";
@@ -64,17 +66,6 @@ std::vector<uint32_t> bits_of(const Tensor& t) {
   for (float v : t.to_vector()) out.push_back(bits(v));
   return out;
 }
-
-// A fresh directory under the system temp dir, removed with its contents at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "shears_safetensors_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 Entry entry(const std::string& name, Dtype dtype, const Shape& shape, const std::vector<float>& values) {
   return {name, Tensor::from_vector(shape, values), dtype};
