@@ -243,7 +243,7 @@ TEST_CASE("every catalogued model runs Fashion-MNIST-shaped and CIFAR-shaped inp
   }
 }
 
-TEST_CASE("a few SGD steps lower the loss of every family on a tiny batch", "[models]") {
+TEST_CASE("a few SGD steps fit a tiny batch with every family", "[models]") {
   struct Case {
     std::string name;
     ModelOptions options;
@@ -254,6 +254,10 @@ TEST_CASE("a few SGD steps lower the loss of every family on a tiny batch", "[mo
       {"vgg11_bn", {.in_channels = 1, .input_size = 28, .widths = {8, 16, 16, 16, 32, 32, 32, 32}}},
       {"mobilenet_v1", {.input_size = 32, .width_multiplier = 0.25f}},
   };
+  // Heavy-ball SGD at a small step: a smooth descent whose end point does not hinge on the last
+  // bits of the kernels (plain SGD at lr 0.1 oscillated on BN nets with a batch of 8).
+  constexpr int kSteps = 30;
+  constexpr float kLr = 0.03f, kMomentum = 0.9f;
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.name) {
       Generator gen(3);
@@ -261,20 +265,24 @@ TEST_CASE("a few SGD steps lower the loss of every family on a tiny batch", "[mo
       Tensor x = Tensor::randn({8, c.options.in_channels, c.options.input_size, c.options.input_size}, gen);
       std::vector<int64_t> y{0, 1, 2, 3, 4, 5, 6, 7};
       std::vector<float> losses;
-      for (int step = 0; step < 10; ++step) {
+      std::vector<Tensor> params = model->parameters(), velocity;
+      for (const Tensor& p : params) velocity.push_back(Tensor::zeros(p.shape()));
+      for (int step = 0; step < kSteps; ++step) {
         Tensor loss = cross_entropy((*model)(x), y);
         losses.push_back(loss.item());
         model->zero_grad();
         loss.backward();
         NoGradGuard no_grad;
-        for (Tensor& p : model->parameters()) {
-          float* w = p.data();
-          const float* g = p.grad().data();
-          for (int64_t i = 0; i < p.numel(); ++i) w[i] -= 0.1f * g[i];
+        for (size_t t = 0; t < params.size(); ++t) {
+          float *w = params[t].data(), *v = velocity[t].data();
+          const float* g = params[t].grad().data();
+          for (int64_t i = 0; i < params[t].numel(); ++i) w[i] -= kLr * (v[i] = kMomentum * v[i] + g[i]);
         }
       }
-      INFO("losses " << losses.front() << " → " << losses.back());
-      CHECK(losses.back() < 0.9f * losses.front());
+      std::string trace;
+      for (float l : losses) trace += std::to_string(l).substr(0, 5) + " ";
+      INFO("losses " << trace);
+      CHECK(losses.back() < 0.25f * losses.front());  // every family ends near 0.1 or below
     }
   }
 }

@@ -1,6 +1,6 @@
 // softmax, log_softmax and the losses. Normalised exponentials subtract the row maximum for
-// stability (softmax/log_softmax rows along the last dimension run the SIMD kernel with its vector
-// exp, other dimensions the plain reference; cross_entropy still runs the reference). cross_entropy
+// stability (rows along the last dimension, cross_entropy's included, run the SIMD kernel with its
+// vector exp; other dimensions the plain reference). cross_entropy
 // is fused (log_softmax + smoothed NLL), so its backward is
 //   dlogits = (softmax − q) / N,  q = (1 − ε)·onehot(target) + ε / C.
 #include <algorithm>
@@ -121,7 +121,7 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets, 
                "label_smoothing must be in [0, 1], got ", label_smoothing);
   int64_t N = logits.size(0), C = logits.size(1);
   Tensor logp = Tensor::empty(logits.shape());
-  normalized_exp_ref({N, C, 1}, logits.data(), logp.data(), true);
+  normalized_exp({N, C, 1}, logits.data(), logp.data(), true);
   double total = 0.0;
   float smooth = label_smoothing / static_cast<float>(C);
   for (int64_t n = 0; n < N; ++n) {
@@ -133,11 +133,12 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets, 
   Tensor loss = Tensor::scalar(static_cast<float>(total / N));
   return record(loss, "cross_entropy", {logits}, [=](const Tensor& g, const std::vector<bool>&) {
     Tensor dx = Tensor::empty(logp.shape());
+    kernels::kernels().exp(logp.data(), dx.data(), N * C);  // softmax
     float scale = g.item() / static_cast<float>(N);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c) {
         float q = smooth + (c == targets[n] ? 1.f - label_smoothing : 0.f);
-        dx.data()[n * C + c] = scale * (std::exp(logp.data()[n * C + c]) - q);
+        dx.data()[n * C + c] = scale * (dx.data()[n * C + c] - q);
       }
     return std::vector<Tensor>{dx};
   });
