@@ -9,8 +9,20 @@ OPT      ?= -O3 -g
 CXXFLAGS += $(OPT) -std=c++20 $(ARCH) -Wall -Wextra -pthread -MMD -MP -I.
 LDLIBS   := -ldl -lz -pthread
 
+# MPI is optional (`shears train --distributed`): with Debian's libopenmpi-dev (pkg-config mpi-c)
+# dist/mpi.cpp is built against it; without it dist/no_mpi.cpp, which refuses --distributed with a
+# hint. Only dist/mpi.cpp includes <mpi.h>.
+MPI_FOUND := $(shell pkg-config --exists mpi-c 2>/dev/null && echo yes)
+ifeq ($(MPI_FOUND),yes)
+  MPI_SRC := dist/mpi.cpp
+  LDLIBS  += $(shell pkg-config --libs mpi-c)
+else
+  MPI_SRC := dist/no_mpi.cpp
+endif
+
 LIB_SRCS   := $(wildcard core/*.cpp core/ops/*.cpp core/kernels/*.cpp nn/*.cpp nn/models/*.cpp \
-                         optim/*.cpp data/*.cpp prune/*.cpp)
+                         optim/*.cpp data/*.cpp prune/*.cpp) \
+              $(filter-out dist/mpi.cpp dist/no_mpi.cpp,$(wildcard dist/*.cpp)) $(MPI_SRC)
 APP_SRCS   := $(wildcard apps/*.cpp)
 TEST_SRCS  := $(wildcard tests/*.cpp)
 BENCH_SRCS := $(wildcard bench/*.cpp)
@@ -30,7 +42,7 @@ EXAMPLES := $(EXAMPLE_SRCS:apps/examples/%.cpp=$(BUILD)/examples/%)
 
 # Debian packages the project builds, tests and runs with.
 DEB_PACKAGES := g++ make pkg-config libopenblas-dev catch2 libbenchmark-dev nlohmann-json3-dev \
-                libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist
+                libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
 
 .PHONY: all deps test bench demo clean test-tsan
 all: $(LIB) $(APP) $(EXAMPLES)
@@ -57,6 +69,8 @@ $(BUILD)/%.o: %.cpp | deps
 
 # Tests find their committed fixtures, and the command they run, wherever the tree is cloned.
 $(TEST_OBJS): CXXFLAGS += -DSHEARS_FIXTURES='"$(CURDIR)/tests/fixtures"' -DSHEARS_BINARY='"$(CURDIR)/$(APP)"'
+
+$(BUILD)/dist/mpi.o: CXXFLAGS += $(shell pkg-config --cflags mpi-c)
 
 # `shears bench --compare-torch` runs bench/torch_step.py from the source tree.
 $(BUILD)/apps/bench.o: CXXFLAGS += -DSHEARS_SOURCE_DIR='"$(CURDIR)"'
@@ -117,8 +131,10 @@ clean:
 
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (a separate build tree,
 # $(BUILD)/asan). Leak checking is off: OpenBLAS, loaded with dlopen, keeps its thread buffers
-# until exit. (GCC 12 under -fsanitize=address warns falsely in libstdc++'s std::function.)
-ASAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+# until exit. (GCC 12 under -fsanitize=address warns falsely in libstdc++'s std::function.) -O2,
+# not -O1: GCC fuses a*b+c into an FMA only from -O2, as in the -O3 build, and tests compare
+# initial weights bit for bit with committed fixtures.
+ASAN_OPT := -O2 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -Wno-maybe-uninitialized
 test-asan: | deps
 	$(MAKE) BUILD=$(BUILD)/asan OPT="$(ASAN_OPT)" $(BUILD)/asan/shears_tests $(BUILD)/asan/shears
@@ -126,15 +142,16 @@ test-asan: | deps
 	    $(BUILD)/asan/shears_tests $(TEST_ARGS)
 
 # libFuzzer harnesses, one per file reader (tests/fuzz/fuzz_<name>.cpp), built with Debian's clang
-# under ASan + UBSan against the readers' own layers (core, nn, data: their objects in build/fuzz/,
-# instrumented for coverage; the rest of the library is not needed). `make fuzz FUZZ_SECONDS=N` runs
-# each for N seconds from seeds that tests/fuzz/make_corpus.cpp writes into $(BUILD)/fuzz-corpus/
-# <name> (the corpora grow there); a finding's input lands in $(BUILD)/fuzz-artifacts/<name>-*.
+# under ASan + UBSan against the readers' own layers (core, nn, optim, data: their objects in
+# build/fuzz/, instrumented for coverage; the rest of the library is not needed). `make fuzz
+# FUZZ_SECONDS=N` runs each for N seconds from seeds that tests/fuzz/make_corpus.cpp writes into
+# $(BUILD)/fuzz-corpus/<name> (the corpora grow there); a finding's input lands in
+# $(BUILD)/fuzz-artifacts/<name>-*.
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := $(BUILD)/fuzz
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
-FUZZ_OBJS := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(filter core/% nn/% data/%,$(LIB_SRCS)))
+FUZZ_OBJS := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(filter core/% nn/% optim/% data/%,$(LIB_SRCS)))
 # (-Wno-unknown-warning-option: clang does not know GCC's -Wno-maybe-uninitialized, see above.)
 FUZZ_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -Wno-unknown-warning-option

@@ -17,5 +17,6 @@ Command add_eval_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_prune_command(CLI::App& app);
 Command add_sweep_command(CLI::App& app);
+Command add_report_command(CLI::App& app);
 
 }  // namespace shears::app

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       shears::app::add_bench_command(app),
       shears::app::add_prune_command(app),
       shears::app::add_sweep_command(app),
+      shears::app::add_report_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -32,9 +32,12 @@
 #include "nn/summary.hpp"
 #include "optim/optimizer.hpp"
 #include "prune/baselines.hpp"
+#include "prune/bn_fold.hpp"
+#include "prune/intra_fusion.hpp"
 #include "prune/masks.hpp"
 #include "prune/spode.hpp"
 #include "prune/structured.hpp"
+#include "prune/swap.hpp"
 
 namespace shears::app {
 
@@ -59,6 +62,74 @@ std::vector<data::Batch> scoring_batches(const PruneSpec& spec, const OpenedData
       break;
   SHEARS_CHECK(!batches.empty(), "--score-batches", "the training split is empty: no data to score with");
   return batches;
+}
+
+// swap, lr, woodfisher, and magnitude in several stages: the gradual driver of prune/swap.hpp
+// (one-shot when --stages is 1), fine-tuning between stages, a line and a trace row per stage.
+void prune_in_stages(nn::Module& model, const std::vector<std::string>& names, const prune::SparsityTarget& target,
+                     const PruneSpec& spec, const OpenedData& d) {
+  SHEARS_CHECK(spec.swap_samples >= 1 && spec.swap_stages >= 1, "--samples", "and --stages must be positive, got ",
+               spec.swap_samples, " and ", spec.swap_stages);
+  SHEARS_CHECK(spec.stage_finetune_epochs >= 0, "--stage-finetune-epochs", "must be >= 0, got ",
+               spec.stage_finetune_epochs);
+  SHEARS_CHECK(spec.swap_solver == "principled" || spec.swap_solver == "code", "--solver",
+               "expected principled or code, got '", spec.swap_solver, "'");
+  SHEARS_CHECK(spec.swap_direction == "code" || spec.swap_direction == "exact", "--direction",
+               "expected code or exact, got '", spec.swap_direction, "'");
+  prune::SwapPruneOptions o;
+  o.method = spec.method == "swap" ? prune::StageMethod::swap
+             : spec.method == "lr" ? prune::StageMethod::lr
+             : spec.method == "woodfisher" ? prune::StageMethod::woodfisher
+                                           : prune::StageMethod::magnitude;
+  o.swap.epsilon = spec.swap_eps;
+  o.swap.relative_epsilon = spec.swap_eps_relative;
+  o.swap.sinkhorn_iterations = spec.sinkhorn_iters;
+  o.swap.sinkhorn_tolerance = spec.sinkhorn_tol;
+  o.swap.solver = spec.swap_solver == "code" ? prune::Solver::code : prune::Solver::principled;
+  o.swap.direction = spec.swap_direction == "exact" ? prune::Direction::exact : prune::Direction::code;
+  o.swap.update_weights = spec.update_weights;
+  o.swap.inner_iters = spec.inner_iters >= 0 ? spec.inner_iters : o.swap.solver == prune::Solver::code ? 1 : 20;
+  o.swap.resolve_iters = spec.resolve_iters;
+  SHEARS_CHECK(spec.ewr_start == "lr" || spec.ewr_start == "magnitude", "--ewr-start",
+               "expected lr or magnitude, got '", spec.ewr_start, "'");
+  o.swap.lr_start = spec.ewr_start == "lr";
+  o.woodfisher.block = spec.wf_block;
+  o.woodfisher.damp = spec.wf_damp;
+  o.woodfisher.update_weights = spec.wf_update;
+  o.lambda = spec.swap_lambda;
+  o.stages = spec.swap_stages;
+  o.noise_scale = spec.grad_noise;
+  o.noise_prop = spec.grad_noise_prop;
+  o.seed = spec.seed;
+  // One batch of n fresh training samples per stage (workers 0: no batch is prepared ahead).
+  data::DataLoader samples(d.splits.train, d.train_transform, {spec.swap_samples, true, true, spec.seed, 0, 1});
+  FineTune ft = spec.finetune;
+  ft.epochs = spec.stage_finetune_epochs;
+  auto between = [&](int64_t stage) {
+    if (ft.epochs > 0) fine_tune(model, ft, d, spec.seed + static_cast<uint64_t>(stage));
+  };
+  std::vector<prune::SwapStageLog> logs = prune::swap_prune(model, names, target, samples, o, between);
+  auto ratio = [](const prune::SwapStageLog& l) { return l.mean_cost > 0 ? l.epsilon / l.mean_cost : 0.0; };
+  for (const prune::SwapStageLog& l : logs)
+    std::printf("stage %lld/%lld %s: sparsity %.4f, plan %s (eps/mean(M) %.3g, %lld Sinkhorn its), Q %.4g -> %.4g, "
+                "%lld inner its, overlap with magnitude %.3f, G %.2f s, solve %.2f s\n",
+                (long long)l.stage, (long long)o.stages, l.method.c_str(), l.sparsity,
+                l.plan.empty() ? "-" : l.plan.c_str(), ratio(l), (long long)l.sinkhorn_iterations, l.objective_before,
+                l.objective_after, (long long)l.inner_iterations, l.magnitude_overlap, l.gradient_seconds,
+                l.solve_seconds);
+  if (spec.swap_trace.empty()) return;
+  std::ofstream trace(spec.swap_trace);  // ε's scale and the plan's state decide what EWR does: keep them
+  trace << "stage,method,sparsity,kept,plan,epsilon,mean_cost,eps_over_mean_cost,plan_entropy,sinkhorn_iterations,"
+           "marginal_error,converged,objective_before,objective_after,tau_c,tau,fallback,inner_iterations,"
+           "magnitude_overlap,regrown,gradient_seconds,solve_seconds\n";
+  trace.precision(10);
+  for (const prune::SwapStageLog& l : logs)
+    trace << l.stage << ',' << l.method << ',' << l.sparsity << ',' << l.kept << ',' << l.plan << ',' << l.epsilon
+          << ',' << l.mean_cost << ',' << ratio(l) << ',' << l.plan_entropy << ',' << l.sinkhorn_iterations << ','
+          << l.marginal_error << ',' << l.converged << ',' << l.objective_before << ',' << l.objective_after << ','
+          << l.tau_c << ',' << l.tau << ',' << l.fallback << ',' << l.inner_iterations << ',' << l.magnitude_overlap
+          << ',' << l.regrown << ',' << l.gradient_seconds << ',' << l.solve_seconds << '\n';
+  SHEARS_CHECK(trace.good(), spec.swap_trace, "cannot write the stage trace");
 }
 
 void prune_unstructured(nn::Module& model, const PruneSpec& spec, const OpenedData& d) {
@@ -86,6 +157,11 @@ void prune_unstructured(nn::Module& model, const PruneSpec& spec, const OpenedDa
     }
     return;
   }
+  if (spec.method == "swap" || spec.method == "lr" || spec.method == "woodfisher" ||
+      (spec.method == "magnitude" && spec.swap_stages > 1)) {
+    prune_in_stages(model, names, target, spec, d);
+    return;
+  }
   if (spec.method == "magnitude") {
     scores = prune::magnitude_scores(model, names);
   } else if (spec.method == "random") {
@@ -96,7 +172,8 @@ void prune_unstructured(nn::Module& model, const PruneSpec& spec, const OpenedDa
   } else if (spec.method == "grasp") {
     scores = prune::grasp_scores(model, names, scoring_batches(spec, d));
   } else {
-    throw Error("--method: unknown method '" + spec.method + "'; expected magnitude, random, snip, grasp, synflow or spode");
+    throw Error("--method: unknown method '" + spec.method +
+                "'; expected magnitude, random, snip, grasp, synflow, spode, swap, lr or woodfisher");
   }
   prune::mark_pruned(model, scores);
   prune::apply_masks(model, prune::masks_from_scores(scores, target));
@@ -112,10 +189,36 @@ std::string literal(const std::string& path) {
   return out;
 }
 
+prune::FusionMass parse_mass(const std::string& flag, const std::string& name) {
+  if (name == "uniform") return prune::FusionMass::uniform;
+  if (name == "importance") return prune::FusionMass::importance;
+  if (name == "radical") return prune::FusionMass::radical;
+  throw Error(flag + ": unknown mass '" + name + "'; expected uniform, importance or radical");
+}
+
+prune::FusionNormalization parse_normalization(const std::string& name) {
+  if (name == "code") return prune::FusionNormalization::code;
+  if (name == "function_preserving") return prune::FusionNormalization::function_preserving;
+  throw Error("--fusion-normalization: unknown value '" + name + "'; expected code or function_preserving");
+}
+
+// Taylor scores read the gradients held by the parameters: sum them over the scoring batches in
+// eval mode (running BN statistics, ALGORITHMS.md §2.10).
+void accumulate_gradients(nn::Module& model, const PruneSpec& spec, const OpenedData& d) {
+  bool was_training = model.is_training();
+  model.eval();
+  model.zero_grad();
+  for (const data::Batch& batch : scoring_batches(spec, d)) cross_entropy(model(batch.images), batch.labels).backward();
+  model.train(was_training);
+}
+
 void prune_structured(nn::Module& model, const PruneSpec& spec, const OpenedData& d) {
   SHEARS_CHECK(spec.scope.include.empty(), "--scope-include",
                "selects weights for unstructured pruning; with --structured every channel group is prunable unless "
                "--scope-exclude names its layers");
+  SHEARS_CHECK(spec.method == "remove" || spec.method == "intrafusion", "--method",
+               "with --structured is remove or intrafusion (the channel criterion is --importance), got '", spec.method,
+               "'");
   // With --structured the exclusions name modules: the groups of those layers keep their channels.
   std::vector<std::string> ignored = spec.scope.exclude;
   if (spec.scope.exclude_first_and_last) {
@@ -126,26 +229,49 @@ void prune_structured(nn::Module& model, const PruneSpec& spec, const OpenedData
   }
   prune::ChannelTarget target{spec.sparsity, parse_distribution(spec.distribution), spec.max_layer_sparsity,
                               spec.round_to};
+  // Intra-Fusion, its "default pruning" baseline (--fold-bn) and the one-group protocol all work on
+  // the BN-folded model; importances are then computed after folding (§2.5).
+  bool fused = spec.method == "intrafusion";
+  bool fold = fused || spec.fold_bn || spec.group_index >= 0;
+  SHEARS_CHECK(!(spec.group_index >= 0 && !ignored.empty()), "--group-index",
+               "prunes one group; it cannot be combined with --scope-exclude or --exclude-first-last");
+  std::vector<prune::FoldedPair> folded;
+  if (fold) folded = prune::fold_batch_norms(model, image_shape(d));
   Generator gen(spec.seed);
   prune::Importance importance;
   if (spec.importance == "l1" || spec.importance == "l2") {
     importance = prune::magnitude_importance(spec.importance == "l1" ? 1 : 2);
+  } else if (spec.importance == "lamp") {
+    importance = prune::lamp_importance();
   } else if (spec.importance == "bn") {
+    SHEARS_CHECK(!fold, "--importance bn", "reads BatchNorm scales, which folding turns into ones: use it with "
+                 "--method remove and without --fold-bn or --group-index");
     importance = prune::bn_scale_importance();
   } else if (spec.importance == "random") {
     importance = prune::random_importance(gen);
   } else if (spec.importance == "taylor") {
-    // Gradients of the loss summed over the scoring batches, in eval mode (running BN statistics).
-    bool was_training = model.is_training();
-    model.eval();
-    model.zero_grad();
-    for (const data::Batch& batch : scoring_batches(spec, d)) cross_entropy(model(batch.images), batch.labels).backward();
-    model.train(was_training);
+    accumulate_gradients(model, spec, d);
     importance = prune::taylor_importance();
   } else {
-    throw Error("--importance: unknown importance '" + spec.importance + "'; expected l1, l2, bn, taylor or random");
+    throw Error("--importance: unknown importance '" + spec.importance + "'; expected l1, l2, lamp, bn, taylor or random");
   }
-  prune::prune_channels(model, image_shape(d), importance, target, ignored);
+  if (!fold) {
+    prune::prune_channels(model, image_shape(d), importance, target, ignored);
+    return;
+  }
+  prune::IntraFusionOptions options;
+  options.importance = importance;
+  options.source_mass = parse_mass("--fusion-source-mass", spec.fusion_source_mass);
+  options.target_mass = parse_mass("--fusion-target-mass", spec.fusion_target_mass);
+  options.p = spec.fusion_p;
+  options.normalization = parse_normalization(spec.fusion_normalization);
+  options.merge = fused ? prune::ChannelMerge::fuse : prune::ChannelMerge::select;
+  options.preserve_dimensions = spec.dimensionality_preserving;
+  if (spec.group_index >= 0)
+    prune::intra_fusion_prune(model, image_shape(d), spec.group_index, spec.sparsity, options);
+  else
+    prune::intra_fusion_prune_network(model, image_shape(d), target, options, ignored);
+  prune::restore_bias_free_producers(model, folded);  // the result reloads as its architecture
 }
 
 int64_t nonzeros(const nn::Module& model, const std::string& name) {
@@ -219,20 +345,30 @@ struct PruneConfig {
 
 int run(PruneConfig c, const CLI::App& cli) {
   if (c.threads > 0) set_num_threads(c.threads);
-  SHEARS_CHECK(!(c.spec.structured && cli.count("--method")), "--method",
-               "chooses an unstructured criterion; with --structured choose a channel --importance");
+  if (c.spec.structured && !cli.count("--method")) c.spec.method = "remove";
+  SHEARS_CHECK(!c.spec.structured || c.spec.method == "remove" || c.spec.method == "intrafusion", "--method",
+               "with --structured is remove or intrafusion (the channel criterion is --importance), got '",
+               c.spec.method, "'");
   SHEARS_CHECK(c.latency_runs > 0, "--latency-runs", "must be positive, got ", c.latency_runs);
   c.spec.seed = c.data.seed;
   c.ft.batch_size = c.spec.batch_size;
+  c.spec.finetune = c.ft;
   if (c.spec.method == "spode") {
     fs::create_directories(c.output);
     c.spec.spode_trace = (fs::path(c.output) / "spode_trace.csv").string();
+  }
+  if (!c.spec.structured && (c.spec.method == "swap" || c.spec.method == "lr" || c.spec.method == "woodfisher" ||
+                             (c.spec.method == "magnitude" && c.spec.swap_stages > 1))) {
+    fs::create_directories(c.output);
+    c.spec.swap_trace = (fs::path(c.output) / "swap_trace.csv").string();
   }
   OpenedData d = open_data(c.data);
   std::shared_ptr<nn::Module> model = nn::load_model(c.weights);
   std::shared_ptr<nn::Module> dense = model->clone();
   Shape input = image_shape(d);
-  std::string what = c.spec.structured ? "channels by " + c.spec.importance : c.spec.method;
+  std::string what = c.spec.structured ? (c.spec.method == "intrafusion" ? "intra-fusion of channels by " : "channels by ") +
+                                           c.spec.importance
+                                     : c.spec.method;
   std::printf("prune %s (%s) on %s: %s, %s, sparsity %.4g\n", model->metadata()["arch"].c_str(), c.weights.c_str(),
               d.splits.name.c_str(), what.c_str(), c.spec.distribution.c_str(), c.spec.sparsity);
 
@@ -291,7 +427,7 @@ int run(PruneConfig c, const CLI::App& cli) {
                           {"nonzero", l.nonzero}, {"sparsity", l.sparsity()}});
   nlohmann::ordered_json metrics = {
       {"model", model->metadata()["arch"]}, {"weights", c.weights}, {"dataset", d.splits.name},
-      {"method", c.spec.structured ? "structured" : c.spec.method}, {"structured", c.spec.structured},
+      {"method", c.spec.structured ? (c.spec.method == "intrafusion" ? "intrafusion" : "structured") : c.spec.method}, {"structured", c.spec.structured},
       {"distribution", c.spec.distribution}, {"target_sparsity", c.spec.sparsity},
       {"sparsity", total_sparsity(layers)},
       {"size", dense_counts.size}, {"size_nz", counts.size_nz}, {"size_pruned_model", counts.size},
@@ -324,7 +460,21 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
   cli.add_option("--max-layer-sparsity", s.max_layer_sparsity, "no tensor (or channel group) loses more than this")
       ->capture_default_str();
   cli.add_flag("--structured", s.structured, "remove whole channels (--sparsity is then a channel ratio)");
-  cli.add_option("--importance", s.importance, "with --structured: l1, l2, bn, taylor or random")->capture_default_str();
+  cli.add_option("--importance", s.importance, "with --structured: l1, l2, lamp, bn, taylor or random")
+      ->capture_default_str();
+  cli.add_flag("--fold-bn", s.fold_bn,
+               "with --structured: fold BatchNorms into their producers first (Intra-Fusion's default pruning)");
+  cli.add_option("--group-index", s.group_index,
+                 "with --structured: prune only this group, counted from the output (0 = nearest the logits)");
+  cli.add_option("--fusion-source-mass", s.fusion_source_mass, "intrafusion: uniform, importance or radical")
+      ->capture_default_str();
+  cli.add_option("--fusion-target-mass", s.fusion_target_mass, "intrafusion: uniform, importance or radical")
+      ->capture_default_str();
+  cli.add_option("--fusion-p", s.fusion_p, "intrafusion: the cost's l_p norm (>= 1)")->capture_default_str();
+  cli.add_option("--fusion-normalization", s.fusion_normalization, "intrafusion: code or function_preserving")
+      ->capture_default_str();
+  cli.add_flag("--dimensionality-preserving", s.dimensionality_preserving,
+               "intrafusion/--fold-bn: zero the removed channels instead of cutting them (widths kept)");
   cli.add_option("--round-to", s.round_to, "with --structured: keep a multiple of this many channels")
       ->capture_default_str();
   cli.add_option("--score-batches", s.score_batches, "training batches scored by snip, grasp and taylor")
@@ -332,6 +482,39 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
   cli.add_option("--synflow-rounds", s.synflow_rounds)->capture_default_str();
   cli.add_option("--spode-steps", s.spode_steps, "spode: steps N of the mask ODE")->capture_default_str();
   cli.add_option("--spode-radius", s.spode_radius, "spode: step radius over the smallest feasible (> 1)")
+      ->capture_default_str();
+  cli.add_option("--samples", s.swap_samples, "swap/lr/woodfisher: training samples n of G per stage")
+      ->capture_default_str();
+  cli.add_option("--stages", s.swap_stages, "swap/lr/woodfisher/magnitude: stages of the cubic schedule (1: one-shot)")
+      ->capture_default_str();
+  cli.add_option("--stage-finetune-epochs", s.stage_finetune_epochs,
+                 "with --stages > 1: fine-tuning epochs after every stage but the last (with --lr, --momentum, --wd)")
+      ->capture_default_str();
+  cli.add_option("--eps", s.swap_eps, "swap: entropic regularisation (<= 1e-10: exact OT; inf: product plan)")
+      ->capture_default_str();
+  cli.add_flag("--eps-relative", s.swap_eps_relative, "swap: --eps is a multiple of mean(M) at each plan");
+  cli.add_option("--sinkhorn-iters", s.sinkhorn_iters, "swap: Sinkhorn iteration cap")->capture_default_str();
+  cli.add_option("--sinkhorn-tol", s.sinkhorn_tol, "swap: Sinkhorn stop on the row-marginal error (L1)")
+      ->capture_default_str();
+  cli.add_option("--lambda", s.swap_lambda, "swap/lr: ridge weight")->capture_default_str();
+  cli.add_option("--solver", s.swap_solver, "swap/lr: principled (IHT on the objective) or code (the official step)")
+      ->capture_default_str();
+  cli.add_option("--direction", s.swap_direction, "swap --solver code: code or exact")->capture_default_str();
+  cli.add_option("--ewr-start", s.ewr_start, "swap principled: start from the lr solution or from magnitude")
+      ->capture_default_str();
+  cli.add_flag("--update-weights", s.update_weights, "swap/lr --solver code: write the step's values");
+  cli.add_option("--inner-iters", s.inner_iters, "swap/lr: IHT steps per stage (-1: 1 for code, 20 for principled)")
+      ->capture_default_str();
+  cli.add_option("--resolve-iters", s.resolve_iters,
+                 "swap/lr principled: conjugate-gradient steps of the re-solve on the support (0: plain IHT)")
+      ->capture_default_str();
+  cli.add_option("--grad-noise", s.grad_noise, "swap/lr/woodfisher: noise scale c of the per-sample gradients (0: off)")
+      ->capture_default_str();
+  cli.add_option("--grad-noise-prop", s.grad_noise_prop, "fraction of each gradient's entries that get noise")
+      ->capture_default_str();
+  cli.add_option("--wf-block", s.wf_block, "woodfisher: block size B of the Fisher")->capture_default_str();
+  cli.add_option("--wf-damp", s.wf_damp, "woodfisher: damping delta")->capture_default_str();
+  cli.add_option("--wf-update", s.wf_update, "woodfisher: apply the OBS correction to the surviving weights")
       ->capture_default_str();
 }
 
@@ -343,9 +526,27 @@ void add_finetune_flags(CLI::App& cli, FineTune& ft) {
 }
 
 const std::vector<std::string>& criteria(bool structured) {
-  static const std::vector<std::string> masks{"magnitude", "random", "snip", "grasp", "synflow", "spode"},
-      channels{"l1", "l2", "bn", "taylor", "random"};
+  static const std::vector<std::string> masks{"magnitude", "random", "snip", "grasp", "synflow", "spode",
+                                              "woodfisher", "lr", "swap"},
+      channels{"l1", "l2", "lamp", "bn", "taylor", "random"};
   return structured ? channels : masks;
+}
+
+namespace {
+constexpr std::string_view kFusionPrefix = "intrafusion:";
+}
+
+std::string sweep_criterion(bool structured, const std::string& method) {
+  return structured && method.starts_with(kFusionPrefix) ? method.substr(kFusionPrefix.size()) : method;
+}
+
+void set_sweep_method(PruneSpec& spec, const std::string& method) {
+  if (!spec.structured) {
+    spec.method = method;
+    return;
+  }
+  spec.method = method.starts_with(kFusionPrefix) ? "intrafusion" : "remove";
+  spec.importance = sweep_criterion(true, method);
 }
 
 Shape image_shape(const OpenedData& d) { return {1, d.channels, d.input_size, d.input_size}; }
@@ -436,7 +637,8 @@ Command add_prune_command(CLI::App& app) {
   auto c = std::make_shared<PruneConfig>();
   cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
   add_data_flags(*cli, c->data);
-  cli->add_option("--method", c->spec.method, "magnitude, random, snip, grasp, synflow or spode")->capture_default_str();
+  cli->add_option("--method", c->spec.method, "magnitude, random, snip, grasp, synflow, spode, swap, lr or woodfisher")
+      ->capture_default_str();
   cli->add_option("--sparsity", c->spec.sparsity, "fraction of the prunable weights set to zero")->required();
   add_prune_flags(*cli, c->spec);
   add_finetune_flags(*cli, c->ft);

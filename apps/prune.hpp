@@ -11,26 +11,64 @@
 
 namespace shears::app {
 
+struct FineTune {
+  int64_t epochs = 0;
+  double lr = 0.01, momentum = 0.9, weight_decay = 5e-4;
+  int64_t batch_size = 128;
+};
+
 struct PruneSpec {
-  std::string method = "magnitude";  // unstructured: magnitude, random, snip, grasp, synflow, spode
+  std::string method = "magnitude";  // unstructured: magnitude, random, snip, grasp, synflow, spode,
+                                     // swap, lr, woodfisher
   double sparsity = 0.5;             // unstructured: of the prunable weights; structured: of channels
   std::string distribution = "global";  // global | per-layer
   prune::Scope scope;
   double max_layer_sparsity = 1.0;
   bool structured = false;
-  std::string importance = "l1";  // structured: l1, l2, bn, taylor, random
+  std::string importance = "l1";  // structured: l1, l2, lamp, bn, taylor, random
+  // Structured: method "remove" (plain channel removal) or "intrafusion" (ALGORITHMS.md §2); both
+  // fold BatchNorms first with fold_bn or a group_index (the one-group protocol of §2.5).
+  bool fold_bn = false;
+  int64_t group_index = -1;  // ≥ 0: only this group, counted from the output
+  std::string fusion_source_mass = "uniform", fusion_target_mass = "uniform";
+  double fusion_p = 1.0;
+  std::string fusion_normalization = "code";
+  bool dimensionality_preserving = false;
   int64_t round_to = 1;
   int64_t score_batches = 1, batch_size = 128;  // training batches for snip, grasp and taylor
   int64_t synflow_rounds = 100;
   int64_t spode_steps = 100;   // ALGORITHMS.md §3: N steps of the ODE
   double spode_radius = 1.1;   // step radius over the smallest feasible one
   std::string spode_trace;     // where to write the per-step trace (CSV); empty: nowhere
+  // swap, lr, woodfisher (ALGORITHMS.md §1, §5; prune/swap.hpp): n fresh samples per stage, T stages
+  // of the cubic schedule (also gradual magnitude pruning when T > 1), stage_finetune_epochs of
+  // fine-tuning with `finetune`'s settings after every stage but the last.
+  int64_t swap_samples = 1000, swap_stages = 1, stage_finetune_epochs = 1;
+  double swap_eps = 1.0, swap_lambda = 0.01;
+  bool swap_eps_relative = false;  // ε × mean(M)
+  int64_t sinkhorn_iters = 5000;
+  double sinkhorn_tol = 1e-9;
+  std::string swap_solver = "principled", swap_direction = "code";
+  std::string ewr_start = "lr";  // principled swap: lr or magnitude
+  bool update_weights = false;  // swap/lr code solver: write the step's values
+  bool wf_update = true;        // woodfisher: the OBS correction
+  int64_t inner_iters = -1;     // -1: 1 for the code solver, 20 for the principled one
+  int64_t resolve_iters = 30;
+  double grad_noise = 0.0, grad_noise_prop = 0.1;  // §1.4
+  int64_t wf_block = 1000;
+  double wf_damp = 1e-3;
+  FineTune finetune;       // the fine-tune flags (lr, momentum, weight decay, batch size)
+  std::string swap_trace;  // where to write the per-stage trace (CSV); empty: nowhere
   uint64_t seed = 0;  // random scores and the choice of the scoring batches
 };
 
 // The criteria prune_model knows: unstructured methods, or channel importances (structured).
 const std::vector<std::string>& criteria(bool structured);
 
+// A sweep's method name: with --structured, "intrafusion:<importance>" or a plain importance
+// (channel removal); else an unstructured method. sweep_criterion gives the name criteria() lists.
+void set_sweep_method(PruneSpec& spec, const std::string& method);
+std::string sweep_criterion(bool structured, const std::string& method);
 // The flags of PruneSpec but --method/--sparsity (prune takes one of each, sweep lists).
 void add_prune_flags(CLI::App& cli, PruneSpec& spec);
 
@@ -41,11 +79,6 @@ Shape image_shape(const OpenedData& data);
 // criteria read spec.score_batches shuffled batches of the training split.
 void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& data);
 
-struct FineTune {
-  int64_t epochs = 0;
-  double lr = 0.01, momentum = 0.9, weight_decay = 5e-4;
-  int64_t batch_size = 128;
-};
 void add_finetune_flags(CLI::App& cli, FineTune& ft);
 
 // SGD (cosine-decayed lr, no weight decay on 1-D tensors) with the masks fixed: masked weights

@@ -26,6 +26,7 @@ OpenedData open_data(const DataChoice& choice) {
   options.dir = choice.data_dir;
   options.seed = choice.seed;
   options.val_fraction = choice.val_fraction;
+  options.image_folder.max_pixels = choice.max_image_pixels;
   OpenedData d{data::open_dataset(choice.data, options), 0, 0, 0, {}, {}};
   SHEARS_CHECK(d.splits.test != nullptr, "--data " + choice.data, "has no test split to evaluate on");
   d.splits.train = first(d.splits.train, choice.limit_train);
@@ -55,6 +56,9 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
   cli.add_option("--limit-test", choice.limit_test, "use only the first N test images (0: all)");
   cli.add_option("--val-fraction", choice.val_fraction,
                  "hold out this fraction of the training images (seeded) to choose the best epoch on")
+      ->capture_default_str();
+  cli.add_option("--max-image-pixels", choice.max_image_pixels,
+                 "image folders: refuse larger images (width x height pixels)")
       ->capture_default_str();
   cli.add_option("--workers", choice.workers, "data loader threads")->capture_default_str();
 }

@@ -20,6 +20,7 @@ struct DataChoice {
   int64_t input_size = 0;              // --input-size: 0 keeps the dataset's size; larger pads evenly
   int64_t limit_train = 0, limit_test = 0;  // first N samples only (quick runs); 0: all
   double val_fraction = 0.0;               // of train held out (seeded) for model selection
+  int64_t max_image_pixels = data::ImageFolderOptions{}.max_pixels;  // image folders: larger files refused
   int workers = 2;
   uint64_t seed = 0;
 };
@@ -32,8 +33,9 @@ struct OpenedData {
 
 OpenedData open_data(const DataChoice& choice);
 
-// --data, --data-dir, --input-size, --limit-train, --limit-test, --val-fraction and --workers, for every command
-// that reads a dataset (--seed stays with each command: its meaning differs).
+// --data, --data-dir, --input-size, --limit-train, --limit-test, --val-fraction, --max-image-pixels
+// and --workers, for every command that reads a dataset (--seed stays with each command: its
+// meaning differs).
 void add_data_flags(CLI::App& cli, DataChoice& choice);
 
 struct EvalResult {

@@ -8,7 +8,9 @@
 //
 // Seeds are --seed, --seed + 1, …; a seed drives random scores and the choice of the scoring and
 // fine-tuning batches (magnitude and synflow without fine-tuning give the same result for every
-// seed). With --structured the methods are channel importances (l1, l2, bn, taylor, random).
+// seed). With --structured the methods are channel importances (l1, l2, lamp, bn, taylor, random)
+// for plain channel removal, and intrafusion:<importance> for Intra-Fusion with that importance,
+// so both curves come out of one sweep (add --fold-bn for the reference's default pruning).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +24,7 @@
 #include "apps/commands.hpp"
 #include "apps/plot.hpp"
 #include "apps/prune.hpp"
+#include "apps/sweep_table.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"
@@ -43,42 +46,6 @@ struct SweepConfig {
   int threads = 0;
 };
 
-// size and flops are the dense model's, as in metrics.json of `shears prune` (FLOPs = 2 × MACs).
-const std::string kHeader = "method,sparsity,seed,acc1,acc5,loss,actual_sparsity,size,size_nz,flops,flops_nz,seconds";
-
-struct Row {
-  std::string method;
-  double sparsity = 0;
-  uint64_t seed = 0;
-  double acc1 = 0;
-};
-
-std::vector<Row> read_rows(const fs::path& csv) {
-  std::vector<Row> rows;
-  std::ifstream in(csv);
-  std::string line;
-  if (!std::getline(in, line)) return rows;
-  SHEARS_CHECK(line == kHeader, csv.string(), "is not a sweep table of this version (header '", line,
-               "'); use a new --output folder");
-  for (int64_t number = 2; std::getline(in, line); ++number) {
-    if (line.empty()) continue;
-    std::vector<std::string> fields;
-    std::stringstream s(line);
-    for (std::string field; std::getline(s, field, ',');) fields.push_back(field);
-    auto malformed = [&] {
-      return Error(csv.string() + ":" + std::to_string(number) + ": malformed row '" + line +
-                   "'; delete it to rerun that cell");
-    };
-    if (fields.size() != 12) throw malformed();
-    try {
-      rows.push_back({fields[0], std::stod(fields[1]), std::stoull(fields[2]), std::stod(fields[3])});
-    } catch (const std::logic_error&) {  // std::invalid_argument, std::out_of_range
-      throw malformed();
-    }
-  }
-  return rows;
-}
-
 // The settings every row of one sweep.csv shares.
 nlohmann::ordered_json settings(const SweepConfig& c) {
   const PruneSpec& s = c.spec;
@@ -89,7 +56,19 @@ nlohmann::ordered_json settings(const SweepConfig& c) {
           {"scope_include", s.scope.include}, {"scope_exclude", s.scope.exclude},
           {"exclude_first_last", s.scope.exclude_first_and_last}, {"max_layer_sparsity", s.max_layer_sparsity},
           {"round_to", s.round_to}, {"score_batches", s.score_batches}, {"batch_size", s.batch_size},
-          {"synflow_rounds", s.synflow_rounds}, {"finetune_epochs", c.ft.epochs}, {"lr", c.ft.lr},
+          {"synflow_rounds", s.synflow_rounds}, {"spode_steps", s.spode_steps}, {"spode_radius", s.spode_radius},
+          {"fold_bn", s.fold_bn}, {"group_index", s.group_index}, {"fusion_source_mass", s.fusion_source_mass},
+          {"fusion_target_mass", s.fusion_target_mass}, {"fusion_p", s.fusion_p},
+          {"fusion_normalization", s.fusion_normalization}, {"dimensionality_preserving", s.dimensionality_preserving},
+          {"samples", s.swap_samples}, {"stages", s.swap_stages}, {"stage_finetune_epochs", s.stage_finetune_epochs},
+          {"eps", s.swap_eps}, {"eps_relative", s.swap_eps_relative}, {"sinkhorn_iters", s.sinkhorn_iters},
+          {"sinkhorn_tol", s.sinkhorn_tol}, {"lambda", s.swap_lambda},
+          {"solver", s.swap_solver}, {"direction", s.swap_direction}, {"ewr_start", s.ewr_start},
+          {"update_weights", s.update_weights},
+          {"inner_iters", s.inner_iters}, {"resolve_iters", s.resolve_iters}, {"grad_noise", s.grad_noise},
+          {"grad_noise_prop", s.grad_noise_prop}, {"wf_block", s.wf_block}, {"wf_damp", s.wf_damp},
+          {"wf_update", s.wf_update},
+          {"finetune_epochs", c.ft.epochs}, {"lr", c.ft.lr},
           {"momentum", c.ft.momentum}, {"weight_decay", c.ft.weight_decay}};
 }
 
@@ -112,29 +91,6 @@ std::string pad_left(const std::string& text, size_t width) {
   size_t columns = 0;
   for (unsigned char ch : text) columns += (ch & 0xC0) != 0x80;
   return std::string(width > columns ? width - columns : 0, ' ') + text;
-}
-
-struct Cell {
-  double mean = 0, std = 0;
-  int64_t n = 0;
-};
-
-using Table = std::map<std::string, std::map<double, Cell>>;  // method → sparsity → top-1 over seeds
-
-// Top-1 over seeds per method and sparsity (sample std; 0 for a single seed).
-Table aggregate(const std::vector<Row>& rows) {
-  std::map<std::string, std::map<double, std::vector<double>>> values;
-  for (const Row& r : rows) values[r.method][r.sparsity].push_back(r.acc1);
-  Table cells;
-  for (const auto& [method, by_sparsity] : values)
-    for (const auto& [sparsity, v] : by_sparsity) {
-      Cell cell{0, 0, static_cast<int64_t>(v.size())};
-      for (double a : v) cell.mean += a / cell.n;
-      for (double a : v) cell.std += (a - cell.mean) * (a - cell.mean);
-      cell.std = cell.n > 1 ? std::sqrt(cell.std / (cell.n - 1)) : 0.0;
-      cells[method][sparsity] = cell;
-    }
-  return cells;
 }
 
 // Rows: sparsities; columns: methods; cells: mean ± std (mean alone for a single seed).
@@ -161,37 +117,13 @@ void print_table(const Table& cells, const std::vector<std::string>& methods) {
   }
 }
 
-// One line per method over sparsity in percent, a band where a cell has several seeds.
-LinePlot accuracy_plot(const Table& cells, const std::vector<std::string>& methods, double dense_top1) {
-  LinePlot plot;
-  char dense_label[64];
-  std::snprintf(dense_label, sizeof dense_label, "dense (%.2f%%)", dense_top1);
-  plot.reference = dense_top1;
-  plot.reference_label = dense_label;
-  bool bands = false;
-  for (const std::string& m : methods) {
-    Series s{m, {}, {}, {}};
-    bool band = false;
-    for (const auto& [sparsity, cell] : cells.at(m)) {
-      s.x.push_back(100 * sparsity);
-      s.y.push_back(cell.mean);
-      s.spread.push_back(cell.std);
-      band |= cell.n > 1;
-    }
-    if (!band) s.spread.clear();
-    bands |= band;
-    plot.series.push_back(std::move(s));
-  }
-  plot.y_label = bands ? "top-1 accuracy (%), mean ± std over seeds" : "top-1 accuracy (%)";
-  return plot;
-}
 
 int run(SweepConfig c) {
   if (c.threads > 0) set_num_threads(c.threads);
   SHEARS_CHECK(c.seeds > 0, "--seeds", "must be positive, got ", c.seeds);
   const auto& known = criteria(c.spec.structured);
   for (const std::string& m : c.methods)
-    if (std::find(known.begin(), known.end(), m) == known.end()) {
+    if (std::find(known.begin(), known.end(), sweep_criterion(c.spec.structured, m)) == known.end()) {
       std::string list;
       for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
       throw Error("--methods: unknown " + std::string(c.spec.structured ? "channel importance '" : "method '") + m +
@@ -200,12 +132,13 @@ int run(SweepConfig c) {
   for (double s : c.sparsities)
     SHEARS_CHECK(s >= 0 && s <= 1, "--sparsities", "each must be in [0, 1] (a fraction, not a percentage), got ", s);
   c.ft.batch_size = c.spec.batch_size;
+  c.spec.finetune = c.ft;
 
   fs::path dir(c.output), csv = dir / "sweep.csv", svg = dir / "sweep.svg";
   fs::create_directories(dir);
   check_settings(dir / "sweep.json", settings(c));
-  std::vector<Row> rows = read_rows(csv);
-  if (rows.empty()) std::ofstream(csv) << kHeader << '\n';
+  std::vector<SweepRow> rows = read_sweep_rows(csv);
+  if (rows.empty()) std::ofstream(csv) << kSweepHeader << '\n';
 
   OpenedData d = open_data(c.data);
   std::shared_ptr<nn::Module> dense = nn::load_model(c.weights);
@@ -223,7 +156,7 @@ int run(SweepConfig c) {
     for (double sparsity : c.sparsities)
       for (uint64_t seed = c.data.seed; seed < c.data.seed + static_cast<uint64_t>(c.seeds); ++seed) {
         ++done;
-        bool finished = std::any_of(rows.begin(), rows.end(), [&](const Row& r) {
+        bool finished = std::any_of(rows.begin(), rows.end(), [&](const SweepRow& r) {
           return r.method == method && std::abs(r.sparsity - sparsity) < 1e-9 && r.seed == seed;
         });
         if (finished) {
@@ -234,10 +167,7 @@ int run(SweepConfig c) {
         auto start = std::chrono::steady_clock::now();
         std::shared_ptr<nn::Module> model = dense->clone();
         PruneSpec spec = c.spec;
-        if (spec.structured)
-          spec.importance = method;
-        else
-          spec.method = method;
+        set_sweep_method(spec, method);
         spec.sparsity = sparsity;
         spec.seed = seed;
         prune_model(*model, spec, d);
@@ -282,8 +212,9 @@ Command add_sweep_command(CLI::App& app) {
   auto c = std::make_shared<SweepConfig>();
   cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
   add_data_flags(*cli, c->data);
-  cli->add_option("--methods", c->methods, "comma-separated: magnitude, random, snip, grasp, synflow "
-                                           "(with --structured: l1, l2, bn, taylor, random)")
+  cli->add_option("--methods", c->methods, "comma-separated: magnitude, random, snip, grasp, synflow, spode, swap, "
+                                           "lr, woodfisher (with --structured: l1, l2, lamp, bn, taylor, random, "
+                                           "intrafusion:<importance>)")
       ->required()
       ->delimiter(',');
   cli->add_option("--sparsities", c->sparsities, "comma-separated fractions, e.g. 0.5,0.7,0.9")->required()->delimiter(',');

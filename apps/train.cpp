@@ -1,27 +1,39 @@
 // `shears train`: trains a model from the zoo on a dataset, with a run folder holding the resolved
-// config, summary.csv (a row per epoch), events.jsonl, and last/best checkpoints (+ optimizer
-// state for --resume). Epoch e's shuffling, augmentation and dropout depend only on (seed, e), so
-// resuming from the end of an epoch reproduces the uninterrupted run.
+// config, summary.csv (a row per epoch), events.jsonl, and last/best checkpoints (+ the training
+// state for --resume: weights and optimizer state in one file). Epoch e's shuffling, augmentation
+// and dropout depend only on (seed, e), so resuming from the end of an epoch reproduces the
+// uninterrupted run.
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iomanip>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <optional>
+#include <sstream>
+#include <string_view>
+#include <thread>
+#include <tuple>
 
 #include "apps/commands.hpp"
 #include "apps/config_file.hpp"
+#include "apps/prune.hpp"
 #include "apps/session.hpp"
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
 #include "core/random.hpp"
+#include "dist/communicator.hpp"
 #include "nn/models/registry.hpp"
 #include "nn/safetensors.hpp"
 #include "optim/optimizer.hpp"
 #include "optim/schedule.hpp"
+#include "prune/model_fusion.hpp"
 #include "prune/sfw.hpp"
 
 namespace shears::app {
@@ -32,6 +44,8 @@ namespace fs = std::filesystem;
 
 struct TrainConfig {
   std::string model = "mlpnet";
+  std::vector<int64_t> widths;  // explicit layer widths (each model's header lists which layers)
+  float width_multiplier = 1.f;
   DataChoice data;
   int64_t batch_size = 128, epochs = 10;
   std::string opt = "sgd";
@@ -47,12 +61,28 @@ struct TrainConfig {
   double sfw_k_frac = 0.05, sfw_tau = 15.0, sfw_unconstrained_lr = 0.1;
   bool sfw_init = false;
   int threads = 0;
+  bool distributed = false;  // data-parallel over mpirun's ranks; batch_size is per rank (DDP)
+  // --split-data K: K models on K fixed parts of the training set, then fused (run_split_data).
+  int64_t split_data = 0;
+  int64_t split_part = -1;  // the part one run() trains (set by run_split_data)
+  double split_sparsity = 0.5;  // PaF and FaP channel sparsity
+  int64_t split_finetune_epochs = 0;
+  double split_finetune_lr = 0.01;
   int64_t stop_after = 0;  // epochs to run in this invocation (0: to the end)
+  bool skip_nonfinite = false;  // skip steps whose loss or gradients hold NaN/Inf instead of stopping
   std::string output, resume, config;
 };
 
+// The first SIGINT (Ctrl-C) or SIGTERM stops training after the current step with the weights in
+// interrupted.safetensors, exit code 128 + the signal (130, 143); a second one ends the process
+// at once (the default action, restored here: signal() is async-signal-safe).
 std::atomic<bool> interrupted{false};
-extern "C" void on_interrupt(int) { interrupted = true; }
+std::atomic<int> interrupt_signal{0};
+extern "C" void on_interrupt(int sig) {
+  interrupt_signal = sig;
+  interrupted = true;
+  std::signal(sig, SIG_DFL);
+}
 
 template <class T>
 T sfw_choice(const std::string& flag, const std::string& value, const std::vector<std::pair<std::string, T>>& choices) {
@@ -111,61 +141,196 @@ void append_line(const fs::path& path, const std::string& line) {
   SHEARS_CHECK(out.good(), path.string(), "cannot append to the run log");
 }
 
-// Optimizer state, the epoch just finished and the best accuracy so far, beside the weights.
-void save_training_state(const fs::path& path, const optim::Optimizer& opt, int64_t epoch, double best_top1) {
+// The training state in one file, written atomically and last of an epoch's files: the weights
+// (their names prefixed with kWeights), the optimizer state, the epoch just finished and the best
+// accuracy so far. --resume reads only this file, so a run killed between two checkpoint writes
+// (kill -9, power loss) resumes from a consistent state.
+constexpr const char* kWeights = "model/";
+
+// Beside weights and optimizer state: the epochs done, the best accuracy so far and every epoch's
+// mean training loss (full precision: SFW's dynamic_change lr scheme compares their averages).
+struct TrainingProgress {
+  int64_t epochs_done = 0;
+  double best_top1 = -1.0;
+  std::vector<double> epoch_losses;
+};
+
+void save_training_state(const fs::path& path, const nn::Module& model, const optim::Optimizer& opt, int64_t epoch,
+                         double best_top1, const std::vector<double>& epoch_losses) {
   std::vector<safetensors::Entry> entries;
+  for (safetensors::Entry& e : model.state_dict()) entries.push_back({kWeights + e.name, e.value, e.dtype});
   for (const auto& [name, t] : opt.state_dict()) entries.push_back({name, t, safetensors::Dtype::F32});
+  std::string losses;
+  for (double l : epoch_losses) losses += (losses.empty() ? "" : ",") + detail::concat(std::setprecision(17), l);
   safetensors::save(path.string(), entries,
-                    {{"optimizer", opt.name()}, {"epoch", std::to_string(epoch)}, {"best_top1", std::to_string(best_top1)}});
+                    {{"optimizer", opt.name()}, {"epoch", std::to_string(epoch)}, {"best_top1", std::to_string(best_top1)},
+                     {"epoch_losses", losses}});
+}
+
+// Restores what save_training_state wrote.
+TrainingProgress load_training_state(const fs::path& path, nn::Module& model, optim::Optimizer& opt) {
+  safetensors::File s = safetensors::load(path.string());
+  std::vector<safetensors::Entry> weights;
+  optim::NamedTensors state;
+  for (safetensors::Entry& e : s.tensors) {
+    if (e.name.starts_with(kWeights))
+      weights.push_back({e.name.substr(std::string_view(kWeights).size()), e.value, e.dtype});
+    else
+      state.emplace_back(e.name, e.value);
+  }
+  SHEARS_CHECK(!weights.empty(), path.string(), "no weights (tensors named ", kWeights,
+               "...) in the training state: written by an older shears? Start the run again");
+  try {
+    model.load_state_dict(weights);
+    opt.load_state_dict(state);
+  } catch (const Error& e) {
+    throw Error(path.string() + ": " + e.what());
+  }
+  auto number = [&](const char* key) {
+    auto it = s.metadata.find(key);
+    char* end = nullptr;
+    const double v = it == s.metadata.end() ? NAN : std::strtod(it->second.c_str(), &end);
+    SHEARS_CHECK(std::isfinite(v) && *end == '\0', path.string(), "metadata '", key, "' should be a number, got '",
+                 it == s.metadata.end() ? "<missing>" : it->second, "'");
+    return v;
+  };
+  const double epoch = number("epoch");
+  SHEARS_CHECK(epoch >= 0 && epoch < 1e9 && std::trunc(epoch) == epoch, path.string(), "metadata 'epoch' should be ",
+               "the index of the last finished epoch, got ", epoch);
+  TrainingProgress progress{static_cast<int64_t>(epoch) + 1, number("best_top1"), {}};
+  auto losses = s.metadata.find("epoch_losses");
+  if (losses != s.metadata.end() && !losses->second.empty()) {
+    std::stringstream list(losses->second);
+    for (std::string item; std::getline(list, item, ',');) {
+      char* end = nullptr;
+      progress.epoch_losses.push_back(std::strtod(item.c_str(), &end));
+      SHEARS_CHECK(*end == '\0' && !item.empty(), path.string(), "metadata 'epoch_losses' should list numbers, got '",
+                   item, "'");
+    }
+  }
+  return progress;
+}
+
+// A run killed after logging epoch k + 1 but before saving its training state resumes at epoch
+// k + 1 and logs it again: keeps the header and the rows (summary.csv) or events (events.jsonl)
+// of the first `epochs` epochs only.
+void keep_logged_epochs(const fs::path& path, int64_t epochs) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    nlohmann::json event = nlohmann::json::parse(line, nullptr, false);  // a CSV row is not JSON ...
+    const int64_t epoch = event.is_object() && event.contains("epoch") && event["epoch"].is_number_integer()
+                              ? event["epoch"].get<int64_t>()
+                              : std::atoll(line.c_str());  // ... but starts with its epoch (the header: 0)
+    if (epoch <= epochs) kept += line + '\n';
+  }
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
+}
+
+// --sched keep|decrease_3|decrease_3_180|dynamic_change: SFW's per-epoch schemes (ALGORITHMS.md §4.4).
+std::optional<prune::LrScheme> epoch_scheme(const std::string& sched) {
+  for (const char* name : {"keep", "decrease_3", "decrease_3_180", "dynamic_change"})
+    if (sched == name) return prune::lr_scheme_from_string(sched);
+  return std::nullopt;
+}
+
+std::vector<Tensor> values(const optim::NamedTensors& named) {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : named) out.push_back(t);
+  return out;
+}
+
+// Each rank evaluated its shard of the data: the figures over all of it.
+EvalResult combine(const dist::Communicator& comm, EvalResult r) {
+  std::vector<double> sums{r.loss * r.samples, r.top1 * r.samples / 100, r.top5 * r.samples / 100,
+                           static_cast<double>(r.samples)};
+  comm.sum(sums);
+  r.samples = static_cast<int64_t>(sums[3]);
+  r.loss = sums[0] / sums[3];
+  r.top1 = 100 * sums[1] / sums[3];
+  r.top5 = 100 * sums[2] / sums[3];
+  return r;
+}
+
+// Ranks on one machine share its cores: without --threads or SHEARS_NUM_THREADS each takes its part.
+int threads_per_rank(int requested, const dist::Communicator& comm) {
+  if (requested > 0 || comm.local_size() == 1 || std::getenv("SHEARS_NUM_THREADS")) return requested;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / comm.local_size());
 }
 
 int run(TrainConfig c, CLI::App& cli) {
+  dist::Communicator comm(c.distributed);
+  c.threads = threads_per_rank(c.threads, comm);
   if (c.threads > 0) set_num_threads(c.threads);
+  const bool root = comm.is_root();
+  if (!root) SHEARS_CHECK(std::freopen("/dev/null", "w", stdout), "train", "cannot silence rank ", comm.rank());  // rank 0 reports
   SHEARS_CHECK(c.batch_size > 0 && c.epochs > 0, "train", "--batch-size and --epochs must be positive");
   SHEARS_CHECK(!c.output.empty(), "train", "--output DIR is required (the run folder)");
+  SHEARS_CHECK(!(c.distributed && c.sfw_init), "train", "--sfw-init runs its own training loop, which is not distributed");
   fs::path dir(c.output);
-  fs::create_directories(dir);
-  {
+  if (root) {
+    fs::create_directories(dir);
+    for (const std::string& tmp : safetensors::remove_temp_files(dir.string()))
+      std::printf("removed %s, left by a run killed while saving\n", tmp.c_str());
     std::ofstream config(dir / "config.toml");
     config << cli.config_to_str(true, false);
   }
 
   OpenedData d = open_data(c.data);
+  if (c.split_part >= 0) {  // --split-data: part k of a split fixed by the seed, and an initialisation of its own
+    const int64_t n = d.splits.train->size(), parts = c.split_data;
+    std::vector<int64_t> lengths;
+    for (int64_t k = 0; k < parts; ++k) lengths.push_back(n / parts + (k < n % parts));
+    d.splits.train = data::random_split(d.splits.train, lengths, c.data.seed)[c.split_part];
+  }
   nn::ModelOptions mo;
   mo.in_channels = d.channels;
   mo.num_classes = d.num_classes;
   mo.input_size = d.input_size;
-  Generator init_gen(c.data.seed);
+  mo.widths = c.widths;
+  mo.width_multiplier = c.width_multiplier;
+  Generator init_gen(c.data.seed + static_cast<uint64_t>(std::max<int64_t>(0, c.split_part)));
   std::shared_ptr<nn::Module> model = nn::make_model(c.model, mo, init_gen);
+  const std::vector<Tensor> params = model->parameters(), buffers = values(model->named_buffers());
+  comm.broadcast(params);  // the same seed gives the same weights anyway; this makes it a fact
+  comm.broadcast(buffers);
   auto opt = make_optimizer(c, model->named_parameters());
 
+  // Every loader yields this rank's shard: per-rank batches of --batch-size, like DDP.
+  const int64_t shards = comm.size(), shard = comm.rank();
   data::DataLoader train_loader(d.splits.train, d.train_transform,
-                                {c.batch_size, true, true, c.data.seed, c.data.workers, 2});
-  data::DataLoader test_loader(d.splits.test, d.test_transform, {256, false, false, c.data.seed, c.data.workers, 2});
+                                {c.batch_size, true, true, c.data.seed, c.data.workers, 2, shards, shard});
+  data::DataLoader test_loader(d.splits.test, d.test_transform,
+                               {256, false, false, c.data.seed, c.data.workers, 2, shards, shard});
   std::unique_ptr<data::DataLoader> val_loader;  // --val-fraction: held out from train, evaluated like test
   if (d.splits.val)
-    val_loader = std::make_unique<data::DataLoader>(d.splits.val, d.test_transform,
-                                                    data::LoaderOptions{256, false, false, c.data.seed, c.data.workers, 2});
+    val_loader = std::make_unique<data::DataLoader>(
+        d.splits.val, d.test_transform, data::LoaderOptions{256, false, false, c.data.seed, c.data.workers, 2, shards, shard});
   int64_t iters = train_loader.num_batches();
   SHEARS_CHECK(iters > 0, "train", "the training set (", d.splits.train->size(), " samples) is smaller than one batch of ",
-               c.batch_size);
+               c.batch_size, (shards > 1 ? " per rank" : ""));
   optim::ScheduleOptions so{c.sched, c.epochs * iters, c.decay_epochs * iters, {}, c.decay_rate,
                             c.lr > 0 ? c.min_lr / c.lr : 0.0, c.warmup_epochs * iters, c.warmup_factor};
   for (int64_t m : c.decay_milestones) so.milestones.push_back(m * iters);
+  const std::optional<prune::LrScheme> scheme = epoch_scheme(c.sched);
+  if (scheme) so.name = "constant";  // the scheme sets the factor once per epoch, below
   auto schedule = optim::make_schedule(so);
 
   int64_t first_epoch = 0;
   double best_top1 = -1.0;
+  std::vector<double> epoch_losses;  // mean training loss of every finished epoch
   if (!c.resume.empty()) {
-    fs::path weights(c.resume), state = fs::path(c.resume).replace_extension(".optim.safetensors");
-    model->load_checkpoint(weights.string());
-    safetensors::File s = safetensors::load(state.string());
-    optim::NamedTensors named;
-    for (const auto& e : s.tensors) named.emplace_back(e.name, e.value);
-    opt->load_state_dict(named);
-    first_epoch = std::stoll(s.metadata.at("epoch")) + 1;
-    best_top1 = std::stod(s.metadata.at("best_top1"));
-    std::printf("resumed from %s at epoch %lld\n", weights.c_str(), (long long)first_epoch);
+    fs::path state = fs::path(c.resume).replace_extension(".optim.safetensors");
+    TrainingProgress progress = load_training_state(state, *model, *opt);
+    first_epoch = progress.epochs_done, best_top1 = progress.best_top1, epoch_losses = progress.epoch_losses;
+    SHEARS_CHECK(!scheme || static_cast<int64_t>(epoch_losses.size()) == first_epoch, state.string(), "holds the losses of ",
+                 epoch_losses.size(), " epochs, not ", first_epoch, ": the lr scheme '", c.sched,
+                 "' needs them (written by an older shears? start the run again)");
+    if (root)
+      for (const fs::path& log : {dir / "summary.csv", dir / "events.jsonl"}) keep_logged_epochs(log, first_epoch);
+    std::printf("resumed from %s (weights and optimizer state) after epoch %lld\n", state.c_str(),
+                (long long)first_epoch);
   }
 
   if (c.opt == "sfw" && c.sfw_init && first_epoch == 0) {  // SFW-Init (ALGORITHMS.md §4.6), on its own shuffle
@@ -184,60 +349,90 @@ int run(TrainConfig c, CLI::App& cli) {
   std::printf("train %s on %s: %lld train / %lld test images, %lldx%lld, %lld classes, %lld parameters\n",
               c.model.c_str(), d.splits.name.c_str(), (long long)d.splits.train->size(), (long long)d.splits.test->size(),
               (long long)d.input_size, (long long)d.input_size, (long long)d.num_classes, (long long)model->num_parameters());
+  if (shards > 1)
+    std::printf("distributed: %lld ranks x batch %lld (global batch %lld), %d threads per rank\n", (long long)shards,
+                (long long)c.batch_size, (long long)(shards * c.batch_size), num_threads());
   fs::path summary = dir / "summary.csv", events = dir / "events.jsonl";
-  if (first_epoch == 0) {
+  if (first_epoch == 0 && root) {
     std::ofstream(summary)
         << "epoch,train_loss,train_top1,val_loss,val_top1,test_loss,test_top1,test_top5,lr,seconds,images_per_second\n";
     std::ofstream(events).flush();
   }
   std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  const optim::NamedTensors named_params = model->named_parameters();
+  int64_t run_of_skips = 0;  // --skip-nonfinite: steps skipped in a row, across epochs
 
   int64_t last_epoch = c.stop_after > 0 ? std::min(c.epochs, first_epoch + c.stop_after) : c.epochs;
   for (int64_t epoch = first_epoch; epoch < last_epoch; ++epoch) {
-    default_generator().seed(c.data.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));  // dropout: f(seed, epoch)
+    // dropout: f(seed, epoch, rank), so the ranks' masks differ as on one rank with the whole batch
+    default_generator().seed(c.data.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) +
+                             (static_cast<uint64_t>(shard) << 32));
     model->train();
     train_loader.start_epoch(epoch);
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), iters);
     auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
-    int64_t seen = 0, correct = 0, step = 0;
+    int64_t seen = 0, correct = 0, step = 0, skipped = 0;
     while (auto batch = train_loader.next()) {
-      opt->scale_lr(schedule->factor(epoch * iters + step));
+      opt->scale_lr(scheme ? prune::lr_scheme_factor(*scheme, epoch, c.epochs, epoch_losses)
+                           : schedule->factor(epoch * iters + step));
       Tensor logits = (*model)(batch->images);
       Tensor loss = cross_entropy(logits, batch->labels, static_cast<float>(c.label_smoothing));
       float value = loss.item();
-      if (!std::isfinite(value))
-        throw Error("train: the loss became " + std::to_string(value) + " at epoch " + std::to_string(epoch + 1) +
-                    ", step " + std::to_string(step + 1) + "; the last good checkpoint is " + (dir / "last.safetensors").string() +
-                    ". Hint: lower --lr (now " + std::to_string(c.lr) + ") or add --clip-grad");
       opt->zero_grad();
       loss.backward();
-      if (c.clip_grad > 0) optim::clip_grad_norm(model->named_parameters(), c.clip_grad);
-      opt->step();
-      int64_t n = logits.size(0);
-      loss_sum += value * n;
-      correct += count_topk(logits, batch->labels, 1);
-      seen += n;
+      const bool stop = comm.average_gradients(params, interrupted);  // all ranks stop at the same step
+      // (Gradients are averaged, so every rank finds the same.)
+      if (optim::NonFinite bad = optim::check_finite(value, named_params); !bad.problem.empty()) {
+        const bool gave_up = ++run_of_skips >= iters;
+        bad.problem = detail::concat("epoch ", epoch + 1, ", step ", step + 1, ": ", bad.problem);
+        if (!c.skip_nonfinite || !bad.skippable || gave_up)
+          throw Error(detail::concat(
+              "train: ", bad.problem, c.skip_nonfinite && gave_up ? "; the last " + std::to_string(iters) : "",
+              c.skip_nonfinite && gave_up ? " steps (an epoch's worth) were all skipped" : "",
+              fs::exists(dir / "last.safetensors") ? "; the last checkpoint is " + (dir / "last.safetensors").string()
+                                                   : "; no checkpoint was written yet",
+              ". Hint: lower --lr (now ", c.lr, ") or add --clip-grad",
+              c.skip_nonfinite ? "" : "; --skip-nonfinite skips such steps"));
+        if (skipped++ == 0)
+          std::printf("\nskipping the step: %s (further skips this epoch are counted)\n", bad.problem.c_str());
+      } else {
+        run_of_skips = 0;
+        if (c.clip_grad > 0) optim::clip_grad_norm(named_params, c.clip_grad);
+        opt->step();
+        int64_t n = logits.size(0);
+        loss_sum += value * n;
+        correct += count_topk(logits, batch->labels, 1);
+        seen += n;
+      }
       ++step;
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       char stats[128];
       std::snprintf(stats, sizeof stats, "loss %.4f acc %.2f%% %.0f img/s", loss_sum / seen, 100.0 * correct / seen, seen / secs);
       progress.update(step, stats);
-      if (interrupted) {
+      if (stop) {
         progress.finish();
-        model->save_checkpoint((dir / "interrupted.safetensors").string());
-        std::printf("interrupted at epoch %lld step %lld: weights saved to %s; --resume %s continues from the last "
+        if (root) model->save_checkpoint((dir / "interrupted.safetensors").string());
+        const int sig = interrupt_signal ? interrupt_signal.load() : SIGINT;  // (another rank's signal)
+        std::printf("interrupted (%s) at epoch %lld step %lld: weights saved to %s; --resume %s continues from the last "
                     "completed epoch\n",
-                    (long long)epoch + 1, (long long)step, (dir / "interrupted.safetensors").c_str(),
-                    (dir / "last.safetensors").c_str());
-        return 130;
+                    sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)epoch + 1, (long long)step,
+                    (dir / "interrupted.safetensors").c_str(), (dir / "last.safetensors").c_str());
+        return 128 + sig;
       }
     }
     progress.finish();
     double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    EvalResult test = evaluate(*model, test_loader, d.num_classes);
+    // The ranks' figures become global; BN running statistics become rank 0's (DDP's broadcast_buffers).
+    std::vector<double> totals{loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+    comm.sum(totals);
+    loss_sum = totals[0], correct = static_cast<int64_t>(totals[1]), seen = static_cast<int64_t>(totals[2]);
+    epoch_losses.push_back(loss_sum / seen);
+    comm.broadcast(buffers);
+    EvalResult test = combine(comm, evaluate(*model, test_loader, d.num_classes));
     std::optional<EvalResult> val;
-    if (val_loader) val = evaluate(*model, *val_loader, d.num_classes);
+    if (val_loader) val = combine(comm, evaluate(*model, *val_loader, d.num_classes));
     double lr = opt->param_groups().front().lr;
     char val_text[64] = "", val_cells[64] = ",";
     if (val) {
@@ -247,27 +442,45 @@ int run(TrainConfig c, CLI::App& cli) {
     std::printf("epoch %lld/%lld  train loss %.4f top-1 %.2f%%%s  test loss %.4f top-1 %.2f%% top-5 %.2f%%  lr %.5f  %s (%.0f img/s)\n",
                 (long long)epoch + 1, (long long)c.epochs, loss_sum / seen, 100.0 * correct / seen, val_text, test.loss,
                 test.top1, test.top5, lr, format_duration(train_seconds).c_str(), seen / train_seconds);
+    if (skipped)
+      std::printf("  skipped %lld of %lld steps (non-finite loss or gradients)\n", (long long)skipped, (long long)step);
+    double allreduce_ms = 0;
+    if (shards > 1) {
+      std::vector<Tensor> state = params;
+      state.insert(state.end(), buffers.begin(), buffers.end());
+      uint64_t checksum = comm.verify_identical(state);
+      const dist::SyncStats& s = comm.sync_stats();
+      allreduce_ms = 1e3 * s.seconds / std::max<int64_t>(1, s.calls);
+      std::printf("  all-reduce %.2f ms/step (%.1f%% of training time; waiting for the slowest rank included), "
+                  "%.2f MiB in %.0f bucket(s) per step; weights identical on %lld ranks (checksum %016llx)\n",
+                  allreduce_ms, 100 * s.seconds / train_seconds, s.bytes / 1048576.0 / std::max<int64_t>(1, s.calls),
+                  double(s.buckets) / std::max<int64_t>(1, s.calls), (long long)shards, (unsigned long long)checksum);
+      comm.reset_sync_stats();
+    }
     std::fflush(stdout);
     char row[320];
     std::snprintf(row, sizeof row, "%lld,%.6f,%.4f,%s,%.6f,%.4f,%.4f,%.8g,%.3f,%.1f", (long long)epoch + 1,
                   loss_sum / seen, 100.0 * correct / seen, val_cells, test.loss, test.top1, test.top5, lr, train_seconds,
                   seen / train_seconds);
-    append_line(summary, row);
+    if (root) append_line(summary, row);
     nlohmann::json event = {{"event", "epoch"}, {"epoch", epoch + 1}, {"train_loss", loss_sum / seen},
                             {"train_top1", 100.0 * correct / seen}, {"test_loss", test.loss}, {"test_top1", test.top1},
                             {"test_top5", test.top5}, {"lr", lr}, {"seconds", train_seconds}};
     if (val) event["val_loss"] = val->loss, event["val_top1"] = val->top1;
-    append_line(events, event.dump());
+    if (skipped) event["skipped_steps"] = skipped;
+    if (shards > 1) event["ranks"] = shards, event["allreduce_ms_per_step"] = allreduce_ms;
+    if (root) append_line(events, event.dump());
     std::map<std::string, std::string> meta{{"epoch", std::to_string(epoch + 1)}, {"test_top1", std::to_string(test.top1)}};
-    model->save_checkpoint((dir / "last.safetensors").string(), meta);
+    if (root) model->save_checkpoint((dir / "last.safetensors").string(), meta);
     double selection = val ? val->top1 : test.top1;  // the best epoch is chosen on held-out data when there is some
     if (selection > best_top1) {
       best_top1 = selection;
-      model->save_checkpoint((dir / "best.safetensors").string(), meta);
+      if (root) model->save_checkpoint((dir / "best.safetensors").string(), meta);
     }
-    save_training_state(dir / "last.optim.safetensors", *opt, epoch, best_top1);
+    if (root) save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses);
   }
   std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   if (last_epoch < c.epochs) {
     std::printf("stopped after epoch %lld of %lld; continue with --resume %s\n", (long long)last_epoch,
                 (long long)c.epochs, (dir / "last.safetensors").c_str());
@@ -278,6 +491,140 @@ int run(TrainConfig c, CLI::App& cli) {
   return 0;
 }
 
+// --split-data K (issue 12; ALGORITHMS.md §2.6, whose procedure the authors did not publish; this
+// is ours). K models, model k on part k of a random split of the training set (fixed by --seed)
+// and initialised from seed + k, are trained with no communication: one per rank under mpirun
+// with --distributed (each rank writes its part's run folder), else one after another. Rank 0
+// then combines their last weights (each rank sends its own, so no shared disk is needed) four
+// ways, each evaluated on the test set as is and after --split-finetune-epochs of fine-tuning on
+// the whole training set:
+//   naive  the plain average of the K models (no alignment), the baseline;
+//   ot     OT fusion: models 1..K-1 aligned to model 0, then averaged (prune/model_fusion.hpp);
+//   paf    prune, then fuse: each model pruned by Intra-Fusion (l1 importance, the same channel
+//          sparsity in every group, so the pruned models share widths), then OT-fused;
+//   fap    fuse, then prune: the OT-fused model pruned by Intra-Fusion the same way;
+// and each part alone. Writes DIR/part-k/ (each model's run folder), DIR/<name>.safetensors and
+// DIR/split_data.csv.
+int run_split_data(const TrainConfig& c, CLI::App& cli) {
+  const int64_t parts = c.split_data;
+  SHEARS_CHECK(parts >= 2, "--split-data", "needs at least 2 parts, got ", parts);
+  SHEARS_CHECK(c.resume.empty() && c.stop_after == 0, "--split-data", "trains every part to the end: it cannot be ",
+               "combined with --resume or --stop-after");
+  SHEARS_CHECK(!c.output.empty(), "train", "--output DIR is required (the run folder)");
+  dist::Communicator world(c.distributed);
+  SHEARS_CHECK(!c.distributed || world.size() == parts, "--split-data", "trains one part per rank: start it with "
+               "mpirun -np ", parts, ", got ", world.size(), " ranks");
+  if (!world.is_root()) SHEARS_CHECK(std::freopen("/dev/null", "w", stdout), "train", "cannot silence rank ", world.rank());
+  const fs::path dir(c.output);
+  auto part_dir = [&](int64_t k) { return dir / ("part-" + std::to_string(k)); };
+  std::vector<double> seconds(static_cast<size_t>(parts), 0.0);
+  for (int64_t k = world.rank(); k < parts; k += world.size()) {
+    TrainConfig part = c;
+    part.distributed = false;
+    part.split_part = k;
+    part.threads = threads_per_rank(c.threads, world);
+    part.output = part_dir(k).string();
+    std::printf("== split-data part %lld of %lld\n", (long long)k + 1, (long long)parts);
+    auto start = std::chrono::steady_clock::now();
+    if (int status = run(part, cli); status != 0) return status;
+    seconds[k] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  world.sum(seconds);
+  std::vector<std::shared_ptr<nn::Module>> models(static_cast<size_t>(parts));
+  for (int64_t k = world.rank(); k < parts; k += world.size())
+    models[k] = nn::load_model((part_dir(k) / "last.safetensors").string());
+  for (int64_t k = 0; k < parts; ++k) {
+    if (!models[k]) models[k] = models[world.rank()]->clone();
+    std::vector<Tensor> state = values(models[k]->named_parameters()), buffers = values(models[k]->named_buffers());
+    state.insert(state.end(), buffers.begin(), buffers.end());
+    world.broadcast(state, static_cast<int>(k));  // no-op in one process
+  }
+  if (!world.is_root()) return 0;
+
+  OpenedData d = open_data(c.data);
+  const Shape input{1, d.channels, d.input_size, d.input_size};
+  PruneSpec spec;
+  spec.structured = true;
+  spec.method = "intrafusion";
+  spec.importance = "l1";
+  spec.distribution = "per-layer";
+  spec.sparsity = c.split_sparsity;
+  spec.seed = c.data.seed;
+  auto pruned = [&](const std::shared_ptr<nn::Module>& m) {
+    std::shared_ptr<nn::Module> p = m->clone();
+    prune_model(*p, spec, d);
+    return p;
+  };
+  struct Combined {
+    std::string name;
+    std::shared_ptr<nn::Module> model;
+    double seconds;  // combining (fusion, pruning), not training
+  };
+  std::vector<Combined> combined;
+  auto timed = [&](const std::string& name, const std::function<std::shared_ptr<nn::Module>()>& make) {
+    auto start = std::chrono::steady_clock::now();
+    std::shared_ptr<nn::Module> m = make();
+    combined.push_back({name, m, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
+  };
+  timed("naive", [&] { return prune::fuse_models(models, input, {.align = false}); });
+  timed("ot", [&] { return prune::fuse_models(models, input); });
+  timed("paf", [&] {
+    std::vector<std::shared_ptr<nn::Module>> each;
+    for (const auto& m : models) each.push_back(pruned(m));
+    return prune::fuse_models(each, input);
+  });
+  timed("fap", [&] { return pruned(prune::fuse_models(models, input)); });
+
+  data::DataLoader test_loader(d.splits.test, d.test_transform, {256, false, false, c.data.seed, c.data.workers, 2});
+  FineTune ft{c.split_finetune_epochs, c.split_finetune_lr, c.momentum, c.weight_decay, c.batch_size};
+  struct Row {
+    std::string name;
+    int64_t parameters;
+    EvalResult before;
+    std::optional<EvalResult> after;         // fine-tuned
+    std::optional<double> combine_seconds;  // fusion and pruning (the parts have none)
+    double finetune_seconds = 0;
+  };
+  std::vector<Row> rows;
+  for (int64_t k = 0; k < parts; ++k)
+    rows.push_back({"part-" + std::to_string(k), models[k]->num_parameters(), evaluate(*models[k], test_loader, d.num_classes),
+                    {}, {}});
+  for (Combined& m : combined) {
+    Row row{m.name, m.model->num_parameters(), evaluate(*m.model, test_loader, d.num_classes), {}, m.seconds};
+    if (ft.epochs > 0) {
+      std::printf("fine-tuning %s\n", m.name.c_str());
+      auto start = std::chrono::steady_clock::now();
+      fine_tune(*m.model, ft, d, c.data.seed);
+      row.finetune_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      row.after = evaluate(*m.model, test_loader, d.num_classes);
+    }
+    m.model->save_checkpoint((dir / (m.name + ".safetensors")).string(),
+                             {{"split_data", std::to_string(parts)}, {"combination", m.name},
+                              {"test_top1", std::to_string((row.after ? *row.after : row.before).top1)}});
+    rows.push_back(std::move(row));
+  }
+
+  const double total = std::accumulate(seconds.begin(), seconds.end(), 0.0);
+  std::printf("\nsplit-data: %lld parts trained in %s each on average (%s in all, %s)\n", (long long)parts,
+              format_duration(total / static_cast<double>(parts)).c_str(), format_duration(total).c_str(),
+              world.size() > 1 ? "in parallel, one per rank" : "one after another");
+  std::printf("%-8s %12s %11s %9s %17s\n", "model", "parameters", "test top-1", "combine", "fine-tuned top-1");
+  std::ofstream csv(dir / "split_data.csv");
+  csv << "model,parameters,test_loss,test_top1,finetuned_test_loss,finetuned_test_top1,combine_seconds,finetune_seconds\n";
+  for (const Row& r : rows) {
+    std::printf("%-8s %12lld %10.2f%%", r.name.c_str(), (long long)r.parameters, r.before.top1);
+    if (r.combine_seconds) std::printf(" %8.2fs", *r.combine_seconds);
+    if (r.after) std::printf(" %16.2f%%", r.after->top1);
+    std::printf("\n");
+    csv << r.name << ',' << r.parameters << ',' << r.before.loss << ',' << r.before.top1 << ',';
+    if (r.after) csv << r.after->loss << ',' << r.after->top1;
+    else csv << ',';
+    csv << ',' << r.combine_seconds.value_or(0) << ',' << r.finetune_seconds << '\n';
+  }
+  std::printf("run folder %s: part-*/ (each model's run), naive/ot/paf/fap.safetensors, split_data.csv\n", dir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 Command add_train_command(CLI::App& app) {
@@ -285,6 +632,9 @@ Command add_train_command(CLI::App& app) {
   auto c = std::make_shared<TrainConfig>();
   cli->add_option("--config", c->config, "a TOML/INI file whose keys are these flags")->check(CLI::ExistingFile);
   cli->add_option("--model", c->model, "architecture (see `shears info --models`)")->capture_default_str();
+  cli->add_option("--widths", c->widths, "comma-separated layer widths, e.g. vgg11_bn's 8 convs (see nn/models/)")
+      ->delimiter(',');
+  cli->add_option("--width-multiplier", c->width_multiplier, "mobilenet_v1")->capture_default_str();
   add_data_flags(*cli, c->data);
   cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str();
   cli->add_option("--epochs", c->epochs)->capture_default_str();
@@ -294,7 +644,10 @@ Command add_train_command(CLI::App& app) {
   cli->add_flag("--nesterov", c->nesterov);
   cli->add_option("--weight-decay,--wd", c->weight_decay)->capture_default_str();
   cli->add_flag("--decay-all", c->decay_all, "weight decay on biases and normalisation too");
-  cli->add_option("--sched", c->sched, "constant, step, multistep, cosine or onecycle (per iteration)")->capture_default_str();
+  cli->add_option("--sched", c->sched,
+                  "constant, step, multistep, cosine or onecycle (per iteration); SFW's per-epoch keep, decrease_3, "
+                  "decrease_3_180 or dynamic_change")
+      ->capture_default_str();
   cli->add_option("--warmup-epochs", c->warmup_epochs)->capture_default_str();
   cli->add_option("--warmup-factor", c->warmup_factor, "warm-up starts at this fraction of --lr")->capture_default_str();
   cli->add_option("--decay-epochs", c->decay_epochs, "step: epochs between decays")->capture_default_str();
@@ -314,13 +667,24 @@ Command add_train_command(CLI::App& app) {
   cli->add_flag("--sfw-init", c->sfw_init, "sfw: learn the initial per-tensor scales first (SFW-Init)");
   cli->add_option("--sfw-init-iters", c->sfw_init_iters, "sfw: SFW-Init iterations")->capture_default_str();
   cli->add_option("--seed", c->data.seed)->capture_default_str();
-  cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)");
+  cli->add_option("--threads", c->threads, "threads per rank (0: SHEARS_NUM_THREADS, or the cores shared among the ranks)");
+  cli->add_flag("--distributed", c->distributed,
+                "data-parallel over the ranks of mpirun: each trains on its shard, gradients averaged (--batch-size is per "
+                "rank); with --split-data, one part per rank");
+  cli->add_option("--split-data", c->split_data,
+                  "train K models on K disjoint parts of the data, then combine them (naive, OT fusion, PaF, FaP)");
+  cli->add_option("--split-sparsity", c->split_sparsity, "split-data: channel sparsity of PaF and FaP")->capture_default_str();
+  cli->add_option("--split-finetune-epochs", c->split_finetune_epochs, "split-data: fine-tuning of each combined model")
+      ->capture_default_str();
+  cli->add_option("--split-finetune-lr", c->split_finetune_lr, "split-data: its lr (cosine-decayed)")->capture_default_str();
   cli->add_option("--output,-o", c->output, "run folder")->required();
   cli->add_option("--resume", c->resume, "continue from a run's last.safetensors");
   cli->add_option("--stop-after", c->stop_after, "run only this many epochs now (resume later with --resume)");
+  cli->add_flag("--skip-nonfinite", c->skip_nonfinite,
+                "skip steps whose loss or gradients hold NaN/Inf (counted in the log) instead of stopping");
   return {cli, [c, cli] {
             if (!c->config.empty()) apply_config_file(*cli, c->config);
-            return run(*c, *cli);
+            return c->split_data > 0 ? run_split_data(*c, *cli) : run(*c, *cli);
           }};
 }
 

@@ -1,9 +1,15 @@
 #include "core/allocator.hpp"
 
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <new>
+
+#include "core/error.hpp"
 
 namespace shears {
 
@@ -24,10 +30,33 @@ Cache& cache() {
   return *instance;
 }
 
+thread_local AllocationLimit* current_limit = nullptr;  // the innermost on this thread
+
 }  // namespace
+
+AllocationLimit::AllocationLimit(size_t bytes, std::string message)
+    : limit_(bytes), message_(std::move(message)), outer_(current_limit) {
+  current_limit = this;
+}
+
+AllocationLimit::~AllocationLimit() { current_limit = outer_; }
+
+void AllocationLimit::charge(size_t bytes) {
+  if (outer_ != nullptr) outer_->charge(bytes);
+  if (bytes > limit_ - used_) throw Error(message_);
+  used_ += bytes;
+}
+
+size_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  // Unknown: no cap (kept within int64_t, which the readers count in).
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page)
+                               : static_cast<size_t>(std::numeric_limits<int64_t>::max());
+}
 
 void* allocate_block(size_t bytes) {
   bytes = (bytes + kAlign - 1) / kAlign * kAlign;
+  if (current_limit != nullptr) current_limit->charge(bytes);
   if (bytes >= kMinCached) {
     Cache& c = cache();
     std::lock_guard lock(c.mutex);

@@ -34,8 +34,14 @@ Storage::Storage(int64_t size) : data_(static_cast<float*>(allocate_block(storag
 
 Storage::~Storage() { free_block(data_, storage_bytes(size_)); }
 
+// Also refuses shapes whose bytes overflow (2^61 elements and up): sizes from a file can be anything.
 static void check_shape(const Shape& shape, const char* where) {
-  for (int64_t s : shape) SHEARS_CHECK(s >= 0, where, "negative dimension in shape ", to_string(shape));
+  int64_t n = 1;
+  for (int64_t s : shape) {
+    SHEARS_CHECK(s >= 0, where, "negative dimension in shape ", to_string(shape));
+    SHEARS_CHECK(!__builtin_mul_overflow(n, s, &n) && n < (int64_t{1} << 61), where, "shape ", to_string(shape),
+                 " has too many elements to allocate");
+  }
 }
 
 Tensor Tensor::empty(const Shape& shape) {

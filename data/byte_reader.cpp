@@ -19,10 +19,12 @@ gzFile as_gz(void* file) { return static_cast<gzFile>(file); }
 ByteReader::ByteReader(std::string path, std::string format) : path_(std::move(path)), format_(std::move(format)) {
   std::error_code ec;
   SHEARS_CHECK(std::filesystem::is_regular_file(path_, ec), format_, path_, ": no such file");
+  file_size_ = static_cast<int64_t>(std::filesystem::file_size(path_, ec));
+  SHEARS_CHECK(!ec, format_, path_, ": cannot read its size (", ec.message(), ")");
   file_ = gzopen(path_.c_str(), "rb");
   SHEARS_CHECK(file_ != nullptr, format_, path_, ": cannot open (", std::strerror(errno), ")");
   gzbuffer(as_gz(file_), 1 << 17);
-  if (gzdirect(as_gz(file_))) raw_size_ = static_cast<int64_t>(std::filesystem::file_size(path_, ec));
+  if (gzdirect(as_gz(file_))) raw_size_ = file_size_;
 }
 
 ByteReader::~ByteReader() { gzclose(as_gz(file_)); }

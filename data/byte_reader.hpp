@@ -25,11 +25,18 @@ class ByteReader {
   int64_t append(std::vector<uint8_t>& out, int64_t n);
   bool at_end();                              // no byte left
   int64_t offset() const { return offset_; }  // bytes consumed so far (decompressed)
+  bool gzipped() const { return raw_size_ < 0; }
+  int64_t file_size() const { return file_size_; }  // on disk
+  // The most bytes the file can hold: its size, or for gzip 1032 times its size (deflate's
+  // largest ratio: a 258-byte match in 2 bits), so a header can be checked before allocating.
+  int64_t max_size() const { return gzipped() ? kMaxDeflateRatio * file_size_ : file_size_; }
+  static constexpr int64_t kMaxDeflateRatio = 1032;
 
  private:
   std::string path_, format_;
   void* file_;  // gzFile, kept out of this header so users need not include zlib.h
   int64_t offset_ = 0;
+  int64_t file_size_ = 0;
   int64_t raw_size_ = -1;  // the file's size when it is not gzipped
 };
 

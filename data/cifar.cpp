@@ -57,7 +57,7 @@ std::vector<std::string> class_names(const std::string& folder, const Format& fo
 }
 
 // Appends the records of one file to pixels/labels.
-void read_records(const std::string& path, const Format& format, std::vector<uint8_t>& pixels,
+void read_records(const std::string& path, const Format& format, int64_t max_bytes, std::vector<uint8_t>& pixels,
                   std::vector<int64_t>& labels) {
   ByteReader in(path, format.name);
   const int64_t record_bytes = format.record_bytes();
@@ -78,26 +78,31 @@ void read_records(const std::string& path, const Format& format, std::vector<uin
                    label.name, " ", int{record[b]}, " at offset ", offset + static_cast<int64_t>(b), ", expected 0..",
                    label.num_classes - 1);
     }
+    SHEARS_CHECK(static_cast<int64_t>(pixels.size()) + kPixels <= max_bytes, format.name, path, ": record ", r,
+                 " at offset ", offset, " would take the pixels read past the ", max_bytes,
+                 " bytes allowed (max_bytes: by default the machine's memory)");
     labels.push_back(record[format.kept]);
     pixels.insert(pixels.end(), record.begin() + static_cast<int64_t>(format.label_bytes.size()), record.end());
   }
 }
 
 std::shared_ptr<InMemoryDataset> load_files(const std::string& folder, const std::vector<std::string>& files,
-                                            const Format& format, const std::vector<std::string>& classes) {
+                                            const Format& format, const std::vector<std::string>& classes,
+                                            int64_t max_bytes) {
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
-  for (const auto& file : files) read_records((fs::path(folder) / file).string(), format, pixels, labels);
+  for (const auto& file : files) read_records((fs::path(folder) / file).string(), format, max_bytes, pixels, labels);
   return std::make_shared<InMemoryDataset>(Shape{3, 32, 32}, std::move(pixels), std::move(labels), classes);
 }
 
 TrainTest load(const std::string& dir, const Format& format, const std::vector<std::string>& train_files,
-               const std::string& test_file) {
+               const std::string& test_file, int64_t max_bytes) {
   const std::string folder = find_folder(dir, format.subdir, train_files[0].c_str());
   SHEARS_CHECK(!folder.empty(), format.name, train_files[0], " not found in ", dir, " or ",
                (fs::path(dir) / format.subdir).string(), ": expected the binary version of ", format.name);
   const std::vector<std::string> classes = class_names(folder, format);
-  return {load_files(folder, train_files, format, classes), load_files(folder, {test_file}, format, classes)};
+  return {load_files(folder, train_files, format, classes, max_bytes),
+          load_files(folder, {test_file}, format, classes, max_bytes)};
 }
 
 constexpr const char* kCifar10Dir = "cifar-10-batches-bin";
@@ -105,19 +110,19 @@ constexpr const char* kCifar100Dir = "cifar-100-binary";
 
 }  // namespace
 
-TrainTest load_cifar10(const std::string& dir) {
+TrainTest load_cifar10(const std::string& dir, int64_t max_bytes) {
   static const Format format{"CIFAR-10", kCifar10Dir, {{"label", 10}}, 0, "batches.meta.txt"};
   return load(dir, format,
               {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"},
-              "test_batch.bin");
+              "test_batch.bin", max_bytes);
 }
 
-TrainTest load_cifar100(const std::string& dir, Cifar100Labels labels) {
+TrainTest load_cifar100(const std::string& dir, Cifar100Labels labels, int64_t max_bytes) {
   // Both bytes are checked whichever is kept: a bad one means a corrupt record.
   static const std::vector<LabelByte> bytes{{"coarse label", 20}, {"fine label", 100}};
   static const Format fine{"CIFAR-100", kCifar100Dir, bytes, 1, "fine_label_names.txt"};
   static const Format coarse{"CIFAR-100", kCifar100Dir, bytes, 0, "coarse_label_names.txt"};
-  return load(dir, labels == Cifar100Labels::fine ? fine : coarse, {"train.bin"}, "test.bin");
+  return load(dir, labels == Cifar100Labels::fine ? fine : coarse, {"train.bin"}, "test.bin", max_bytes);
 }
 
 bool has_cifar10_files(const std::string& dir) { return !find_folder(dir, kCifar10Dir, "data_batch_1.bin").empty(); }

@@ -12,10 +12,13 @@
 
 namespace shears::data {
 
-TrainTest load_cifar10(const std::string& dir);
+// max_bytes caps the pixels of each part (train, test) in memory: a record past it is refused
+// before it is stored (the files may be gzipped, and a small one can inflate to anything).
+TrainTest load_cifar10(const std::string& dir, int64_t max_bytes = default_max_bytes());
 
 enum class Cifar100Labels { fine, coarse };
-TrainTest load_cifar100(const std::string& dir, Cifar100Labels labels = Cifar100Labels::fine);
+TrainTest load_cifar100(const std::string& dir, Cifar100Labels labels = Cifar100Labels::fine,
+                        int64_t max_bytes = default_max_bytes());
 
 // Whether `dir` (or its archive subfolder) holds data_batch_1.bin, resp. train.bin.
 bool has_cifar10_files(const std::string& dir);

@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/allocator.hpp"
 #include "core/error.hpp"
 #include "data/seeding.hpp"
 
 namespace shears::data {
+
+int64_t default_max_bytes() { return static_cast<int64_t>(physical_memory_bytes()); }
 
 InMemoryDataset::InMemoryDataset(Shape image_shape, std::vector<uint8_t> pixels, std::vector<int64_t> labels,
                                  std::vector<std::string> classes)

@@ -67,6 +67,10 @@ class Subset final : public Dataset {
   std::vector<int64_t> indices_;
 };
 
+// The default of the readers' max_bytes (what one file's data may take in memory, refused before
+// it is allocated): the machine's physical memory.
+int64_t default_max_bytes();
+
 // A source's two standard parts; test is null when the source has none.
 struct TrainTest {
   std::shared_ptr<const Dataset> train, test;

@@ -102,8 +102,8 @@ std::vector<std::string> infer_classes(const IdxPair& train) {
   return classes;
 }
 
-IdxPair read_pair(const std::string& images_path, const std::string& labels_path) {
-  IdxPair pair{images_path, labels_path, read_idx(images_path, 3), read_idx(labels_path, 1)};
+IdxPair read_pair(const std::string& images_path, const std::string& labels_path, int64_t max_bytes) {
+  IdxPair pair{images_path, labels_path, read_idx(images_path, 3, max_bytes), read_idx(labels_path, 1, max_bytes)};
   SHEARS_CHECK(pair.images.dims[0] == pair.labels.dims[0], "IDX", images_path, " holds ", pair.images.dims[0],
                " images but ", labels_path, " holds ", pair.labels.dims[0], " labels: the counts must agree");
   return pair;
@@ -152,7 +152,7 @@ std::string find_one(const std::string& dir, const Stems& stems) {
 
 }  // namespace
 
-IdxArray read_idx(const std::string& path, int64_t ndims) {
+IdxArray read_idx(const std::string& path, int64_t ndims, int64_t max_bytes) {
   SHEARS_CHECK(ndims >= 1 && ndims <= 255, "IDX", "an IDX file has 1 to 255 dimensions, asked for ", ndims);
   ByteReader in(path, "IDX");
   uint8_t magic[4];
@@ -182,6 +182,14 @@ IdxArray read_idx(const std::string& path, int64_t ndims) {
   }
 
   const int64_t header = in.offset();
+  SHEARS_CHECK(total <= max_bytes, "IDX", path, ": the header's ", dims_string(array.dims), " = ", total,
+               " bytes are more than the ", max_bytes, " allowed (max_bytes: by default the machine's memory)");
+  // A raw file is read up to its end and then reported as truncated, naming the record; a gzipped
+  // one is refused here, before inflating (and allocating) anything.
+  SHEARS_CHECK(!in.gzipped() || total <= in.max_size() - header, "IDX", path, ": the header promises ",
+               dims_string(array.dims), " = ", total, " bytes, but a gzip file of ", in.file_size(),
+               " bytes inflates to at most ", in.max_size(), " (deflate's ratio is at most ",
+               ByteReader::kMaxDeflateRatio, ":1): not a real IDX header");
   const int64_t record = total / array.dims[0];
   got = in.append(array.data, total);
   SHEARS_CHECK(got == total, "IDX", path, ": truncated: the header promises ", dims_string(array.dims), " = ", total,
@@ -194,20 +202,20 @@ IdxArray read_idx(const std::string& path, int64_t ndims) {
 }
 
 std::shared_ptr<InMemoryDataset> load_idx(const std::string& images_path, const std::string& labels_path,
-                                          std::vector<std::string> classes) {
-  IdxPair pair = read_pair(images_path, labels_path);
+                                          std::vector<std::string> classes, int64_t max_bytes) {
+  IdxPair pair = read_pair(images_path, labels_path, max_bytes);
   if (classes.empty()) classes = infer_classes(pair);
   return to_dataset(std::move(pair), std::move(classes));
 }
 
-TrainTest load_idx_folder(const std::string& dir, std::vector<std::string> classes) {
+TrainTest load_idx_folder(const std::string& dir, std::vector<std::string> classes, int64_t max_bytes) {
   std::error_code ec;
   SHEARS_CHECK(fs::is_directory(dir, ec), "IDX", dir, ": no such directory");
   // Found one after another, so a missing or ambiguous file is reported in this order.
   const std::string train_images = find_one(dir, kTrainImages), train_labels = find_one(dir, kTrainLabels);
   const std::string test_images = find_one(dir, kTestImages), test_labels = find_one(dir, kTestLabels);
-  IdxPair train = read_pair(train_images, train_labels);
-  IdxPair test = read_pair(test_images, test_labels);
+  IdxPair train = read_pair(train_images, train_labels, max_bytes);
+  IdxPair test = read_pair(test_images, test_labels, max_bytes);
   const auto& a = train.images.dims;
   const auto& b = test.images.dims;
   SHEARS_CHECK(a[1] == b[1] && a[2] == b[2], "IDX", dir, ": train images are ", a[1], "x", a[2], " (",

@@ -16,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "data/list_directory.hpp"
+#include "data/stb_image.hpp"
 #include "data/transforms.hpp"
 
 namespace shears::data {
@@ -23,9 +24,6 @@ namespace shears::data {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Refuse images above 8192 × 8192 before stb_image allocates their pixels.
-constexpr int64_t kMaxPixels = int64_t{1} << 26;
 
 constexpr const char* kExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".gif", ".ppm", ".pgm", ".pnm"};
 // Extensions torchvision's ImageFolder accepts (through PIL) that stb_image cannot decode.
@@ -105,7 +103,7 @@ void check_jpeg_huffman_tables(const std::string& bytes, const std::string& name
 }
 
 // Decodes one file to `channels` × H × W bytes-as-floats.
-Image decode(const fs::path& path, int64_t channels) {
+Image decode(const fs::path& path, int64_t channels, int64_t max_pixels) {
   const std::string name = path.string();
   std::ifstream in(path, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -118,8 +116,12 @@ Image decode(const fs::path& path, int64_t channels) {
   int w = 0, h = 0, n = 0;
   SHEARS_CHECK(stbi_info_from_memory(encoded, size, &w, &h, &n), "image folder", name,
                ": not a readable image (stb_image: ", stbi_failure_reason(), ")");
-  SHEARS_CHECK(int64_t{w} * h <= kMaxPixels, "image folder", name, ": ", w, "x", h, " pixels, more than the ",
-               kMaxPixels, " allowed");
+  SHEARS_CHECK(w > 0 && h > 0, "image folder", name, ": corrupt header: ", w, "x", h, " pixels");
+  SHEARS_CHECK(int64_t{w} * h <= max_pixels, "image folder", name, ": ", w, "x", h, " = ", int64_t{w} * h,
+               " pixels, more than the ", max_pixels, " allowed (ImageFolderOptions::max_pixels, --max-image-pixels)");
+  const RequiredBytes required = stb_required_bytes(encoded, size);
+  SHEARS_CHECK(size >= required.bytes, "image folder", name, ": a ", required.format, " image of ", w, "x", h,
+               " pixels needs at least ", required.bytes, " bytes, the file has ", size, ": truncated or corrupt");
   // The same stb_image converts a 16-bit PNM's channels with its 8-bit routine and reads past the
   // pixels (also fixed upstream later), so those files load only with their own channel count.
   const bool pnm = bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6');
@@ -145,6 +147,7 @@ std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, cons
                options.channels);
   SHEARS_CHECK(options.height > 0 && options.width > 0, "image folder", "image size must be positive, got ",
                options.height, "x", options.width);
+  SHEARS_CHECK(options.max_pixels > 0, "image folder", "max_pixels must be positive, got ", options.max_pixels);
   std::error_code ec;
   SHEARS_CHECK(fs::is_directory(root, ec), "image folder", root, ": no such directory");
 
@@ -170,7 +173,7 @@ std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, cons
     SHEARS_CHECK(!files.empty(), "image folder", folder.string(), ": class '", name, "' has no images (looked for ",
                  extension_list(), ")");
     for (const fs::path& file : files) {
-      Image image = decode(file, options.channels);
+      Image image = decode(file, options.channels, options.max_pixels);
       if (image.height != options.height || image.width != options.width)
         image = resize(image, options.height, options.width);
       const size_t start = pixels.size();

@@ -15,12 +15,19 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, Transform transfo
   SHEARS_CHECK(options_.num_workers >= 0, "DataLoader", "num_workers must be >= 0, got ", options_.num_workers);
   SHEARS_CHECK(options_.prefetch_factor > 0, "DataLoader", "prefetch_factor must be positive, got ",
                options_.prefetch_factor);
+  SHEARS_CHECK(options_.num_shards > 0 && options_.shard >= 0 && options_.shard < options_.num_shards, "DataLoader",
+               "shard must be in [0, num_shards), got shard ", options_.shard, " of ", options_.num_shards);
 }
 
 DataLoader::~DataLoader() { stop_workers(); }
 
+int64_t DataLoader::shard_size() const {
+  const int64_t n = dataset_->size(), S = options_.num_shards;
+  return options_.drop_last ? n / S : (n - options_.shard + S - 1) / S;
+}
+
 int64_t DataLoader::num_batches() const {
-  const int64_t n = dataset_->size(), b = options_.batch_size;
+  const int64_t n = shard_size(), b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -28,13 +35,17 @@ void DataLoader::start_epoch(int64_t epoch) {
   SHEARS_CHECK(epoch >= 0, "DataLoader", "epoch must be >= 0, got ", epoch);
   stop_workers();
   epoch_ = epoch;
+  std::vector<int64_t> order;
   if (options_.shuffle) {
     Generator gen(derive_seed(options_.seed, Stream::shuffle, static_cast<uint64_t>(epoch)));
-    order_ = randperm(dataset_->size(), gen);
+    order = randperm(dataset_->size(), gen);
   } else {
-    order_.resize(static_cast<size_t>(dataset_->size()));
-    std::iota(order_.begin(), order_.end(), int64_t{0});
+    order.resize(static_cast<size_t>(dataset_->size()));
+    std::iota(order.begin(), order.end(), int64_t{0});
   }
+  order_.clear();
+  for (size_t i = static_cast<size_t>(options_.shard); i < order.size(); i += static_cast<size_t>(options_.num_shards))
+    order_.push_back(order[i]);
   ready_.clear();
   stop_ = false;
   next_batch_ = 0;
@@ -96,7 +107,7 @@ std::optional<Batch> DataLoader::next() {
 
 Batch DataLoader::make_batch(int64_t b) const {
   const int64_t begin = b * options_.batch_size;
-  const int64_t count = std::min(options_.batch_size, dataset_->size() - begin);
+  const int64_t count = std::min(options_.batch_size, static_cast<int64_t>(order_.size()) - begin);
   Batch batch;
   int64_t image_numel = 0;
   for (int64_t i = 0; i < count; ++i) {

@@ -4,6 +4,12 @@
 // order is randperm(seed, epoch), and sample i is augmented with sample_generator(seed, epoch, i),
 // so neither num_workers nor thread scheduling changes a single value.
 //
+// Sharding (data-parallel training, torch.utils.data.DistributedSampler without padding): shard s
+// of S takes positions s, s + S, s + 2S, … of the epoch's order, so the shards are disjoint and
+// cover the dataset, and batch b of the S shards together is batch b of one loader with S times
+// the batch size. With drop_last every shard counts floor(n / S) samples, so all ranks run the same
+// number of steps.
+//
 //   DataLoader loader(splits.train, transform, {.batch_size = 128, .shuffle = true, .seed = 1});
 //   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
 //     loader.start_epoch(epoch);
@@ -33,6 +39,8 @@ struct LoaderOptions {
   uint64_t seed = 0;
   int num_workers = 1;      // threads preparing batches; 0 prepares each batch inside next()
   int prefetch_factor = 2;  // batches prepared ahead per worker
+  int64_t num_shards = 1;   // S: the loader yields only shard `shard` of every epoch
+  int64_t shard = 0;
 };
 
 struct Batch {
@@ -51,7 +59,8 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  int64_t num_batches() const;  // batches per epoch, len(loader)
+  int64_t num_batches() const;  // batches per epoch of this shard, len(loader)
+  int64_t shard_size() const;   // samples per epoch of this shard (floor(n / S) with drop_last)
   const Dataset& dataset() const { return *dataset_; }
   const LoaderOptions& options() const { return options_; }
 
@@ -72,7 +81,7 @@ class DataLoader {
 
   // The current epoch; written only by start_epoch, while no worker runs.
   int64_t epoch_ = -1;
-  std::vector<int64_t> order_;
+  std::vector<int64_t> order_;  // this shard's part of the epoch's order
 
   // Shared with the workers, under mutex_ (next_batch_ is written only by the consumer).
   std::mutex mutex_;

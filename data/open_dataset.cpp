@@ -63,9 +63,9 @@ std::string detect(const std::string& dir) {
 
 TrainTest load(const std::string& name, const std::string& dir, const OpenOptions& options) {
   if (name == "fashion-mnist") return load_fashion_mnist(dir.empty() ? kFashionMnistDir : dir);
-  if (name == "mnist" || name == "idx") return load_idx_folder(require_dir(name, dir));
-  if (name == "cifar10") return load_cifar10(require_dir(name, dir));
-  if (name == "cifar100") return load_cifar100(require_dir(name, dir), options.cifar100_labels);
+  if (name == "mnist" || name == "idx") return load_idx_folder(require_dir(name, dir), {}, options.max_bytes);
+  if (name == "cifar10") return load_cifar10(require_dir(name, dir), options.max_bytes);
+  if (name == "cifar100") return load_cifar100(require_dir(name, dir), options.cifar100_labels, options.max_bytes);
   if (name == "image-folder") return open_image_folders(require_dir(name, dir), options.image_folder);
   SHEARS_ASSERT(name == "synthetic");
   return make_synthetic(options.synthetic);

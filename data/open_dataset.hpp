@@ -17,6 +17,7 @@ struct OpenOptions {
   std::string dir;                  // where a named dataset's files are; "" = its default location
   ImageFolderOptions image_folder;  // channels and size for image folders
   Cifar100Labels cifar100_labels = Cifar100Labels::fine;
+  int64_t max_bytes = default_max_bytes();  // IDX files, CIFAR parts: the most their pixels may take
   SyntheticOptions synthetic;  // for "synthetic"
   double val_fraction = 0.0;   // of train held out as val, by random_split with `seed`
   uint64_t seed = 0;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -416,12 +417,19 @@ class Fd {
   int fd_;
 };
 
-std::string read_file(const std::string& path) {
+std::string limit_text(const Limits& limits) {
+  return concat("at most ", limits.max_bytes,
+                " bytes (safetensors::Limits::max_bytes, by default the machine's memory)");
+}
+
+std::string read_file(const std::string& path, const Limits& limits) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) fail(path, "file", "a readable file", system_error_text());
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) fail(path, "file", "a readable file", system_error_text());
   if (!S_ISREG(st.st_mode)) fail(path, "file", "a regular file", "a directory or special file");
+  if (static_cast<uint64_t>(st.st_size) > limits.max_bytes)
+    fail(path, "file size", limit_text(limits), concat(st.st_size, " bytes"));
   std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
   std::size_t done = 0;
   while (done < bytes.size()) {
@@ -524,7 +532,7 @@ const Entry* File::find(const std::string& name) const {
   return nullptr;
 }
 
-File parse(const std::string& bytes, const std::string& path) {
+File parse(const std::string& bytes, const std::string& path, const Limits& limits) {
   if (bytes.size() < 8) fail(path, "header length", "a file of at least 8 bytes", concat(bytes.size(), " bytes"));
   const uint64_t header_size = read_le<uint64_t>(bytes.data()), after_length = bytes.size() - 8;
   if (header_size > kMaxHeaderSize)
@@ -559,6 +567,12 @@ File parse(const std::string& bytes, const std::string& path) {
     }
   }
   check_coverage(path, slots, buffer_size);
+  // Each span was checked against the buffer, so this sum cannot overflow.
+  uint64_t memory = bytes.size();
+  for (const Slot& slot : slots) memory += (slot.end - slot.begin) / info(slot.dtype).size * sizeof(float);
+  if (memory > limits.max_bytes)
+    fail(path, "tensors", concat(limit_text(limits), " for the file and its tensors as float32"),
+         concat(memory, " bytes"));
 
   const char* buffer = bytes.data() + 8 + header_size;
   file.tensors.reserve(slots.size());
@@ -570,7 +584,7 @@ File parse(const std::string& bytes, const std::string& path) {
   return file;
 }
 
-File load(const std::string& path) { return parse(read_file(path), path); }
+File load(const std::string& path, const Limits& limits) { return parse(read_file(path, limits), path, limits); }
 
 void save(const std::string& path, const std::vector<Entry>& tensors,
           const std::map<std::string, std::string>& metadata) {
@@ -620,6 +634,27 @@ void save(const std::string& path, const std::vector<Entry>& tensors,
   file.write(text);
   for (const Entry* entry : order) file.write(encode(path, *entry));
   file.commit();
+}
+
+std::vector<std::string> remove_temp_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::directory_iterator files(dir, ec);
+  if (ec) fail(dir, "remove_temp_files", "a readable directory", ec.message());
+  std::vector<std::string> removed;
+  for (const fs::directory_entry& entry : files) {
+    // mkostemp replaces the six X of "<path>.tmp.XXXXXX" with letters and digits.
+    const std::string name = entry.path().filename().string();
+    const std::size_t tmp = name.rfind(".safetensors.tmp.");
+    if (tmp == std::string::npos || tmp + std::strlen(".safetensors.tmp.XXXXXX") != name.size() ||
+        !entry.is_regular_file(ec) ||
+        !std::all_of(name.end() - 6, name.end(), [](unsigned char ch) { return std::isalnum(ch); }))
+      continue;
+    if (fs::remove(entry.path(), ec); ec)
+      fail(entry.path().string(), "remove_temp_files", "to remove it", ec.message());
+    removed.push_back(entry.path().string());
+  }
+  return removed;
 }
 
 }  // namespace shears::safetensors

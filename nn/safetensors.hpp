@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.hpp"
 #include "core/tensor.hpp"
 
 namespace shears::safetensors {
@@ -33,12 +34,19 @@ struct File {
   const Entry* find(const std::string& name) const;  // nullptr when absent
 };
 
+// What a load may take: at most max_bytes of memory for the file's bytes and its tensors as
+// float32 together, checked before the file is read and again, from the header, before any tensor
+// is decoded. (A header cannot claim more data than the file holds: every span is checked first.)
+struct Limits {
+  uint64_t max_bytes = physical_memory_bytes();
+};
+
 // Strict validation; throws shears::Error "<path>: tensor '<name>': <field>: expected …, got …"
 // (file-level problems omit the tensor). Integer dtypes convert to float32 exactly while
 // |v| < 2^24 and round to the nearest float32 beyond; F64 rounds to nearest.
-File load(const std::string& path);
+File load(const std::string& path, const Limits& limits = {});
 // The same from bytes in memory (fuzzing, tests); path_for_errors only labels the messages.
-File parse(const std::string& bytes, const std::string& path_for_errors);
+File parse(const std::string& bytes, const std::string& path_for_errors, const Limits& limits = {});
 
 // Writes the header padded with spaces to a multiple of 8, tensors in a deterministic order (as
 // the reference writer: widest dtype first, then by name, so every tensor is naturally aligned),
@@ -49,5 +57,10 @@ File parse(const std::string& bytes, const std::string& path_for_errors);
 // and .bfloat16() do (overflow becomes ±inf).
 void save(const std::string& path, const std::vector<Entry>& tensors,
           const std::map<std::string, std::string>& metadata = {});
+
+// Removes from `dir` the temporary files "<name>.safetensors.tmp.XXXXXX" that save() leaves only
+// when its process is killed mid-write, and returns their paths. For a folder only this process
+// writes to (a run folder before a resumed run): another writer's temporary file would go too.
+std::vector<std::string> remove_temp_files(const std::string& dir);
 
 }  // namespace shears::safetensors

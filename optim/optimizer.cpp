@@ -62,19 +62,34 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
   std::map<std::string, Shape> shapes;
   for (const ParamGroup& g : groups_)
     for (const auto& [name, p] : g.params) shapes[name] = p.shape();
+  // Step counts ("step", Adam's "<param>.step") are scalars holding a count; every other entry
+  // has its parameter's shape.
+  auto count = [&](const std::string& key, const Tensor& value) {
+    SHEARS_CHECK(value.dim() == 0, std::string(name()) + " state",
+                 "entry '", key, "' should be a scalar step count, got shape ", to_string(value.shape()));
+    const float v = value.item();
+    SHEARS_CHECK(v >= 0.f && v < 0x1p24f && std::trunc(v) == v, std::string(name()) + " state", "entry '", key,
+                 "' should be a whole number of steps in [0, 2^24), got ", v);
+    return static_cast<int64_t>(v);
+  };
   std::map<std::string, Tensor> loaded;
   int64_t steps = 0;
   for (const auto& [key, value] : state) {
     if (key == "step") {
-      steps = static_cast<int64_t>(value.item());
+      steps = count(key, value);
       continue;
     }
     auto dot = key.rfind('.');
     std::string param = dot == std::string::npos ? key : key.substr(0, dot);
     auto it = shapes.find(param);
-    SHEARS_CHECK(it != shapes.end(), name(), " state", "entry '", key, "' names no parameter of this optimizer");
-    SHEARS_CHECK(value.shape() == it->second, name(), " state", "entry '", key, "' has shape ",
-                 to_string(value.shape()), ", parameter '", param, "' has ", to_string(it->second));
+    SHEARS_CHECK(it != shapes.end(), std::string(name()) + " state", "entry '", key,
+                 "' names no parameter of this optimizer");
+    if (key.ends_with(".step")) {
+      count(key, value);
+    } else {
+      SHEARS_CHECK(value.shape() == it->second, std::string(name()) + " state", "entry '", key, "' has shape ",
+                   to_string(value.shape()), ", parameter '", param, "' has ", to_string(it->second));
+    }
     loaded[key] = value.clone();
   }
   state_ = std::move(loaded);
@@ -107,9 +122,11 @@ void Sgd::step() {
       kernels::SgdStep s{static_cast<float>(g.lr), static_cast<float>(options_.momentum),
                          static_cast<float>(options_.dampening), static_cast<float>(g.weight_decay),
                          options_.nesterov, first};
-      Tensor grad = p.grad();
+      // (Named, not the structured binding p: clang 14 cannot capture a binding in a lambda.)
+      float* weights = p.data();
+      const float* grad = p.grad().data();
       over_chunks(p.numel(), [&](int64_t i, int64_t n) {
-        k.sgd_step(p.data() + i, grad.data() + i, buf ? buf + i : nullptr, n, s);
+        k.sgd_step(weights + i, grad + i, buf ? buf + i : nullptr, n, s);
       });
     }
   ++steps_;
@@ -133,9 +150,10 @@ void Adam::step() {
       kernels::AdamStep s{static_cast<float>(g.lr), static_cast<float>(options_.beta1),
                           static_cast<float>(options_.beta2), static_cast<float>(options_.eps),
                           static_cast<float>(g.weight_decay), options_.decoupled, static_cast<int64_t>(t.item())};
-      Tensor grad = p.grad();
+      float* weights = p.data();  // (see Sgd::step)
+      const float* grad = p.grad().data();
       over_chunks(p.numel(), [&](int64_t i, int64_t n) {
-        k.adam_step(p.data() + i, grad.data() + i, m.data() + i, v.data() + i, n, s);
+        k.adam_step(weights + i, grad + i, m.data() + i, v.data() + i, n, s);
       });
     }
   ++steps_;
@@ -162,6 +180,36 @@ double clip_grad_norm(const NamedTensors& params, double max_norm) {
         k.scale_shift(g.data(), g.data(), g.numel(), static_cast<float>(coef), 0.f);
       }
   return total;
+}
+
+namespace {
+
+bool all_finite(const Tensor& t) {
+  const float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+NonFinite check_finite(float loss, const NamedTensors& params) {
+  std::vector<std::string> grads;
+  for (const auto& [name, p] : params)
+    if (p.grad().defined() && !all_finite(p.grad())) grads.push_back(name);
+  if (std::isfinite(loss) && grads.empty()) return {};
+  if (std::isfinite(loss))
+    return {detail::concat("the gradients became non-finite, first in '", grads.back(),
+                           "' going backward from the loss (", grads.size(), " of ", params.size(),
+                           " parameter tensors hold NaN or Inf)")};
+  std::vector<std::string> weights;
+  for (const auto& [name, p] : params)
+    if (!all_finite(p)) weights.push_back(name);
+  if (weights.empty())
+    return {detail::concat("the loss became ", loss, " with finite weights (the forward pass overflowed)")};
+  return {detail::concat("the loss became ", loss, ": the weights of '", weights.front(), "' (the first of ",
+                         weights.size(), " parameter tensors) hold NaN or Inf"),
+          false};
 }
 
 }  // namespace shears::optim

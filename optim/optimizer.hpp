@@ -98,4 +98,16 @@ AdamOptions adamw_defaults();  // lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_
 // total L2 norm exceeds max_norm; returns the total norm before clipping.
 double clip_grad_norm(const NamedTensors& params, double max_norm);
 
+// What is wrong with a training step whose loss or gradients hold NaN or Inf, for a message
+// that names where it appeared: a non-finite loss with finite weights (the forward pass
+// overflowed), or with the first tensor in `params`' order (the model's, forward) whose weights
+// are broken; finite loss but non-finite gradients: the first such tensor going backward from
+// the loss (the last in `params`' order). `problem` is empty when everything is finite;
+// skippable is false when the weights themselves are broken, which skipping steps cannot mend.
+struct NonFinite {
+  std::string problem;
+  bool skippable = true;
+};
+NonFinite check_finite(float loss, const NamedTensors& params);
+
 }  // namespace shears::optim

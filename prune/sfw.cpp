@@ -216,7 +216,7 @@ Sfw::Sfw(const optim::NamedTensors& params, Constraints constraints, const SfwOp
   SHEARS_CHECK(options.momentum >= 0.0 && options.momentum < 1.0, "sfw", "momentum must be in [0, 1), got ",
                options.momentum);
   for (const auto& [name, c] : constraints_) {
-    auto it = std::find_if(params.begin(), params.end(), [&](const auto& np) { return np.first == name; });
+    auto it = std::find_if(params.begin(), params.end(), [&key = name](const auto& np) { return np.first == key; });
     SHEARS_CHECK(it != params.end(), "sfw", "a constraint names '", name, "', which is not a parameter of this optimizer");
     SHEARS_CHECK(c != nullptr, "sfw", "the constraint of '", name, "' is null");
     SHEARS_CHECK(c->size() == it->second.numel(), "sfw", "the constraint of '", name, "' has ", c->size(),

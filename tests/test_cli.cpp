@@ -59,6 +59,42 @@ TEST_CASE("shears train writes its run folder and resumes exactly", "[cli]") {
   CHECK(eval.output.find("top-1") != std::string::npos);
 }
 
+TEST_CASE("SFW's per-epoch lr schemes: decrease_3 steps down, dynamic_change resumes exactly", "[cli][sfw]") {
+  const std::string sfw = "train --model mlpnet --data synthetic --limit-train 64 --limit-test 32 --batch-size 32 "
+                          "--workers 1 --opt sfw --lr 1 --momentum 0.9 --weight-decay 0 ";
+  fs::path steps = fresh_dir("sfw_decrease");
+  Result a = run_shears(sfw + "--epochs 6 --sched decrease_3 --output " + steps.string());
+  INFO(a.output);
+  REQUIRE(a.status == 0);
+  std::vector<double> lr;  // the lr column (9th) of summary.csv
+  std::istringstream in(read_file(steps / "summary.csv"));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::istringstream cells(line);
+    std::string cell;
+    for (int column = 0; column < 9; ++column) std::getline(cells, cell, ',');
+    lr.push_back(std::stod(cell));
+  }
+  REQUIRE(lr.size() == 6);
+  const double expected[] = {1, 1, 0.1, 0.1, 0.01, 0.01};  // ÷10 at epochs E/3 and 2E/3 (0-based 2 and 4)
+  for (size_t e = 0; e < 6; ++e) CHECK(lr[e] == Approx(expected[e]));
+
+  // dynamic_change looks back on the losses of earlier epochs from epoch 21 on: the resumed run
+  // must recover them from summary.csv.
+  fs::path straight = fresh_dir("sfw_dynamic"), split = fresh_dir("sfw_dynamic_split");
+  Result b = run_shears(sfw + "--epochs 27 --sched dynamic_change --output " + straight.string());
+  INFO(b.output);
+  REQUIRE(b.status == 0);
+  Result first = run_shears(sfw + "--epochs 27 --sched dynamic_change --stop-after 22 --output " + split.string());
+  REQUIRE(first.status == 0);
+  Result rest = run_shears(sfw + "--epochs 27 --sched dynamic_change --output " + split.string() + " --resume " +
+                           (split / "last.safetensors").string());
+  INFO(rest.output);
+  REQUIRE(rest.status == 0);
+  CHECK(summary_rows(split) == summary_rows(straight));
+}
+
 TEST_CASE("a config file supplies the flags and the resolved config is written", "[cli]") {
   fs::path dir = fresh_dir("config"), config = fs::temp_directory_path() / "shears_cli_config.toml";
   std::ofstream(config) << "model = \"mlpnet\"\ndata = \"synthetic\"\nepochs = 1\nbatch-size = 64\nlr = 0.02\n";

@@ -108,6 +108,54 @@ TEST_CASE("shears prune --structured writes a smaller model that reloads", "[cli
   CHECK(percent.output.find("sparsity") != std::string::npos);
 }
 
+TEST_CASE("shears prune --method intrafusion fuses channels of a BN network into a smaller model that reloads",
+          "[cli]") {
+  fs::path dir = fs::temp_directory_path() / "shears_cli_prune_intrafusion";
+  fs::remove_all(dir);
+  Run train = run_shears("train --model resnet20 --data synthetic --limit-train 64 --limit-test 32 --epochs 1 "
+                         "--batch-size 32 --workers 1 --output " + (dir / "train").string());
+  INFO(train.output);
+  REQUIRE(train.status == 0);
+  const std::string weights = (dir / "train/best.safetensors").string();
+  auto dense = nn::load_model(weights);
+  for (const char* method : {"intrafusion", "remove --fold-bn"}) {
+    INFO(method);
+    fs::path out = dir / (std::string(method) == "intrafusion" ? "if" : "plain");
+    Run r = run_shears(kPrune + weights + kData + " --limit-test 32 --structured --method " + method +
+                       " --importance l1 --sparsity 0.5 --output " + out.string());
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    auto model = nn::load_model((out / "pruned.safetensors").string());
+    CHECK(model->parameter("layer1.0.conv1.weight").size(0) == 8);  // 16 channels → 8
+    CHECK(!model->has_parameter("layer1.0.conv1.bias"));           // folding's biases went back into BN
+    CHECK(model->num_parameters() < dense->num_parameters());
+    nlohmann::json m = nlohmann::json::parse(std::ifstream(out / "metrics.json"));
+    CHECK(m["method"] == (std::string(method) == "intrafusion" ? "intrafusion" : "structured"));
+    CHECK(m["theoretical_speedup"].get<double>() > 2.0);
+  }
+  Run group = run_shears(kPrune + weights + kData + " --limit-test 32 --structured --method intrafusion --group-index 0"
+                         " --sparsity 0.5 --output " + (dir / "g").string());
+  INFO(group.output);
+  REQUIRE(group.status == 0);
+  auto one = nn::load_model((dir / "g/pruned.safetensors").string());
+  // Groups are numbered from the output by their first producer: 0 is the last block's inner one.
+  CHECK(one->parameter("layer3.2.conv1.weight").size(0) == 32);
+  CHECK(one->parameter("fc.weight").size(1) == 64);              // the others keep their channels
+  CHECK(one->parameter("layer1.0.conv1.weight").size(0) == 16);
+
+  Run sweep = run_shears("sweep --weights " + weights + kData + " --limit-test 32 --structured --fold-bn "
+                         "--methods l1,intrafusion:l1 --sparsities 0.3,0.6 --output " + (dir / "sweep").string());
+  INFO(sweep.output);
+  REQUIRE(sweep.status == 0);
+  std::vector<std::string> rows = lines(dir / "sweep/sweep.csv");
+  CHECK(rows.size() == 5);  // header + 2 methods × 2 sparsities
+  CHECK(occurrences(contents(dir / "sweep/sweep.csv"), "intrafusion:l1,") == 2);
+  Run unknown = run_shears("sweep --weights " + weights + kData + " --structured --methods intrafusion:snip "
+                           "--sparsities 0.3 --output " + (dir / "bad").string());
+  CHECK(unknown.status == 1);
+  CHECK(unknown.output.find("snip") != std::string::npos);
+}
+
 TEST_CASE("shears sweep fills sweep.csv cell by cell, resumes, and plots", "[cli]") {
   fs::path dir = trained("sweep");
   std::string sweep = "sweep --weights " + (dir / "train/best.safetensors").string() + kData +
@@ -167,6 +215,55 @@ TEST_CASE("shears prune --method spode writes exact masks and its per-step trace
   nlohmann::json metrics = nlohmann::json::parse(contents(dir / "out" / "metrics.json"));
   CHECK(metrics["method"] == "spode");
   CHECK(metrics["sparsity"].get<double>() == Approx(0.8).margin(1e-3));
+}
+
+}  // namespace shears
+
+namespace shears {
+
+TEST_CASE("shears prune --method swap|lr|woodfisher: exact sparsity, the stage trace, and the sweep", "[cli]") {
+  fs::path dir = trained("swap");
+  const std::string weights = (dir / "train" / "best.safetensors").string();
+  // Gradual SWAP with the official code's step: 3 stages of the cubic schedule, noisy gradients,
+  // one fine-tuning epoch between stages.
+  Run r = run_shears(kPrune + weights + kData +
+                     " --method swap --solver code --samples 64 --stages 3 --eps 1 --eps-relative --grad-noise 2 "
+                     "--grad-noise-prop 0.5 --lr 0.01 --sparsity 0.8 --output " + (dir / "swap").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(occurrences(r.output, "fine-tune epoch 1/1") == 2);
+  std::vector<std::string> trace = lines(dir / "swap" / "swap_trace.csv");
+  REQUIRE(trace.size() == 4);  // header + one row per stage
+  CHECK(trace[0].rfind("stage,method,sparsity,kept,plan,epsilon,mean_cost,eps_over_mean_cost,plan_entropy,", 0) == 0);
+  CHECK(trace[1].rfind("1,swap,0,", 0) == 0);  // the cubic schedule starts dense
+  CHECK(trace[3].rfind("3,swap,0.8,", 0) == 0);
+  CHECK(trace[3].find(",sinkhorn,") != std::string::npos);
+  nlohmann::json metrics = nlohmann::json::parse(contents(dir / "swap" / "metrics.json"));
+  CHECK(metrics["method"] == "swap");
+  CHECK(metrics["sparsity"].get<double>() >= 0.8 - 1e-4);  // a kept entry may hold 0 in the code's mode
+
+  for (const char* method : {"lr", "woodfisher"}) {
+    Run one = run_shears(kPrune + weights + kData + " --method " + method +
+                         " --samples 64 --wf-block 500 --sparsity 0.9 --output " +
+                         (dir / method).string());
+    INFO(one.output);
+    REQUIRE(one.status == 0);
+    auto model = nn::load_model((dir / method / "pruned.safetensors").string());
+    prune::SparsityReport report = prune::sparsity_report(*model, prune::prunable_parameters(*model));
+    CHECK(report.zeros == prune::prune_count(0.9, report.numel));
+    CHECK(lines(dir / method / "swap_trace.csv").size() == 2);
+  }
+  Run bad = run_shears(kPrune + weights + kData + " --method swap --solver newton --sparsity 0.5 --output " +
+                       (dir / "x").string());
+  CHECK(bad.status == 1);
+  CHECK(bad.output.find("--solver") != std::string::npos);
+
+  Run sweep = run_shears("sweep --weights " + weights + kData +
+                         " --methods magnitude,lr --samples 64 --sparsities 0.9 --output " + (dir / "sw").string());
+  INFO(sweep.output);
+  REQUIRE(sweep.status == 0);
+  for (const char* cell : {"magnitude,0.9,0,", "lr,0.9,0,"})
+    CHECK(occurrences(contents(dir / "sw" / "sweep.csv"), cell) == 1);
 }
 
 }  // namespace shears

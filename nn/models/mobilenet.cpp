@@ -17,6 +17,8 @@ constexpr Block kBlocks[] = {{64, 1},  {128, 2}, {128, 1}, {256, 2}, {256, 1}, {
 // torchvision's _make_divisible(v, 8).
 int64_t scaled(int64_t channels, float multiplier) {
   double v = channels * static_cast<double>(multiplier);
+  SHEARS_CHECK(v <= 0x1p53, "mobilenet_v1", "width_multiplier ", multiplier, " makes a layer ", v,
+               " channels wide");  // (beyond 2^53 the conversion below would overflow)
   int64_t rounded = std::max<int64_t>(8, static_cast<int64_t>(v + 4) / 8 * 8);
   return rounded < 0.9 * v ? rounded + 8 : rounded;
 }

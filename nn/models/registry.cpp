@@ -1,8 +1,10 @@
 #include "nn/models/registry.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <functional>
 
+#include "core/allocator.hpp"
 #include "nn/layers.hpp"
 #include "nn/models/mlp.hpp"
 #include "nn/models/mobilenet.hpp"
@@ -68,6 +70,9 @@ T parse(const std::string& key, const std::string& text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   SHEARS_CHECK(ec == std::errc() && end == text.data() + text.size(), "checkpoint metadata", "'", key,
                "' should be a number, got '", text, "'");
+  // from_chars reads "inf" and "nan" as floats.
+  SHEARS_CHECK(std::isfinite(static_cast<double>(value)), "checkpoint metadata", "'", key,
+               "' should be a finite number, got '", text, "'");
   return value;
 }
 
@@ -170,6 +175,19 @@ std::vector<int64_t> widths_from_state_dict(const std::string& name, const Model
 
 std::shared_ptr<Module> model_from_state_dict(const std::string& name, ModelOptions options,
                                               const std::vector<safetensors::Entry>& state) {
+  // A strict load gives every tensor of the model a state tensor of its shape, so the model needs
+  // the memory the state holds. Options or shapes that do not fit together (num_classes 10^9, a
+  // width read from a tensor with a zero dimension) would build a far larger one before the load
+  // could refuse it: the allocation is refused instead. Twice the state, and 1 MiB for small
+  // models' rounding and the one-wide model widths_from_state_dict builds.
+  size_t state_bytes = 0;
+  for (const safetensors::Entry& t : state) state_bytes += static_cast<size_t>(t.value.numel()) * sizeof(float);
+  const size_t budget = 2 * state_bytes + (size_t{1} << 20);
+  AllocationLimit limit(budget, detail::concat(name, ": the model that in_channels ", options.in_channels,
+                                               ", num_classes ", options.num_classes, ", input_size ",
+                                               options.input_size, " and the tensors' shapes describe needs more than ",
+                                               budget, " bytes of tensors, while the state holds ", state_bytes,
+                                               ": its options and shapes do not fit together"));
   options.widths = widths_from_state_dict(name, options, state);
   Generator scratch(0);  // every value is overwritten by the state
   std::shared_ptr<Module> model = make_model(name, options, scratch);

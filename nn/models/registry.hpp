@@ -32,7 +32,8 @@ ModelOptions options_from_metadata(const std::map<std::string, std::string>& met
 std::vector<int64_t> widths_from_state_dict(const std::string& name, const ModelOptions& options,
                                             const std::vector<safetensors::Entry>& state);
 
-// Builds `name` with the widths of `state` and loads it strictly.
+// Builds `name` with the widths of `state` and loads it strictly. Options or shapes that would
+// build a model larger than twice the state's tensors are refused before it is allocated.
 std::shared_ptr<Module> model_from_state_dict(const std::string& name, ModelOptions options,
                                               const std::vector<safetensors::Entry>& state);
 

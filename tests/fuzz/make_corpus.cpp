@@ -13,8 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/ops.hpp"
 #include "nn/safetensors.hpp"
+#include "optim/optimizer.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 
 namespace {
@@ -114,6 +117,22 @@ void checkpoint_seeds(const fs::path& scratch, const std::vector<fs::path>& dirs
   copy_into(scratch / "dtypes.safetensors", dirs);
 }
 
+// Optimizer state as train saves it for --resume: SGD (momentum buffers) and Adam (moments and
+// step counts) over the small model after one step.
+void optimizer_seeds(const fs::path& dir) {
+  auto model = shears::fuzz::small_model();
+  shears::sum((*model)(shears::Tensor::ones({1, 1, 2, 2}))).backward();
+  const shears::optim::NamedTensors params = model->named_parameters();
+  shears::optim::Sgd sgd({{params, 0.1, 0.0, 0.1}}, {0.1, 0.9, 0.0, 0.0, false});
+  shears::optim::Adam adam({{params, 0.1, 0.0, 0.1}}, {});
+  for (auto [opt, name] : {std::pair<shears::optim::Optimizer*, const char*>{&sgd, "sgd"}, {&adam, "adam"}}) {
+    opt->step();
+    std::vector<shears::safetensors::Entry> entries;
+    for (const auto& [key, t] : opt->state_dict()) entries.push_back({key, t});
+    shears::safetensors::save((dir / (std::string(name) + ".safetensors")).string(), entries);
+  }
+}
+
 void config_seeds(const fs::path& dir) {
   const std::vector<std::pair<std::string, std::string>> files{
       {"flat.toml", "model = \"mlp\"\nbatch-size = 64\nlr = 0.01\nsparsity = 0.9\n"},
@@ -131,13 +150,14 @@ int main(int argc, char** argv) {
   }
   try {
     const fs::path out = argv[1];
-    for (const char* harness : {"safetensors", "checkpoint", "idx", "cifar", "image", "config"})
+    for (const char* harness : {"safetensors", "checkpoint", "idx", "cifar", "image", "config", "optimizer"})
       fs::create_directories(out / harness);
     idx_seeds(out / "idx");
     cifar_seeds(out / "cifar");
     image_seeds(out / "image");
     checkpoint_seeds(shears::fuzz::scratch(), {out / "safetensors", out / "checkpoint"});
     config_seeds(out / "config");
+    optimizer_seeds(out / "optimizer");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_corpus: %s\n", e.what());
     return 1;
