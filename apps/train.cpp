@@ -583,12 +583,12 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
     EvalResult before;
     std::optional<EvalResult> after;         // fine-tuned
     std::optional<double> combine_seconds;  // fusion and pruning (the parts have none)
-    double finetune_seconds = 0;
+    double finetune_seconds = 0, train_seconds = 0;
   };
   std::vector<Row> rows;
   for (int64_t k = 0; k < parts; ++k)
     rows.push_back({"part-" + std::to_string(k), models[k]->num_parameters(), evaluate(*models[k], test_loader, d.num_classes),
-                    {}, {}});
+                    {}, {}, 0, seconds[k]});
   for (Combined& m : combined) {
     Row row{m.name, m.model->num_parameters(), evaluate(*m.model, test_loader, d.num_classes), {}, m.seconds};
     if (ft.epochs > 0) {
@@ -605,12 +605,12 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
   }
 
   const double total = std::accumulate(seconds.begin(), seconds.end(), 0.0);
-  std::printf("\nsplit-data: %lld parts trained in %s each on average (%s in all, %s)\n", (long long)parts,
-              format_duration(total / static_cast<double>(parts)).c_str(), format_duration(total).c_str(),
-              world.size() > 1 ? "in parallel, one per rank" : "one after another");
+  std::printf("\nsplit-data: %lld parts trained in %.1f s each on average (%.1f s in all, %s)\n", (long long)parts,
+              total / static_cast<double>(parts), total, world.size() > 1 ? "in parallel, one per rank" : "one after another");
   std::printf("%-8s %12s %11s %9s %17s\n", "model", "parameters", "test top-1", "combine", "fine-tuned top-1");
   std::ofstream csv(dir / "split_data.csv");
-  csv << "model,parameters,test_loss,test_top1,finetuned_test_loss,finetuned_test_top1,combine_seconds,finetune_seconds\n";
+  csv << "model,parameters,test_loss,test_top1,finetuned_test_loss,finetuned_test_top1,train_seconds,combine_seconds,"
+         "finetune_seconds\n";
   for (const Row& r : rows) {
     std::printf("%-8s %12lld %10.2f%%", r.name.c_str(), (long long)r.parameters, r.before.top1);
     if (r.combine_seconds) std::printf(" %8.2fs", *r.combine_seconds);
@@ -619,7 +619,7 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
     csv << r.name << ',' << r.parameters << ',' << r.before.loss << ',' << r.before.top1 << ',';
     if (r.after) csv << r.after->loss << ',' << r.after->top1;
     else csv << ',';
-    csv << ',' << r.combine_seconds.value_or(0) << ',' << r.finetune_seconds << '\n';
+    csv << ',' << r.train_seconds << ',' << r.combine_seconds.value_or(0) << ',' << r.finetune_seconds << '\n';
   }
   std::printf("run folder %s: part-*/ (each model's run), naive/ot/paf/fap.safetensors, split_data.csv\n", dir.c_str());
   return 0;

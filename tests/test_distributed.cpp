@@ -2,9 +2,11 @@
 // tests run `mpirun -np 2 build/shears train --distributed` on loopback and compare with one
 // process. They are tagged [mpi]; a build without MPI checks the refusal instead and warns that
 // the rest was skipped (Catch2 2.13 has no SKIP).
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "data/loader.hpp"
