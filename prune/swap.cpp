@@ -713,7 +713,9 @@ SwapStageResult swap_stage_exact(const SwapProblem& problem, const std::vector<d
       if (t.q < best.q) best = std::move(t);
       if (2 * replaced > k) break;
     }
-    for (double tau = 0.5 / lipschitz; best.tau == 0.0 && tau >= std::ldexp(1.0 / lipschitz, -30); tau *= 0.5) {
+    // (A re-solved w is optimal on its support: steps shorter than 1/L cannot help it.)
+    const double shortest = std::ldexp(1.0 / lipschitz, -30);
+    for (double tau = 0.5 / lipschitz; o.resolve_iters == 0 && best.tau == 0.0 && tau >= shortest; tau *= 0.5) {
       Trial t = trial(tau);
       if (t.q < best.q) best = std::move(t);
     }

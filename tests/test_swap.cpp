@@ -3,15 +3,17 @@
 // smoothed-target identity, finite differences, H_k, τ_c, IHT descent, the noise model, the cubic
 // schedule), the official code's stage started from dense weights (= magnitude), the principled
 // solver's descent, WoodFisher's Woodbury inverse and saliency (§5), the gradual driver, and
-// one-shot LR/SWAP against magnitude pruning on a small trained MLP.
+// one-shot LR/SWAP against magnitude pruning on MLPNet trained briefly on Fashion-MNIST.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 
 #include "core/autograd.hpp"
 #include "core/ops.hpp"
+#include "data/open_dataset.hpp"
 #include "data/synthetic.hpp"
 #include "helpers.hpp"
 #include "nn/models/registry.hpp"
@@ -87,22 +89,6 @@ std::vector<double> damped_fisher(const Tensor& G, int64_t begin, int64_t size, 
       f[a * size + b] = s / static_cast<double>(n) + (a == b ? damp : 0.0);
     }
   return f;
-}
-
-double eval_loss(nn::Module& model, const data::Dataset& set) {
-  data::DataLoader loader(std::shared_ptr<const data::Dataset>(&set, [](const data::Dataset*) {}), {},
-                          {.batch_size = 256, .num_workers = 0});
-  NoGradGuard no_grad;
-  model.eval();
-  loader.start_epoch(0);
-  double total = 0.0;
-  int64_t n = 0;
-  while (auto b = loader.next()) {
-    auto size = static_cast<int64_t>(b->labels.size());
-    total += cross_entropy(model(b->images), b->labels).item() * size;
-    n += size;
-  }
-  return total / n;
 }
 
 }  // namespace
@@ -560,3 +546,68 @@ TEST_CASE("swap_prune: stages of the cubic schedule, exact sparsity, fine-tuning
                   Error);
 }
 
+TEST_CASE("swap_prune one-shot on Fashion-MNIST: LR and SWAP beat magnitude pruning at 90% sparsity", "[swap]") {
+  data::OpenOptions open;
+  open.dir = "/usr/share/datasets/fashion-mnist";
+  if (!std::filesystem::exists(open.dir + "/train-images-idx3-ubyte.gz")) {
+    WARN("Fashion-MNIST is not installed in " << open.dir << " (run `make deps`): test skipped");
+    return;
+  }
+  data::DatasetSplits splits = data::open_dataset("fashion-mnist", open);
+  data::Compose transform = data::standard_transforms(splits, false);
+  // MLPNet (784-40-20-10, no biases), two epochs of Adam on the full training set (about 1 s).
+  Generator gen(5);
+  auto model = nn::make_model("mlpnet", {.in_channels = 1, .num_classes = 10, .input_size = 28}, gen);
+  data::DataLoader train(splits.train, transform, {.batch_size = 128, .shuffle = true, .seed = 1, .num_workers = 1});
+  optim::Adam adam({{.params = model->named_parameters(), .lr = 3e-3}}, {.lr = 3e-3});
+  model->train();
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    train.start_epoch(epoch);
+    while (auto b = train.next()) {
+      adam.zero_grad();
+      cross_entropy((*model)(b->images), b->labels).backward();
+      adam.step();
+    }
+  }
+  auto accuracy = [&](nn::Module& m) {  // on the first 3000 test images
+    data::DataLoader test(splits.test, transform, {.batch_size = 500, .num_workers = 1});
+    NoGradGuard no_grad;
+    m.eval();
+    test.start_epoch(0);
+    int64_t correct = 0, seen = 0;
+    for (int batch = 0; batch < 6; ++batch) {
+      auto b = test.next();
+      REQUIRE(b.has_value());
+      Tensor logits = m(b->images);
+      for (int64_t i = 0; i < logits.size(0); ++i) {
+        const float* row = logits.data() + i * 10;
+        correct += std::max_element(row, row + 10) - row == b->labels[i];
+      }
+      seen += logits.size(0);
+    }
+    return 100.0 * static_cast<double>(correct) / static_cast<double>(seen);
+  };
+  const auto names = prune::prunable_parameters(*model);
+  const prune::SparsityTarget target{.sparsity = 0.9};
+  auto magnitude = model->clone();
+  prune::apply_masks(*magnitude, prune::masks_from_scores(prune::magnitude_scores(*magnitude, names), target));
+  auto pruned = [&](prune::StageMethod method) {
+    auto copy = model->clone();
+    data::DataLoader samples(splits.train, transform,
+                             {.batch_size = 300, .shuffle = true, .drop_last = true, .seed = 4, .num_workers = 0});
+    prune::SwapPruneOptions o;
+    o.method = method;
+    o.swap.epsilon = 0.3;  // × mean(M)
+    o.swap.relative_epsilon = true;
+    o.swap.inner_iters = 0;  // EWR: one plan, at LR's re-solve on the magnitude support
+    prune::swap_prune(*copy, names, target, samples, o);
+    return accuracy(*copy);
+  };
+  const double dense = accuracy(*model), magnitude_acc = accuracy(*magnitude);
+  const double lr = pruned(prune::StageMethod::lr), swap = pruned(prune::StageMethod::swap);
+  INFO("dense " << dense << ", magnitude " << magnitude_acc << ", lr " << lr << ", swap " << swap);
+  // Measured: dense 85.3, magnitude 58.5, LR 68.2; SWAP 67.9 / 61.6 / 53.7 at ε = 0.1 / 0.3 / 1 × mean(M):
+  // without noise the plan's smoothing of the targets costs accuracy, and ε → 0 gives LR back.
+  CHECK(lr > magnitude_acc + 3.0);
+  CHECK(swap > magnitude_acc);
+}
