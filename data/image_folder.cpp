@@ -73,11 +73,14 @@ std::string class_list(const std::vector<std::string>& classes) {
 // code counts sum to at most 256, and writes past the table's arrays when they do not (fixed
 // upstream later). Such tables are refused here, before stb_image parses any marker: every DHT
 // segment is walked, skipping the entropy-coded data after each SOS (progressive JPEGs define
-// tables between scans). Bytes past the end read as 0, as stb_image reads them.
+// tables between scans). Bytes past the end read as 0, as stb_image reads them, and fill bytes
+// (0xFF) may come before the SOI marker as before any other.
 void check_jpeg_huffman_tables(const std::string& bytes, const std::string& name) {
   const auto byte = [&](size_t i) { return i < bytes.size() ? static_cast<uint8_t>(bytes[i]) : uint8_t{0}; };
-  if (bytes.size() < 2 || byte(0) != 0xFF || byte(1) != 0xD8) return;  // not a JPEG
-  size_t pos = 2;
+  if (byte(0) != 0xFF) return;  // not a JPEG
+  size_t pos = 1;
+  while (pos < bytes.size() && byte(pos) == 0xFF) ++pos;
+  if (byte(pos++) != 0xD8) return;  // not a JPEG
   while (pos + 1 < bytes.size()) {
     if (byte(pos) != 0xFF) {  // entropy-coded data: skip to the next marker (not FF00, not RSTn)
       ++pos;
@@ -102,6 +105,35 @@ void check_jpeg_huffman_tables(const std::string& bytes, const std::string& name
   }
 }
 
+// The same stb_image reads a binary PNM header's width, height and maxval into an int with no
+// overflow check (UBSan: signed integer overflow in stbi__pnm_getinteger; fixed upstream later).
+// The header is walked here first as stbi__pnm_info walks it, and a number beyond 2^24 refused:
+// stb_image allows no side beyond 2^24 and no maxval beyond 65535 anyway.
+void check_pnm_header(const std::string& bytes, const std::string& name) {
+  if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '6')) return;
+  constexpr int64_t kMaxNumber = int64_t{1} << 24;
+  size_t pos = 2;
+  const auto at_end = [&] { return pos >= bytes.size(); };
+  const auto next = [&] { return at_end() ? '\0' : bytes[pos++]; };  // past the end: 0, as stb_image
+  const auto blank = [](char ch) {
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r';
+  };
+  char c = next();
+  for (const char* field : {"width", "height", "maxval"}) {
+    for (;;) {  // blanks and # comments
+      while (!at_end() && blank(c)) c = next();
+      if (at_end() || c != '#') break;
+      while (!at_end() && c != '\n' && c != '\r') c = next();
+    }
+    const size_t start = pos - 1;  // c's offset
+    for (int64_t value = 0; !at_end() && c >= '0' && c <= '9'; c = next()) {
+      value = value * 10 + (c - '0');
+      SHEARS_CHECK(value <= kMaxNumber, "image folder", name, ": corrupt PNM header: the ", field, " at offset ",
+                   start, " is more than ", kMaxNumber);
+    }
+  }
+}
+
 // Decodes one file to `channels` × H × W bytes-as-floats.
 Image decode(const fs::path& path, int64_t channels, int64_t max_pixels) {
   const std::string name = path.string();
@@ -111,6 +143,7 @@ Image decode(const fs::path& path, int64_t channels, int64_t max_pixels) {
   SHEARS_CHECK(bytes.size() <= size_t{INT_MAX}, "image folder", name, ": ", bytes.size(),
                " bytes, more than stb_image reads (", INT_MAX, ")");
   check_jpeg_huffman_tables(bytes, name);
+  check_pnm_header(bytes, name);
   const auto* encoded = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int size = static_cast<int>(bytes.size());
   int w = 0, h = 0, n = 0;

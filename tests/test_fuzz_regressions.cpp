@@ -96,6 +96,16 @@ TEST_CASE("fuzz regression: a JPEG Huffman table of more than 256 codes is refus
   CHECK_THROWS_WITH(data::load_image_folder(root), Catch::Contains("Huffman table at offset 6 has 434 codes"));
 }
 
+// Found by the 120-second runs: stb_image reads fill bytes (0xFF) before SOI too, so a JPEG that
+// starts FF FF D8 passed the check above unseen (the same UBSan report; minimised to 10 bytes).
+TEST_CASE("fuzz regression: a Huffman table after fill bytes before SOI is checked too", "[fuzz][data]") {
+  TempDir dir;
+  fs::create_directories(dir.path() / "root" / "class");
+  fs::copy_file(kRegressions / "image-jpeg-fill-byte-before-soi.jpg", dir.path() / "root" / "class" / "x.jpg");
+  CHECK_THROWS_WITH(data::load_image_folder((dir.path() / "root").string()),
+                    Catch::Contains("x.jpg: corrupt JPEG: a Huffman table at offset 7 has 510 codes, at most 256"));
+}
+
 // The same stb_image converted a 16-bit PNM's channels with its 8-bit routine, then read twice
 // the pixels it had (ASan: heap-buffer-overflow in stbi__convert_16_to_8): a grayscale PGM whose
 // maxval (2554) makes it 16-bit, loaded as RGB. Loaded as grayscale it needs no conversion. The
@@ -127,6 +137,21 @@ TEST_CASE("fuzz regression: a TGA claiming more pixels than its bytes can hold i
   CHECK_THROWS_WITH(data::load_image_folder(root),
                     Catch::Contains("x.tga: a TGA image of 815x12610 pixels needs at least 401455 bytes, the file "
                                     "has 102: truncated or corrupt"));
+}
+
+// Found by the 120-second runs: stb_image read this PGM's 29-digit width into an int (UBSan:
+// signed integer overflow: 499999999 * 10 cannot be represented in type 'int').
+TEST_CASE("fuzz regression: a PNM header whose numbers overflow an int is refused", "[fuzz][data]") {
+  TempDir dir;
+  fs::create_directories(dir.path() / "root" / "class");
+  fs::copy_file(kRegressions / "image-pgm-width-overflows-int.pgm", dir.path() / "root" / "class" / "x.pgm");
+  CHECK_THROWS_WITH(data::load_image_folder((dir.path() / "root").string()),
+                    Catch::Contains("x.pgm: corrupt PNM header: the width at offset 3 is more than 16777216"));
+  // The largest numbers stb_image allows still pass, to the next checks.
+  fs::remove_all(dir.path() / "root");
+  const std::string root = image_folder(dir, "y.pgm", "P5 16777216 # a comment\n1 65535\n");
+  CHECK_THROWS_WITH(data::load_image_folder(root),
+                    Catch::Contains("y.pgm: a PNM image of 16777216x1 pixels needs at least 33554464 bytes"));
 }
 
 TEST_CASE("image folders refuse images above max_pixels, and short PNM files, before decoding", "[fuzz][data]") {

@@ -15,11 +15,11 @@
 
 namespace shears::fuzz {
 
+// In /dev/shm (tmpfs) when the machine has one: ext4 flushes a file truncated and rewritten as it
+// is closed (auto_da_alloc), 0.7 ms per input here, which held the harnesses to 250 runs a second.
 class Scratch {
  public:
-  Scratch() : dir_(std::filesystem::temp_directory_path() / ("shears-fuzz-" + std::to_string(getpid()))) {
-    std::filesystem::create_directories(dir_);
-  }
+  Scratch() : dir_(base() / ("shears-fuzz-" + std::to_string(getpid()))) { std::filesystem::create_directories(dir_); }
   ~Scratch() {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -29,6 +29,11 @@ class Scratch {
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
+  static std::filesystem::path base() {
+    std::error_code ec;
+    return std::filesystem::is_directory("/dev/shm", ec) ? std::filesystem::path("/dev/shm")
+                                                         : std::filesystem::temp_directory_path();
+  }
   std::filesystem::path dir_;
 };
 
