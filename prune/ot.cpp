@@ -1,4 +1,4 @@
-// Exact (network simplex) and entropic (log-domain Sinkhorn) optimal transport (ALGORITHMS.md
+// Exact (network simplex) and entropic (stabilised Sinkhorn) optimal transport (ALGORITHMS.md
 // S.2, S.3; see ot.hpp for the departures from the reference codes).
 #include "prune/ot.hpp"
 
@@ -60,6 +60,64 @@ double log_sum_exp(const std::vector<double>& x) {
   for (double v : x) s += std::exp(v - top);
   return top + std::log(s);
 }
+
+// Log-domain half steps (S.2): f_i = ε log a_i − ε LSE_j((g_j − C_ij)/ε) and the same for g, with
+// f + g − C ≤ 0 kept implicit. Cheap to call once; n·k exps each.
+void log_update_rows(std::vector<double>& f, const std::vector<double>& g, const std::vector<double>& a,
+                     const Matrix& cost, double eps) {
+  std::vector<double> terms(g.size());
+  for (int64_t i = 0; i < cost.rows; ++i) {
+    for (int64_t j = 0; j < cost.cols; ++j) terms[j] = (g[j] - cost(i, j)) / eps;
+    f[i] = eps * std::log(a[i]) - eps * log_sum_exp(terms);
+  }
+}
+
+void log_update_cols(const std::vector<double>& f, std::vector<double>& g, const std::vector<double>& b,
+                     const Matrix& cost, double eps) {
+  // Column-wise maxima and sums accumulated row by row (the matrix is row-major).
+  const int64_t n = cost.rows, k = cost.cols;
+  std::vector<double> top(k, -std::numeric_limits<double>::infinity()), sum(k, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) top[j] = std::max(top[j], (f[i] - cost(i, j)) / eps);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) sum[j] += std::exp((f[i] - cost(i, j)) / eps - top[j]);
+  for (int64_t j = 0; j < k; ++j) g[j] = eps * std::log(b[j]) - eps * (top[j] + std::log(sum[j]));
+}
+
+// K_ij = exp((f_i + g_j − C_ij)/ε): the plan's kernel with the potentials absorbed.
+void absorbed_kernel(Matrix& kernel, const std::vector<double>& f, const std::vector<double>& g, const Matrix& cost,
+                     double eps) {
+  for (int64_t i = 0; i < cost.rows; ++i)
+    for (int64_t j = 0; j < cost.cols; ++j) kernel(i, j) = std::exp((f[i] + g[j] - cost(i, j)) / eps);
+}
+
+bool scalings_in_range(const std::vector<double>& s) {
+  constexpr double kLimit = 1e100;  // far from overflow, and K·s stays a normal number
+  for (double v : s)
+    if (!(v < kLimit && v > 1.0 / kLimit)) return false;
+  return true;
+}
+
+// Σ x_j y_j over independent partial sums, so that the loop vectorises (a single running sum is
+// one long chain of dependent additions).
+double dot(const double* x, const double* y, int64_t size) {
+  constexpr int kLanes = 8;
+  double partial[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= size; j += kLanes)
+    for (int t = 0; t < kLanes; ++t) partial[t] += x[j + t] * y[j + t];
+  double s = 0.0;
+  for (; j < size; ++j) s += x[j] * y[j];
+  for (double p : partial) s += p;
+  return s;
+}
+
+bool finite_positive(const std::vector<double>& s) {
+  for (double v : s)
+    if (!(v > 0 && std::isfinite(v))) return false;
+  return true;
+}
+
 
 }  // namespace
 
@@ -148,32 +206,48 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
   } else {
     for (const auto* m : {&a, &b})
       for (double v : *m) SHEARS_CHECK(v > 0, "sinkhorn", "masses must be positive, got ", v);
-    std::vector<double> f(n, 0.0), g(k, 0.0), terms;
-    auto plan_of = [&] {
-      Matrix p(n, k);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < k; ++j) p(i, j) = std::exp((f[i] + g[j] - cost(i, j)) / eps);
-      return p;
+    // Scaling iterations u = a / (K v), v = b / (Kᵀ u) on the kernel K = exp((f + g − C)/ε), two
+    // matrix-vector products an iteration instead of 2·n·k exps. Whenever u or v leave
+    // [1e-100, 1e100] they are absorbed into the potentials f, g (f += ε log u), a log-domain sweep
+    // follows and K is rebuilt, so no entry that matters underflows even for small ε.
+    std::vector<double> f(n, 0.0), g(k, 0.0), u(n, 1.0), v(k, 1.0), kv(n), ktu(k);
+    Matrix kernel(n, k);
+    auto absorb = [&] {
+      for (int64_t i = 0; i < n; ++i) f[i] += eps * std::log(u[i]);
+      for (int64_t j = 0; j < k; ++j) g[j] += eps * std::log(v[j]);
+      log_update_rows(f, g, a, cost, eps);
+      log_update_cols(f, g, b, cost, eps);
+      absorbed_kernel(kernel, f, g, cost, eps);
+      std::fill(u.begin(), u.end(), 1.0);
+      std::fill(v.begin(), v.end(), 1.0);
     };
+    absorbed_kernel(kernel, f, g, cost, eps);  // exp(−C/ε); rows that underflow trigger an absorption
     result.converged = false;
     for (int64_t it = 1; it <= options.max_iterations; ++it) {
-      terms.resize(k);
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t j = 0; j < k; ++j) terms[j] = (g[j] - cost(i, j)) / eps;
-        f[i] = eps * std::log(a[i]) - eps * log_sum_exp(terms);
-      }
-      terms.resize(n);
-      for (int64_t j = 0; j < k; ++j) {
-        for (int64_t i = 0; i < n; ++i) terms[i] = (f[i] - cost(i, j)) / eps;
-        g[j] = eps * std::log(b[j]) - eps * log_sum_exp(terms);
-      }
-      result.iterations = it;
-      if (it % 10 == 0 && row_error(plan_of()) < options.tolerance) {
+      for (int64_t i = 0; i < n; ++i) kv[i] = dot(&kernel.values[static_cast<size_t>(i * k)], v.data(), k);
+      // The columns are exact after each v update, so the row error of the current plan is
+      // ‖u ⊙ Kv − a‖₁, which this product gives for free.
+      double error = 0.0;
+      for (int64_t i = 0; i < n; ++i) error += std::abs(u[i] * kv[i] - a[i]);
+      if (error < options.tolerance) {
         result.converged = true;
         break;
       }
+      std::vector<double> u_before = u, v_before = v;
+      for (int64_t i = 0; i < n; ++i) u[i] = a[i] / kv[i];
+      std::fill(ktu.begin(), ktu.end(), 0.0);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < k; ++j) ktu[j] += kernel(i, j) * u[i];
+      for (int64_t j = 0; j < k; ++j) v[j] = b[j] / ktu[j];
+      result.iterations = it;
+      if (!scalings_in_range(u) || !scalings_in_range(v)) {
+        if (!finite_positive(u) || !finite_positive(v)) u = u_before, v = v_before;  // a row or column lost all mass
+        absorb();
+      }
     }
-    result.plan = plan_of();
+    result.plan = Matrix(n, k);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) result.plan(i, j) = u[i] * kernel(i, j) * v[j];
   }
   result.marginal_error = row_error(result.plan);
   return result;

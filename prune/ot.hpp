@@ -15,13 +15,15 @@
 // Departure from the reference (POT ot.emd): no iteration cap; b must have a's total to 1e-6
 // relative and is then rescaled to it (POT rescales silently).
 //
-// sinkhorn: min ⟨Π, M⟩ + ε Σ Π_ij (log Π_ij − 1) by log-domain iterations (S.2): f and g are
-// updated alternately with stable log-sum-exps; every 10 iterations the row-marginal error
-// ‖Π1 − a‖₁ is compared with the tolerance. ε is in absolute cost units. ε ≤ 1e-10 gives the exact
-// plan (emd) and ε = +∞ the product plan a bᵀ, as the reference does. Departure from SWAP's
-// reference (POT's non-log sinkhorn): the log domain, which agrees whenever both converge and
-// stays finite for small ε. A run that hits the iteration cap reports converged = false (the caller
-// decides whether to warn; nothing here prints).
+// sinkhorn: min ⟨Π, M⟩ + ε Σ Π_ij (log Π_ij − 1) by Sinkhorn's scaling iterations on the kernel
+// exp((f_i + g_j − M_ij)/ε), whose potentials f, g absorb the scalings whenever these leave
+// [1e-100, 1e100] (a log-domain sweep then restarts them; S.2's stabilised form): two
+// matrix-vector products an iteration, and finite for small ε. The row-marginal error
+// ‖Π1 − a‖₁ is compared with the tolerance every iteration. ε is in absolute cost units. ε ≤ 1e-10
+// gives the exact plan (emd) and ε = +∞ the product plan a bᵀ, as the reference does. Departure
+// from SWAP's reference (POT's plain sinkhorn): the stabilisation, which agrees whenever both
+// converge. A run that hits the iteration cap reports converged = false (the caller decides
+// whether to warn; nothing here prints).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -52,7 +54,7 @@ Matrix emd(const std::vector<double>& a, const std::vector<double>& b, const Mat
 struct SinkhornOptions {
   double epsilon = 1e-2;
   int64_t max_iterations = 5000;
-  double tolerance = 1e-9;  // on ‖Π1 − a‖₁, checked every 10 iterations
+  double tolerance = 1e-9;  // on ‖Π1 − a‖₁
 };
 
 struct SinkhornResult {
