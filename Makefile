@@ -42,7 +42,8 @@ EXAMPLES := $(EXAMPLE_SRCS:apps/examples/%.cpp=$(BUILD)/examples/%)
 
 # Debian packages the project builds, tests and runs with.
 DEB_PACKAGES := g++ make pkg-config libopenblas-dev catch2 libbenchmark-dev nlohmann-json3-dev \
-                libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
+                libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin \
+                librsvg2-bin
 
 .PHONY: all deps test bench demo clean test-tsan
 all: $(LIB) $(APP) $(EXAMPLES)
@@ -113,7 +114,7 @@ demo: $(APP) | deps
 	    --sparsities 0.5,0.8,0.9,0.95 --seeds 3 --output $(DEMO_SWEEP)
 	@echo
 	@echo "The run folder is $(DEMO_RUN): config.toml, summary.csv, events.jsonl, last/best.safetensors."
-	@echo "The sweep is in $(DEMO_SWEEP): sweep.csv (a row per method, sparsity and seed), sweep.svg (the plot)."
+	@echo "The sweep is in $(DEMO_SWEEP): sweep.csv (a row per method, sparsity and seed), sweep.svg and sweep.png (the plot)."
 	@echo "Next: $(APP) prune --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist --method magnitude \\"
 	@echo "          --sparsity 0.9 --finetune-epochs 2 --output runs/demo-prune"
 	@echo "      $(APP) train --model resnet20 --input-size 32 --epochs 30 --output runs/resnet20"

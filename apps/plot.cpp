@@ -1,8 +1,15 @@
 #include "apps/plot.hpp"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <limits>
 
 #include "core/error.hpp"
@@ -146,6 +153,31 @@ std::string render_svg(const LinePlot& plot) {
     legend_entry(s.label, "stroke=\"" + color + "\" stroke-width=\"2\"");
   }
   return svg + legend + "</svg>\n";
+}
+
+bool write_plot(const LinePlot& plot, const std::filesystem::path& svg) {
+  {
+    std::ofstream out(svg);
+    out << render_svg(plot);
+    SHEARS_CHECK(out.good(), svg.string(), "cannot write the plot");
+  }
+  std::filesystem::path png = svg;
+  png.replace_extension(".png");
+  std::vector<std::string> args{"rsvg-convert", "--background-color=white", "--output", png.string(), svg.string()};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t quiet;  // a missing converter says nothing; the caller reports the PNG or not
+  posix_spawn_file_actions_init(&quiet);
+  posix_spawn_file_actions_addopen(&quiet, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  int spawned = posix_spawnp(&pid, "rsvg-convert", &quiet, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&quiet);
+  if (spawned != 0) return false;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 && std::filesystem::exists(png);
 }
 
 }  // namespace shears::app

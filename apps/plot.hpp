@@ -2,6 +2,7 @@
 // `shears sweep` (ECOSYSTEM.md §1.8: one line per method, mean ± std across seeds as a band, the
 // dense accuracy as a horizontal line).
 #pragma once
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,11 @@ struct LinePlot {
 
 // The whole SVG document. Axes cover the data, bands and reference, rounded out to nice ticks.
 std::string render_svg(const LinePlot& plot);
+
+// Writes the SVG to `svg` and, when librsvg's rsvg-convert is on the PATH (Debian librsvg2-bin,
+// installed by `make deps`), a PNG of it beside it (same name, .png). Returns whether the PNG was
+// written; a missing converter is not an error (the SVG is the figure).
+bool write_plot(const LinePlot& plot, const std::filesystem::path& svg);
 
 // Evenly spaced "nice" values (steps of 1, 2 or 5 × 10^k), about `target` of them, from a multiple
 // of the step at or below lo to one at or above hi.

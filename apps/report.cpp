@@ -344,8 +344,8 @@ std::string plot_file(const Plan& plan, const std::string& name, const Table& t,
   LinePlot plot = accuracy_plot(t, methods, dense.mean);
   plot.title = title;
   plot.x_label = x_label;
-  std::ofstream(plan.dir / (name + ".svg")) << render_svg(plot);
-  return "![" + title + "](" + name + ".svg)\n";
+  const bool png = write_plot(plot, plan.dir / (name + ".svg"));
+  return "![" + title + "](" + name + (png ? ".png" : ".svg") + ")\n";
 }
 
 enum class Verdict { reproduced, mixed, not_reproduced };

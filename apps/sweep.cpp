@@ -4,7 +4,7 @@
 // extended sweep resumes where it stopped: cells already in the file are skipped. The settings
 // that change a cell's result besides its method, sparsity and seed are kept in sweep.json, and a
 // rerun with other settings is refused rather than mixed into the same table. At the end: a table
-// of top-1 (mean ± std over seeds) and the accuracy-vs-sparsity plot sweep.svg.
+// of top-1 (mean ± std over seeds) and the accuracy-vs-sparsity plot sweep.svg (and sweep.png).
 //
 // Seeds are --seed, --seed + 1, …; a seed drives random scores and the choice of the scoring and
 // fine-tuning batches (magnitude and synflow without fine-tuning give the same result for every
@@ -200,8 +200,9 @@ int run(SweepConfig c) {
   plot.title = arch + " on " + d.splits.name + ": " + (c.spec.structured ? "structured" : "unstructured") + " " +
                c.spec.distribution + " pruning" + (c.ft.epochs > 0 ? ", fine-tuned" : ", no fine-tuning");
   plot.x_label = c.spec.structured ? "channels removed (%)" : "sparsity (% of prunable weights)";
-  std::ofstream(svg) << render_svg(plot);
-  std::printf("\nwrote %s (%zu rows) and the plot %s\n", csv.c_str(), rows.size(), svg.c_str());
+  const bool png = write_plot(plot, svg);
+  std::printf("\nwrote %s (%zu rows) and the plot %s%s\n", csv.c_str(), rows.size(), svg.c_str(),
+              png ? " (and .png)" : " (no PNG: rsvg-convert not found; Debian package librsvg2-bin)");
   return 0;
 }
 
@@ -224,7 +225,7 @@ Command add_sweep_command(CLI::App& app) {
   cli->add_option("--batch-size,-b", c->spec.batch_size, "batch size for scoring and fine-tuning")->capture_default_str();
   cli->add_option("--seed", c->data.seed, "the first seed")->capture_default_str();
   cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)");
-  cli->add_option("--output,-o", c->output, "folder for sweep.csv, sweep.json and sweep.svg")->required();
+  cli->add_option("--output,-o", c->output, "folder for sweep.csv, sweep.json and sweep.svg/.png")->required();
   return {cli, [c] { return run(*c); }};
 }
 

@@ -2,6 +2,7 @@
 // one epoch on synthetic data: exact sparsity in the written checkpoint, physically smaller
 // structured checkpoints, ShrinkBench's metrics, and a resumable sweep with its table and plot.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -178,6 +179,11 @@ TEST_CASE("shears sweep fills sweep.csv cell by cell, resumes, and plots", "[cli
   CHECK(occurrences(svg, "<polyline") == 2);  // one line per method
   CHECK(occurrences(svg, "<polygon") == 0);   // no band with a single seed
   for (const char* label : {">magnitude<", ">random<", ">dense ("}) CHECK(svg.find(label) != std::string::npos);
+  // The PNG copy exists exactly when librsvg's converter does (make deps installs it).
+  const bool converter = std::system("command -v rsvg-convert > /dev/null 2>&1") == 0;
+  CHECK(fs::exists(dir / "sw/sweep.png") == converter);
+  if (converter) CHECK(contents(dir / "sw/sweep.png").rfind("\x89PNG\r\n\x1a\n", 0) == 0);
+  CHECK(first.output.find(converter ? "(and .png)" : "(no PNG: rsvg-convert not found") != std::string::npos);
 
   Run again = run_shears(sweep);
   INFO(again.output);
