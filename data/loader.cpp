@@ -131,4 +131,19 @@ Batch DataLoader::make_batch(int64_t b) const {
   return batch;
 }
 
+BatchStream::BatchStream(DataLoader& loader, std::string who) : loader_(loader), who_(std::move(who)) {
+  loader_.start_epoch(epoch_);
+}
+
+Batch BatchStream::next() {
+  std::optional<Batch> b = loader_.next();
+  if (!b) {
+    loader_.start_epoch(++epoch_);
+    b = loader_.next();
+    SHEARS_CHECK(b.has_value(), who_, "the loader yields no batch: fewer samples (", loader_.shard_size(),
+                 ") than one batch of ", loader_.options().batch_size, " with drop_last");
+  }
+  return std::move(*b);
+}
+
 }  // namespace shears::data

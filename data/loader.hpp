@@ -98,4 +98,18 @@ class DataLoader {
   std::vector<std::thread> workers_;
 };
 
+// Batches without end: the loader's epochs one after another (0, 1, …), for solvers that draw
+// a fresh batch per step rather than walk epochs. `who` names the caller in the error raised
+// when an epoch yields no batch at all (a dataset smaller than one batch with drop_last).
+class BatchStream {
+ public:
+  BatchStream(DataLoader& loader, std::string who);
+  Batch next();
+
+ private:
+  DataLoader& loader_;
+  std::string who_;
+  int64_t epoch_ = 0;
+};
+
 }  // namespace shears::data

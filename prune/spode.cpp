@@ -61,25 +61,6 @@ Tensor effective_weight(const nn::Module& model, const std::string& name) {
   return theta;
 }
 
-// One fresh batch per call, epoch after epoch.
-class BatchStream {
- public:
-  explicit BatchStream(data::DataLoader& loader) : loader_(loader) { loader_.start_epoch(epoch_); }
-  data::Batch next() {
-    std::optional<data::Batch> b = loader_.next();
-    if (!b) {
-      loader_.start_epoch(++epoch_);
-      b = loader_.next();
-      SHEARS_CHECK(b.has_value(), "spode_prune", "the loader yields no batch");
-    }
-    return std::move(*b);
-  }
-
- private:
-  data::DataLoader& loader_;
-  int64_t epoch_ = 0;
-};
-
 // CE at w = θ ⊙ P(m) on `batch`, and e = −∇_m E by the straight-through chain rule (spode.hpp).
 double loss_and_descent(nn::Module& model, const SoftMask& mask, const NamedTensors& thetas,
                         const std::vector<double>& p, const data::Batch& batch, std::vector<double>& e) {
@@ -266,7 +247,7 @@ SpodeResult spode_prune(nn::Module& model, const std::vector<std::string>& names
   NamedTensors thetas;
   for (const std::string& name : names) thetas.emplace_back(name, model.parameter(name));
   SpodeResult result;
-  BatchStream stream(loader);
+  data::BatchStream stream(loader, "spode_prune");
   {
     FrozenModel frozen(model, thetas);
     std::vector<double> previous_p, e;

@@ -381,26 +381,6 @@ Vec resolve_on_support(const SwapProblem& problem, const Plan& plan, const std::
   return out;
 }
 
-// One fresh batch per call, epoch after epoch.
-class BatchStream {
- public:
-  explicit BatchStream(data::DataLoader& loader) : loader_(loader) { loader_.start_epoch(epoch_); }
-  data::Batch next() {
-    std::optional<data::Batch> b = loader_.next();
-    if (!b) {
-      loader_.start_epoch(++epoch_);
-      b = loader_.next();
-      SHEARS_CHECK(b.has_value(), "swap_prune", "the sample loader yields no batch (fewer training samples than "
-                   "its batch size, the n of G?)");
-    }
-    return std::move(*b);
-  }
-
- private:
-  data::DataLoader& loader_;
-  int64_t epoch_ = 0;
-};
-
 // While alive, the named parameters that carry a mask carry an all-ones mask instead (their raw
 // values are already 0 where pruned, so the forward is unchanged and G gets every entry, §1.3).
 class OpenMasks {
@@ -762,7 +742,7 @@ std::vector<SwapStageLog> swap_prune(nn::Module& model, const std::vector<std::s
   const auto p = static_cast<int64_t>(w_bar.size());
 
   std::vector<SwapStageLog> logs;
-  BatchStream stream(samples);
+  data::BatchStream stream(samples, "swap_prune");
   for (int64_t t = 1; t <= options.stages; ++t) {
     const double sparsity = cubic_sparsity(t, options.stages, target.sparsity, options.initial_sparsity);
     const int64_t k = p - prune_count(sparsity, p);

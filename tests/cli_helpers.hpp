@@ -17,8 +17,9 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-inline CommandResult run_shears(const std::string& args) {
-  FILE* pipe = popen((std::string(SHEARS_BINARY) + " " + args + " 2>&1").c_str(), "r");
+// Runs a shell command line, stdout and stderr together.
+inline CommandResult run_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
   char buffer[4096];
@@ -26,6 +27,8 @@ inline CommandResult run_shears(const std::string& args) {
   int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
+
+inline CommandResult run_shears(const std::string& args) { return run_command(std::string(SHEARS_BINARY) + " " + args); }
 
 inline std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path);

@@ -36,15 +36,7 @@ std::vector<int64_t> epoch_indices(data::DataLoader& loader, int64_t epoch, std:
 const std::string kMpirun = "mpirun --allow-run-as-root --bind-to none --oversubscribe -np 2 ";
 
 // `mpirun -np 2 shears <args>`, stdout and stderr together.
-test::CommandResult run_mpi(const std::string& args) {
-  FILE* pipe = popen((kMpirun + SHEARS_BINARY + " " + args + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+test::CommandResult run_mpi(const std::string& args) { return test::run_command(kMpirun + SHEARS_BINARY + " " + args); }
 
 // The MPI tests run only when shears was built with MPI and mpirun is installed; otherwise they
 // say so (a warning in the test output) and return.
