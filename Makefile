@@ -101,20 +101,25 @@ test: $(TESTS) $(APP) | deps
 bench: $(BENCH) | deps
 	$(BENCH) $(BENCH_ARGS)
 
-# The demo: MLPNet on Fashion-MNIST (about 10 s on 2 cores), its evaluation, then a small pruning
-# sweep from scratch (3 methods x 4 sparsities x 3 seeds, a few seconds): table and plot.
+# The demo: MLPNet on Fashion-MNIST (about 10 s on 2 cores), its evaluation, a pruning sweep from
+# scratch (the baselines and the post-hoc algorithms at 4 sparsities): table and
+# plot; then the quick report on the four papers' claims (`shears report --quick`, resumable).
 DEMO_RUN := runs/demo-mlpnet
 DEMO_SWEEP := runs/demo-sweep
+DEMO_REPORT := runs/demo-report
 demo: $(APP) | deps
 	$(APP) info
 	$(APP) train --model mlpnet --data fashion-mnist --epochs 10 --lr 0.1 --output $(DEMO_RUN)
 	$(APP) eval --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist
 	rm -rf $(DEMO_SWEEP)
-	$(APP) sweep --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist --methods magnitude,random,snip \
-	    --sparsities 0.5,0.8,0.9,0.95 --seeds 3 --output $(DEMO_SWEEP)
+	$(APP) sweep --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist \
+	    --methods magnitude,random,snip,synflow,spode,woodfisher,lr,swap --sparsities 0.5,0.8,0.9,0.95 \
+	    --samples 500 --output $(DEMO_SWEEP)
+	$(APP) report --quick --output $(DEMO_REPORT)
 	@echo
 	@echo "The run folder is $(DEMO_RUN): config.toml, summary.csv, events.jsonl, last/best.safetensors."
 	@echo "The sweep is in $(DEMO_SWEEP): sweep.csv (a row per method, sparsity and seed), sweep.svg and sweep.png (the plot)."
+	@echo "The report is $(DEMO_REPORT)/report.md (rerun make demo to resume it; docs/report/ has the --full one)."
 	@echo "Next: $(APP) prune --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist --method magnitude \\"
 	@echo "          --sparsity 0.9 --finetune-epochs 2 --output runs/demo-prune"
 	@echo "      $(APP) train --model resnet20 --input-size 32 --epochs 30 --output runs/resnet20"
