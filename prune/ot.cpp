@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace shears::prune::ot {
 namespace {
@@ -87,8 +88,10 @@ void log_update_cols(const std::vector<double>& f, std::vector<double>& g, const
 // K_ij = exp((f_i + g_j − C_ij)/ε): the plan's kernel with the potentials absorbed.
 void absorbed_kernel(Matrix& kernel, const std::vector<double>& f, const std::vector<double>& g, const Matrix& cost,
                      double eps) {
-  for (int64_t i = 0; i < cost.rows; ++i)
-    for (int64_t j = 0; j < cost.cols; ++j) kernel(i, j) = std::exp((f[i] + g[j] - cost(i, j)) / eps);
+  parallel_for(cost.rows, std::max<int64_t>(4096 / std::max<int64_t>(cost.cols, 1), 1), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0; j < cost.cols; ++j) kernel(i, j) = std::exp((f[i] + g[j] - cost(i, j)) / eps);
+  });
 }
 
 bool scalings_in_range(const std::vector<double>& s) {
@@ -211,6 +214,9 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
     // [1e-100, 1e100] they are absorbed into the potentials f, g (f += ε log u), a log-domain sweep
     // follows and K is rebuilt, so no entry that matters underflows even for small ε.
     std::vector<double> f(n, 0.0), g(k, 0.0), u(n, 1.0), v(k, 1.0), kv(n), ktu(k);
+    // Threads split rows (K v) and column blocks (Kᵀ u), so every sum runs in one fixed order and
+    // the result does not depend on the thread count. About 64k entries per chunk.
+    const int64_t grain = std::max<int64_t>((int64_t{1} << 16) / std::max<int64_t>(k, 1), 1);
     Matrix kernel(n, k);
     auto absorb = [&] {
       for (int64_t i = 0; i < n; ++i) f[i] += eps * std::log(u[i]);
@@ -224,7 +230,9 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
     absorbed_kernel(kernel, f, g, cost, eps);  // exp(−C/ε); rows that underflow trigger an absorption
     result.converged = false;
     for (int64_t it = 1; it <= options.max_iterations; ++it) {
-      for (int64_t i = 0; i < n; ++i) kv[i] = dot(&kernel.values[static_cast<size_t>(i * k)], v.data(), k);
+      parallel_for(n, grain, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) kv[i] = dot(&kernel.values[static_cast<size_t>(i * k)], v.data(), k);
+      });
       // The columns are exact after each v update, so the row error of the current plan is
       // ‖u ⊙ Kv − a‖₁, which this product gives for free.
       double error = 0.0;
@@ -235,9 +243,11 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
       }
       std::vector<double> u_before = u, v_before = v;
       for (int64_t i = 0; i < n; ++i) u[i] = a[i] / kv[i];
-      std::fill(ktu.begin(), ktu.end(), 0.0);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < k; ++j) ktu[j] += kernel(i, j) * u[i];
+      parallel_for(k, std::max<int64_t>(grain * k / n, 1), [&](int64_t j0, int64_t j1) {  // column blocks
+        std::fill(ktu.begin() + j0, ktu.begin() + j1, 0.0);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = j0; j < j1; ++j) ktu[j] += kernel(i, j) * u[i];
+      });
       for (int64_t j = 0; j < k; ++j) v[j] = b[j] / ktu[j];
       result.iterations = it;
       if (!scalings_in_range(u) || !scalings_in_range(v)) {
