@@ -134,6 +134,25 @@ void check_pnm_header(const std::string& bytes, const std::string& name) {
   }
 }
 
+// The same stb_image copies a PNG's first IDAT chunk into a buffer it allocates only for a chunk
+// with data: an empty first IDAT is copied into a null pointer (UBSan: null pointer passed to
+// memcpy; harmless in practice, undefined all the same). Such files are refused: the chunks are
+// walked (length, type, data, CRC) until the first IDAT.
+void check_png_chunks(const std::string& bytes, const std::string& name) {
+  static const char kSignature[] = "\x89PNG\r\n\x1a\n";
+  if (bytes.compare(0, 8, kSignature, 8) != 0) return;
+  for (size_t pos = 8; pos + 8 <= bytes.size();) {
+    uint32_t length = 0;
+    for (int b = 0; b < 4; ++b) length = length << 8 | static_cast<uint8_t>(bytes[pos + b]);
+    if (bytes.compare(pos + 4, 4, "IDAT") == 0) {
+      SHEARS_CHECK(length > 0, "image folder", name, ": corrupt PNG: the first IDAT chunk, at offset ", pos,
+                   ", is empty");
+      return;
+    }
+    pos += 12 + static_cast<size_t>(length);
+  }
+}
+
 // Decodes one file to `channels` × H × W bytes-as-floats.
 Image decode(const fs::path& path, int64_t channels, int64_t max_pixels) {
   const std::string name = path.string();
@@ -144,6 +163,7 @@ Image decode(const fs::path& path, int64_t channels, int64_t max_pixels) {
                " bytes, more than stb_image reads (", INT_MAX, ")");
   check_jpeg_huffman_tables(bytes, name);
   check_pnm_header(bytes, name);
+  check_png_chunks(bytes, name);
   const auto* encoded = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int size = static_cast<int>(bytes.size());
   int w = 0, h = 0, n = 0;

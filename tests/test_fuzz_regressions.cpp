@@ -106,6 +106,16 @@ TEST_CASE("fuzz regression: a Huffman table after fill bytes before SOI is check
                     Catch::Contains("x.jpg: corrupt JPEG: a Huffman table at offset 7 has 510 codes, at most 256"));
 }
 
+// Found by the 10-minute run: stb_image copied an empty first IDAT chunk into a null pointer
+// (UBSan: null pointer passed as argument 1 of memcpy, in stbi__getn).
+TEST_CASE("fuzz regression: a PNG whose first IDAT chunk is empty is refused", "[fuzz][data]") {
+  TempDir dir;
+  fs::create_directories(dir.path() / "root" / "class");
+  fs::copy_file(kRegressions / "image-png-empty-first-idat.png", dir.path() / "root" / "class" / "x.png");
+  CHECK_THROWS_WITH(data::load_image_folder((dir.path() / "root").string()),
+                    Catch::Contains("x.png: corrupt PNG: the first IDAT chunk, at offset 33, is empty"));
+}
+
 // The same stb_image converted a 16-bit PNM's channels with its 8-bit routine, then read twice
 // the pixels it had (ASan: heap-buffer-overflow in stbi__convert_16_to_8): a grayscale PGM whose
 // maxval (2554) makes it 16-bit, loaded as RGB. Loaded as grayscale it needs no conversion. The
