@@ -134,21 +134,28 @@ void check_pnm_header(const std::string& bytes, const std::string& name) {
   }
 }
 
-// The same stb_image copies a PNG's first IDAT chunk into a buffer it allocates only for a chunk
-// with data: an empty first IDAT is copied into a null pointer (UBSan: null pointer passed to
-// memcpy; harmless in practice, undefined all the same). Such files are refused: the chunks are
-// walked (length, type, data, CRC) until the first IDAT.
+// The same stb_image trusts a PNG chunk's length: an IDAT claiming 2 GB makes it grow its buffer
+// to that size before it finds the file too short, and an empty first IDAT is copied into a
+// null pointer (UBSan: null pointer passed to memcpy). The chunks are walked first (length, type,
+// data, CRC) up to IEND: each must fit in the file, and the first IDAT must hold data.
 void check_png_chunks(const std::string& bytes, const std::string& name) {
   static const char kSignature[] = "\x89PNG\r\n\x1a\n";
   if (bytes.compare(0, 8, kSignature, 8) != 0) return;
-  for (size_t pos = 8; pos + 8 <= bytes.size();) {
-    uint32_t length = 0;
+  bool seen_idat = false;
+  for (size_t pos = 8; pos < bytes.size();) {
+    SHEARS_CHECK(pos + 12 <= bytes.size(), "image folder", name, ": corrupt PNG: a chunk at offset ", pos,
+                 " is cut short (", bytes.size() - pos, " bytes left, a chunk takes at least 12)");
+    uint64_t length = 0;
     for (int b = 0; b < 4; ++b) length = length << 8 | static_cast<uint8_t>(bytes[pos + b]);
-    if (bytes.compare(pos + 4, 4, "IDAT") == 0) {
+    SHEARS_CHECK(length <= bytes.size() - pos - 12, "image folder", name, ": corrupt PNG: the chunk at offset ", pos,
+                 " claims ", length, " bytes of data, the file has ", bytes.size() - pos - 12, " after its header");
+    const std::string type = bytes.substr(pos + 4, 4);
+    if (type == "IDAT" && !seen_idat) {
       SHEARS_CHECK(length > 0, "image folder", name, ": corrupt PNG: the first IDAT chunk, at offset ", pos,
                    ", is empty");
-      return;
+      seen_idat = true;
     }
+    if (type == "IEND") return;
     pos += 12 + static_cast<size_t>(length);
   }
 }

@@ -116,6 +116,16 @@ TEST_CASE("fuzz regression: a PNG whose first IDAT chunk is empty is refused", "
                     Catch::Contains("x.png: corrupt PNG: the first IDAT chunk, at offset 33, is empty"));
 }
 
+// Found by the next 10-minute run: stb_image grew its buffer to 2 GB for an IDAT chunk that
+// claims more bytes than the 89-byte file has (libFuzzer: out-of-memory in stbi__parse_png_file).
+TEST_CASE("fuzz regression: a PNG chunk longer than the file is refused before decoding", "[fuzz][data]") {
+  TempDir dir;
+  fs::create_directories(dir.path() / "root" / "class");
+  fs::copy_file(kRegressions / "image-png-chunk-longer-than-file.png", dir.path() / "root" / "class" / "x.png");
+  CHECK_THROWS_WITH(data::load_image_folder((dir.path() / "root").string()),
+                    Catch::Contains("x.png: corrupt PNG: the chunk at offset 77 claims"));
+}
+
 // The same stb_image converted a 16-bit PNM's channels with its 8-bit routine, then read twice
 // the pixels it had (ASan: heap-buffer-overflow in stbi__convert_16_to_8): a grayscale PGM whose
 // maxval (2554) makes it 16-bit, loaded as RGB. Loaded as grayscale it needs no conversion. The
