@@ -33,6 +33,7 @@
 #include "optim/optimizer.hpp"
 #include "prune/baselines.hpp"
 #include "prune/bn_fold.hpp"
+#include "prune/bn_recalibrate.hpp"
 #include "prune/intra_fusion.hpp"
 #include "prune/masks.hpp"
 #include "prune/spode.hpp"
@@ -479,6 +480,9 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
       ->capture_default_str();
   cli.add_option("--score-batches", s.score_batches, "training batches scored by snip, grasp and taylor")
       ->capture_default_str();
+  cli.add_option("--bn-recalibrate", s.bn_recalibrate,
+                 "after pruning, re-estimate BatchNorm statistics on N training batches (0: keep the dense ones)")
+      ->capture_default_str();
   cli.add_option("--synflow-rounds", s.synflow_rounds)->capture_default_str();
   cli.add_option("--spode-steps", s.spode_steps, "spode: steps N of the mask ODE")->capture_default_str();
   cli.add_option("--spode-radius", s.spode_radius, "spode: step radius over the smallest feasible (> 1)")
@@ -553,10 +557,17 @@ Shape image_shape(const OpenedData& d) { return {1, d.channels, d.input_size, d.
 
 void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& data) {
   SHEARS_CHECK(spec.score_batches > 0 && spec.batch_size > 0, "--score-batches", "and --batch-size must be positive");
+  SHEARS_CHECK(spec.bn_recalibrate >= 0, "--bn-recalibrate", "must be >= 0, got ", spec.bn_recalibrate);
   if (spec.structured)
     prune_structured(model, spec, data);
   else
     prune_unstructured(model, spec, data);
+  if (spec.bn_recalibrate > 0 && (spec.structured || spec.method != "spode")) {
+    PruneSpec draw = spec;
+    draw.score_batches = spec.bn_recalibrate;
+    draw.seed = spec.seed + 1;  // other batches than the scores saw
+    prune::recalibrate_batch_norm(model, scoring_batches(draw, data));
+  }
 }
 
 void fine_tune(nn::Module& model, const FineTune& ft, const OpenedData& d, uint64_t seed) {

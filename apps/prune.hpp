@@ -36,6 +36,9 @@ struct PruneSpec {
   bool dimensionality_preserving = false;
   int64_t round_to = 1;
   int64_t score_batches = 1, batch_size = 128;  // training batches for snip, grasp and taylor
+  // After pruning, re-estimate BatchNorm running statistics on this many training batches (S.6),
+  // for any method; 0: keep the dense model's (SpODE re-estimates on its own batch regardless).
+  int64_t bn_recalibrate = 0;
   int64_t synflow_rounds = 100;
   int64_t spode_steps = 100;   // ALGORITHMS.md §3: N steps of the ODE
   double spode_radius = 1.1;   // step radius over the smallest feasible one

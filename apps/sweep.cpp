@@ -49,7 +49,7 @@ struct SweepConfig {
 // The settings every row of one sweep.csv shares.
 nlohmann::ordered_json settings(const SweepConfig& c) {
   const PruneSpec& s = c.spec;
-  return {{"weights", fs::absolute(c.weights).lexically_normal().string()},
+  nlohmann::ordered_json out = {{"weights", fs::absolute(c.weights).lexically_normal().string()},
           {"data", c.data.data}, {"data_dir", c.data.data_dir}, {"input_size", c.data.input_size},
           {"limit_train", c.data.limit_train}, {"limit_test", c.data.limit_test},
           {"structured", s.structured}, {"distribution", s.distribution},
@@ -70,6 +70,8 @@ nlohmann::ordered_json settings(const SweepConfig& c) {
           {"wf_update", s.wf_update},
           {"finetune_epochs", c.ft.epochs}, {"lr", c.ft.lr},
           {"momentum", c.ft.momentum}, {"weight_decay", c.ft.weight_decay}};
+  if (s.bn_recalibrate > 0) out["bn_recalibrate"] = s.bn_recalibrate;  // absent: sweeps from before the option
+  return out;
 }
 
 void check_settings(const fs::path& file, const nlohmann::ordered_json& now) {
@@ -84,6 +86,10 @@ void check_settings(const fs::path& file, const nlohmann::ordered_json& now) {
     SHEARS_CHECK(before.contains(key) && before[key] == value, "--output " + file.parent_path().string(),
                  "holds a sweep with other settings (", key, ": ", before.contains(key) ? before[key].dump() : "unset",
                  " there, ", value.dump(), " now); rerun with the same flags to resume, or use a new --output folder");
+  for (const auto& [key, value] : before.items())  // a setting given then and not now
+    SHEARS_CHECK(now.contains(key), "--output " + file.parent_path().string(), "holds a sweep with other settings (",
+                 key, ": ", value.dump(), " there, unset now); rerun with the same flags to resume, or use a new "
+                 "--output folder");
 }
 
 // Right-aligned in `width` terminal columns (UTF-8: continuation bytes take no column).

@@ -155,6 +155,29 @@ TEST_CASE("shears prune --method intrafusion fuses channels of a BN network into
                            "--sparsities 0.3 --output " + (dir / "bad").string());
   CHECK(unknown.status == 1);
   CHECK(unknown.output.find("snip") != std::string::npos);
+
+  // --bn-recalibrate re-estimates the running statistics of the pruned network, for any method;
+  // a sweep folder remembers it, in both directions.
+  for (const char* recalibrate : {"", " --bn-recalibrate 2"}) {
+    Run r = run_shears(kPrune + weights + kData + " --limit-test 32 --method magnitude --sparsity 0.5" + recalibrate +
+                       " --output " + (dir / (std::string("bn") + (*recalibrate ? "2" : "0"))).string());
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+  }
+  auto kept = nn::load_model((dir / "bn0/pruned.safetensors").string());
+  auto recalibrated = nn::load_model((dir / "bn2/pruned.safetensors").string());
+  for (const char* stat : {"layer2.1.bn2.running_mean", "layer2.1.bn2.running_var"}) {
+    INFO(stat);
+    CHECK(kept->buffer(stat).to_vector() == dense->buffer(stat).to_vector());
+    CHECK(recalibrated->buffer(stat).to_vector() != dense->buffer(stat).to_vector());
+  }
+  CHECK(recalibrated->buffer("layer2.1.bn2.num_batches_tracked").item() == 2);
+  const std::string recalibrated_sweep = "sweep --weights " + weights + kData + " --limit-test 32 --methods magnitude "
+                                         "--sparsities 0.5 --output " + (dir / "bn-sweep").string();
+  REQUIRE(run_shears(recalibrated_sweep + " --bn-recalibrate 2").status == 0);
+  Run without = run_shears(recalibrated_sweep);
+  CHECK(without.status == 1);
+  CHECK(without.output.find("bn_recalibrate: 2 there, unset now") != std::string::npos);
 }
 
 TEST_CASE("shears sweep fills sweep.csv cell by cell, resumes, and plots", "[cli]") {
