@@ -14,6 +14,8 @@
 
 #include "core/error.hpp"
 
+extern char** environ;  // the process environment, passed on to the converter
+
 namespace shears::app {
 
 namespace {
@@ -159,25 +161,29 @@ bool write_plot(const LinePlot& plot, const std::filesystem::path& svg) {
   {
     std::ofstream out(svg);
     out << render_svg(plot);
-    SHEARS_CHECK(out.good(), svg.string(), "cannot write the plot");
+    out.close();
+    SHEARS_CHECK(!out.fail(), svg.string(), "cannot write the plot");
   }
   std::filesystem::path png = svg;
   png.replace_extension(".png");
-  std::vector<std::string> args{"rsvg-convert", "--background-color=white", "--output", png.string(), svg.string()};
+  std::error_code ignored;
+  std::filesystem::remove(png, ignored);  // never leave an older PNG beside a new SVG
+  std::vector<std::string> args{"rsvg-convert", "--background-color=white", "--output", png.string(), "--",
+                                svg.string()};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  posix_spawn_file_actions_t quiet;  // a missing converter says nothing; the caller reports the PNG or not
+  posix_spawn_file_actions_t quiet;  // the converter's complaints are not ours; the caller reports the PNG or not
   posix_spawn_file_actions_init(&quiet);
   posix_spawn_file_actions_addopen(&quiet, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   pid_t pid = 0;
   int spawned = posix_spawnp(&pid, "rsvg-convert", &quiet, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&quiet);
   if (spawned != 0) return false;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  int status = 0, waited = 0;
+  while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 && std::filesystem::exists(png);
+  return waited == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 && std::filesystem::exists(png);
 }
 
 }  // namespace shears::app

@@ -27,7 +27,8 @@ std::string render_svg(const LinePlot& plot);
 
 // Writes the SVG to `svg` and, when librsvg's rsvg-convert is on the PATH (Debian librsvg2-bin,
 // installed by `make deps`), a PNG of it beside it (same name, .png). Returns whether the PNG was
-// written; a missing converter is not an error (the SVG is the figure).
+// written (an older PNG is removed first); a missing or failing converter is not an error: the SVG
+// is the figure.
 bool write_plot(const LinePlot& plot, const std::filesystem::path& svg);
 
 // Evenly spaced "nice" values (steps of 1, 2 or 5 × 10^k), about `target` of them, from a multiple

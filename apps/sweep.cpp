@@ -208,7 +208,7 @@ int run(SweepConfig c) {
   plot.x_label = c.spec.structured ? "channels removed (%)" : "sparsity (% of prunable weights)";
   const bool png = write_plot(plot, svg);
   std::printf("\nwrote %s (%zu rows) and the plot %s%s\n", csv.c_str(), rows.size(), svg.c_str(),
-              png ? " (and .png)" : " (no PNG: rsvg-convert not found; Debian package librsvg2-bin)");
+              png ? " (and .png)" : " (no PNG: rsvg-convert, Debian package librsvg2-bin, missing or failed)");
   return 0;
 }
 

@@ -140,8 +140,11 @@ Batch BatchStream::next() {
   if (!b) {
     loader_.start_epoch(++epoch_);
     b = loader_.next();
-    SHEARS_CHECK(b.has_value(), who_, "the loader yields no batch: fewer samples (", loader_.shard_size(),
-                 ") than one batch of ", loader_.options().batch_size, " with drop_last");
+    SHEARS_CHECK(b.has_value(), who_, "the loader yields no batch: ",
+                 loader_.options().drop_last ? "fewer samples than one batch of " + std::to_string(loader_.options().batch_size) +
+                                                   " with drop_last"
+                                             : std::string("no samples"),
+                 " (", loader_.dataset().size(), " in the dataset)");
   }
   return std::move(*b);
 }

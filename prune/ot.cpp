@@ -229,6 +229,8 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
     };
     absorbed_kernel(kernel, f, g, cost, eps);  // exp(−C/ε); rows that underflow trigger an absorption
     result.converged = false;
+    bool columns_exact = false;  // after a v update or an absorption (its log sweep ends with g)
+    std::vector<double> u_before(n), v_before(k);
     for (int64_t it = 1; it <= options.max_iterations; ++it) {
       parallel_for(n, grain, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) kv[i] = dot(&kernel.values[static_cast<size_t>(i * k)], v.data(), k);
@@ -237,11 +239,12 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
       // ‖u ⊙ Kv − a‖₁, which this product gives for free.
       double error = 0.0;
       for (int64_t i = 0; i < n; ++i) error += std::abs(u[i] * kv[i] - a[i]);
-      if (error < options.tolerance) {
+      if (columns_exact && error < options.tolerance) {
         result.converged = true;
         break;
       }
-      std::vector<double> u_before = u, v_before = v;
+      u_before = u;
+      v_before = v;
       for (int64_t i = 0; i < n; ++i) u[i] = a[i] / kv[i];
       parallel_for(k, std::max<int64_t>(grain * k / n, 1), [&](int64_t j0, int64_t j1) {  // column blocks
         std::fill(ktu.begin() + j0, ktu.begin() + j1, 0.0);
@@ -250,14 +253,20 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
       });
       for (int64_t j = 0; j < k; ++j) v[j] = b[j] / ktu[j];
       result.iterations = it;
+      columns_exact = true;
       if (!scalings_in_range(u) || !scalings_in_range(v)) {
-        if (!finite_positive(u) || !finite_positive(v)) u = u_before, v = v_before;  // a row or column lost all mass
+        if (!finite_positive(u) || !finite_positive(v)) {  // a row or column lost all mass
+          u = u_before;
+          v = v_before;
+        }
         absorb();
       }
     }
     result.plan = Matrix(n, k);
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < k; ++j) result.plan(i, j) = u[i] * kernel(i, j) * v[j];
+    // The last update may have converged without a check after it.
+    result.converged = result.converged || (columns_exact && row_error(result.plan) < options.tolerance);
   }
   result.marginal_error = row_error(result.plan);
   return result;

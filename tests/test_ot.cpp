@@ -182,4 +182,9 @@ TEST_CASE("sinkhorn: special cases and the iteration cap", "[ot]") {
   CHECK(capped.iterations == 3);
   CHECK(capped.marginal_error > 1e-12);
   CHECK_THROWS_AS(prune::ot::sinkhorn({0.0, 1.0}, {0.5, 0.5}, Matrix(2, 2, 1.0)), Error);
+  // A kernel whose rows already sum to a before any scaling: the columns must still be fitted.
+  const double eps = 0.5;
+  auto fitted = prune::ot::sinkhorn({0.5, 0.5}, {0.9, 0.1}, Matrix(2, 2, eps * std::log(4.0)), {.epsilon = eps});
+  REQUIRE(fitted.converged);
+  require_marginals(fitted.plan, {0.5, 0.5}, {0.9, 0.1}, 1e-9);
 }
