@@ -17,7 +17,8 @@
 //
 // sinkhorn: min ⟨Π, M⟩ + ε Σ Π_ij (log Π_ij − 1) by Sinkhorn's scaling iterations on the kernel
 // exp((f_i + g_j − M_ij)/ε), whose potentials f, g absorb the scalings whenever these leave
-// [1e-100, 1e100] (a log-domain sweep then restarts them; S.2's stabilised form): two
+// [1e-30, 1e30] (a log-domain sweep then restarts them; S.2's stabilised form; the kernel in
+// float32, scalings and sums in float64): two
 // matrix-vector products an iteration, and finite for small ε. The row-marginal error
 // ‖Π1 − a‖₁ is compared with the tolerance every iteration. ε is in absolute cost units. ε ≤ 1e-10
 // gives the exact plan (emd) and ε = +∞ the product plan a bᵀ, as the reference does. Departure
