@@ -65,6 +65,14 @@ std::string image_folder(const TempDir& dir, const std::string& name, const std:
   return (dir.path() / "root").string();
 }
 
+// A one-image image folder holding the committed regression input `regression` as
+// root/class/<name>; returns root.
+std::string regression_folder(const TempDir& dir, const std::string& regression, const std::string& name) {
+  fs::create_directories(dir.path() / "root" / "class");
+  fs::copy_file(kRegressions / regression, dir.path() / "root" / "class" / name);
+  return (dir.path() / "root").string();
+}
+
 // A safetensors file of `header` and no data.
 std::string safetensors_file(const std::string& header) {
   std::string bytes(8, '\0');
@@ -89,9 +97,7 @@ TEST_CASE("fuzz regression: a deeply nested safetensors header is refused", "[fu
 // the image harness found this 9-byte file (SOI, a DHT whose first two counts are 0xD9).
 TEST_CASE("fuzz regression: a JPEG Huffman table of more than 256 codes is refused", "[fuzz][data]") {
   TempDir dir;
-  fs::create_directories(dir.path() / "root" / "class");
-  fs::copy_file(kRegressions / "image-jpeg-dht-434-codes.jpg", dir.path() / "root" / "class" / "x.jpg");
-  const std::string root = (dir.path() / "root").string();
+  const std::string root = regression_folder(dir, "image-jpeg-dht-434-codes.jpg", "x.jpg");
   CHECK_THROWS_AS(data::load_image_folder(root), Error);
   CHECK_THROWS_WITH(data::load_image_folder(root), Catch::Contains("Huffman table at offset 6 has 434 codes"));
 }
@@ -100,9 +106,8 @@ TEST_CASE("fuzz regression: a JPEG Huffman table of more than 256 codes is refus
 // starts FF FF D8 passed the check above unseen (the same UBSan report; minimised to 10 bytes).
 TEST_CASE("fuzz regression: a Huffman table after fill bytes before SOI is checked too", "[fuzz][data]") {
   TempDir dir;
-  fs::create_directories(dir.path() / "root" / "class");
-  fs::copy_file(kRegressions / "image-jpeg-fill-byte-before-soi.jpg", dir.path() / "root" / "class" / "x.jpg");
-  CHECK_THROWS_WITH(data::load_image_folder((dir.path() / "root").string()),
+  const std::string root = regression_folder(dir, "image-jpeg-fill-byte-before-soi.jpg", "x.jpg");
+  CHECK_THROWS_WITH(data::load_image_folder(root),
                     Catch::Contains("x.jpg: corrupt JPEG: a Huffman table at offset 7 has 510 codes, at most 256"));
 }
 
@@ -110,9 +115,8 @@ TEST_CASE("fuzz regression: a Huffman table after fill bytes before SOI is check
 // (UBSan: null pointer passed as argument 1 of memcpy, in stbi__getn).
 TEST_CASE("fuzz regression: a PNG whose first IDAT chunk is empty is refused", "[fuzz][data]") {
   TempDir dir;
-  fs::create_directories(dir.path() / "root" / "class");
-  fs::copy_file(kRegressions / "image-png-empty-first-idat.png", dir.path() / "root" / "class" / "x.png");
-  CHECK_THROWS_WITH(data::load_image_folder((dir.path() / "root").string()),
+  const std::string root = regression_folder(dir, "image-png-empty-first-idat.png", "x.png");
+  CHECK_THROWS_WITH(data::load_image_folder(root),
                     Catch::Contains("x.png: corrupt PNG: the first IDAT chunk, at offset 33, is empty"));
 }
 
@@ -120,9 +124,8 @@ TEST_CASE("fuzz regression: a PNG whose first IDAT chunk is empty is refused", "
 // claims more bytes than the 89-byte file has (libFuzzer: out-of-memory in stbi__parse_png_file).
 TEST_CASE("fuzz regression: a PNG chunk longer than the file is refused before decoding", "[fuzz][data]") {
   TempDir dir;
-  fs::create_directories(dir.path() / "root" / "class");
-  fs::copy_file(kRegressions / "image-png-chunk-longer-than-file.png", dir.path() / "root" / "class" / "x.png");
-  CHECK_THROWS_WITH(data::load_image_folder((dir.path() / "root").string()),
+  const std::string root = regression_folder(dir, "image-png-chunk-longer-than-file.png", "x.png");
+  CHECK_THROWS_WITH(data::load_image_folder(root),
                     Catch::Contains("x.png: corrupt PNG: the chunk at offset 77 claims"));
 }
 
@@ -151,9 +154,7 @@ TEST_CASE("fuzz regression: a 16-bit PNM is not converted to other channels", "[
 // the fuzz build's sanitizers, 0.3 s without); packets of at most 128 pixels need 401,455 bytes.
 TEST_CASE("fuzz regression: a TGA claiming more pixels than its bytes can hold is refused", "[fuzz][data]") {
   TempDir dir;
-  fs::create_directories(dir.path() / "root" / "class");
-  fs::copy_file(kRegressions / "image-tga-rle-815x12610.tga", dir.path() / "root" / "class" / "x.tga");
-  const std::string root = (dir.path() / "root").string();
+  const std::string root = regression_folder(dir, "image-tga-rle-815x12610.tga", "x.tga");
   CHECK_THROWS_WITH(data::load_image_folder(root),
                     Catch::Contains("x.tga: a TGA image of 815x12610 pixels needs at least 401455 bytes, the file "
                                     "has 102: truncated or corrupt"));
@@ -163,14 +164,13 @@ TEST_CASE("fuzz regression: a TGA claiming more pixels than its bytes can hold i
 // signed integer overflow: 499999999 * 10 cannot be represented in type 'int').
 TEST_CASE("fuzz regression: a PNM header whose numbers overflow an int is refused", "[fuzz][data]") {
   TempDir dir;
-  fs::create_directories(dir.path() / "root" / "class");
-  fs::copy_file(kRegressions / "image-pgm-width-overflows-int.pgm", dir.path() / "root" / "class" / "x.pgm");
-  CHECK_THROWS_WITH(data::load_image_folder((dir.path() / "root").string()),
+  const std::string root = regression_folder(dir, "image-pgm-width-overflows-int.pgm", "x.pgm");
+  CHECK_THROWS_WITH(data::load_image_folder(root),
                     Catch::Contains("x.pgm: corrupt PNM header: the width at offset 3 is more than 16777216"));
   // The largest numbers stb_image allows still pass, to the next checks.
   fs::remove_all(dir.path() / "root");
-  const std::string root = image_folder(dir, "y.pgm", "P5 16777216 # a comment\n1 65535\n");
-  CHECK_THROWS_WITH(data::load_image_folder(root),
+  const std::string largest = image_folder(dir, "y.pgm", "P5 16777216 # a comment\n1 65535\n");
+  CHECK_THROWS_WITH(data::load_image_folder(largest),
                     Catch::Contains("y.pgm: a PNM image of 16777216x1 pixels needs at least 33554464 bytes"));
 }
 
