@@ -10,7 +10,7 @@
 // CSVs alone: tables of top-1 mean ± std over seeds, one plot per claim (SVG) and a verdict per claim
 // computed from the numbers by the rule printed beside it, never written by hand.
 //
-// --quick (default) is a smoke-scale plan (about 15 minutes on 2 cores, one seed); --full is the
+// --quick (default) is a smoke-scale plan (a minute or two on 2 cores, one seed); --full is the
 // plan the claims deserve (hours; 3 seeds by default).
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -619,7 +619,7 @@ Command add_report_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("report", "Reproduce the four papers' central claims and write report.md");
   auto c = std::make_shared<ReportConfig>();
   cli->add_option("--output,-o", c->output, "the report folder (resumable)")->required();
-  auto* quick = cli->add_flag("--quick", c->quick, "a smoke-scale plan, about 15 minutes on 2 cores (the default)");
+  auto* quick = cli->add_flag("--quick", c->quick, "a smoke-scale plan, a minute or two on 2 cores (the default)");
   cli->add_flag("--full", c->full, "the plan the claims deserve: more epochs, sparsities and seeds (hours)")
       ->excludes(quick);
   cli->add_option("--seeds", c->seeds, "seeds (dense models per network); default 1 quick, 3 full");
