@@ -125,10 +125,11 @@ demo: $(APP) | deps
 	@echo "      $(APP) train --model resnet20 --input-size 32 --epochs 30 --output runs/resnet20"
 	@echo "      $(APP) train --help   (all flags; --config FILE reads them from a file)"
 
-# The threaded kernels and the thread pool under ThreadSanitizer (a separate build tree).
+# The threaded kernels, the thread pool, the loader and the threaded Sinkhorn (through SWAP) under
+# ThreadSanitizer (a separate build tree).
 test-tsan: | deps
 	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" build-tsan/shears_tests
-	TSAN_OPTIONS=halt_on_error=1 build-tsan/shears_tests "[parallel],[batch_norm],[optim],[e2e],[loader]"
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/shears_tests "[parallel],[batch_norm],[optim],[e2e],[loader],[swap]"
 
 clean:
 	rm -rf $(BUILD) build-tsan
