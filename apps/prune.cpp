@@ -86,6 +86,7 @@ void prune_in_stages(nn::Module& model, const std::vector<std::string>& names, c
   o.swap.relative_epsilon = spec.swap_eps_relative;
   o.swap.sinkhorn_iterations = spec.sinkhorn_iters;
   o.swap.sinkhorn_tolerance = spec.sinkhorn_tol;
+  o.swap.sinkhorn_overrelaxation = !spec.sinkhorn_plain;
   o.swap.solver = spec.swap_solver == "code" ? prune::Solver::code : prune::Solver::principled;
   o.swap.direction = spec.swap_direction == "exact" ? prune::Direction::exact : prune::Direction::code;
   o.swap.update_weights = spec.update_weights;
@@ -500,6 +501,8 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
   cli.add_option("--sinkhorn-iters", s.sinkhorn_iters, "swap: Sinkhorn iteration cap")->capture_default_str();
   cli.add_option("--sinkhorn-tol", s.sinkhorn_tol, "swap: Sinkhorn stop on the row-marginal error (L1)")
       ->capture_default_str();
+  cli.add_flag("--sinkhorn-plain", s.sinkhorn_plain,
+               "swap: plain Sinkhorn iterations as the reference (default: over-relaxed, same plan, fewer iterations)");
   cli.add_option("--lambda", s.swap_lambda, "swap/lr: ridge weight")->capture_default_str();
   cli.add_option("--solver", s.swap_solver, "swap/lr: principled (IHT on the objective) or code (the official step)")
       ->capture_default_str();

@@ -51,6 +51,7 @@ struct PruneSpec {
   bool swap_eps_relative = false;  // ε × mean(M)
   int64_t sinkhorn_iters = 5000;
   double sinkhorn_tol = 1e-9;
+  bool sinkhorn_plain = false;  // no over-relaxation (the reference's iterations)
   std::string swap_solver = "principled", swap_direction = "code";
   std::string ewr_start = "lr";  // principled swap: lr or magnitude
   bool update_weights = false;  // swap/lr code solver: write the step's values

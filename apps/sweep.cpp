@@ -70,7 +70,9 @@ nlohmann::ordered_json settings(const SweepConfig& c) {
           {"wf_update", s.wf_update},
           {"finetune_epochs", c.ft.epochs}, {"lr", c.ft.lr},
           {"momentum", c.ft.momentum}, {"weight_decay", c.ft.weight_decay}};
-  if (s.bn_recalibrate > 0) out["bn_recalibrate"] = s.bn_recalibrate;  // absent: sweeps from before the option
+  // Absent unless used: sweeps from before these options.
+  if (s.bn_recalibrate > 0) out["bn_recalibrate"] = s.bn_recalibrate;
+  if (s.sinkhorn_plain) out["sinkhorn_plain"] = true;
   return out;
 }
 

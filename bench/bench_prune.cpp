@@ -9,9 +9,13 @@
 namespace shears {
 namespace {
 
+// Args: n, 10·ε/mean(M), iteration cap (0: 5000 with tolerance 1e-9; else exactly that many),
+// over-relaxation (1) or the plain iterations (0).
 void BM_sinkhorn(benchmark::State& state) {
   const int64_t n = state.range(0);
   const double eps_over_mean = static_cast<double>(state.range(1)) / 10.0;
+  const int64_t cap = state.range(2);
+  const bool overrelaxation = state.range(3) != 0;
   std::mt19937 rng(3);
   std::normal_distribution<double> normal;
   std::vector<double> y(n), z(n);
@@ -27,14 +31,21 @@ void BM_sinkhorn(benchmark::State& state) {
   const std::vector<double> mass(n, 1.0 / static_cast<double>(n));
   int64_t iterations = 0;
   for (auto _ : state) {
-    auto r = prune::ot::sinkhorn(mass, mass, cost, {eps_over_mean * mean, 5000, 1e-9});
+    auto r = prune::ot::sinkhorn(mass, mass, cost, {eps_over_mean * mean, cap > 0 ? cap : 5000, cap > 0 ? 0.0 : 1e-9, overrelaxation});
     iterations = r.iterations;
     benchmark::DoNotOptimize(r.plan.values.data());
   }
   state.counters["iterations"] = static_cast<double>(iterations);
 }
-// Args: n, 10·ε/mean(M).
-BENCHMARK(BM_sinkhorn)->Args({200, 10})->Args({1000, 10})->Args({1000, 3})->Args({1000, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_sinkhorn)
+    ->Args({200, 10, 0, 1})
+    ->Args({1000, 10, 0, 1})
+    ->Args({1000, 3, 0, 1})
+    ->Args({1000, 2, 0, 1})
+    ->Args({1000, 2, 0, 0})
+    ->Args({1000, 2, 1000, 0})  // time per iteration
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace shears

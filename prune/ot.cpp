@@ -121,6 +121,23 @@ double dot(const float* x, const double* y, int64_t size) {
   return s;
 }
 
+// Over-relaxed scaling u ← u^{1−ω} (a/Kv)^ω (and the same for v) keeps the plan as its fixed point
+// and, near ω = 2/(1 + √(1 − θ)) for plain Sinkhorn's linear rate θ, needs about the square root of
+// the iterations (SOR theory). Young's relation (λ + ω − 1)² = λω²θ recovers θ from the rate λ
+// observed under ω. Steps up are at most 0.2 and ω stays ≤ 1.95 (transients mislead the
+// estimate); a window without progress steps back toward plain Sinkhorn.
+double next_relaxation(double omega, double rate) {
+  constexpr double kStep = 0.2, kMax = 1.95;
+  if (!(rate < 1.0)) return std::max(1.0, omega - kStep);
+  const double theta = std::min((rate + omega - 1) * (rate + omega - 1) / (rate * omega * omega), 1.0 - 1e-12);
+  const double target = 2.0 / (1.0 + std::sqrt(1.0 - theta));
+  return target > omega ? std::min({kMax, target, omega + kStep}) : std::max(1.0, target);
+}
+
+double relaxed(double previous, double plain, double omega) {
+  return omega == 1.0 ? plain : previous * std::pow(plain / previous, omega);
+}
+
 bool finite_positive(const std::vector<double>& s) {
   for (double v : s)
     if (!(v > 0 && std::isfinite(v))) return false;
@@ -236,7 +253,10 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
     absorbed_kernel(kernel, f, g, cost, eps);  // exp(−C/ε); rows that underflow trigger an absorption
     result.converged = false;
     bool columns_exact = false;  // after a v update or an absorption (its log sweep ends with g)
-    std::vector<double> u_before(n), v_before(k);
+    std::vector<double> u_before(n), v_before(k), errors;
+    constexpr int64_t kWindow = 20;  // iterations between updates of ω; its second half gives the rate
+    double omega = 1.0;
+    bool relaxing = options.overrelaxation;
     for (int64_t it = 1; it <= options.max_iterations; ++it) {
       parallel_for(n, grain, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) kv[i] = dot(&kernel[static_cast<size_t>(i * k)], v.data(), k);
@@ -249,9 +269,18 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
         result.converged = true;
         break;
       }
+      // Relaxed steps leave both marginals inexact: they stop well below the tolerance and plain
+      // steps finish, so the check above stays exact.
+      errors.push_back(error);
+      if (relaxing && error < 0.1 * options.tolerance) relaxing = false;
+      if (!relaxing) {
+        omega = 1.0;
+      } else if (it % kWindow == 0) {
+        omega = next_relaxation(omega, std::pow(error / errors[errors.size() - 1 - kWindow / 2], 2.0 / kWindow));
+      }
       u_before = u;
       v_before = v;
-      for (int64_t i = 0; i < n; ++i) u[i] = a[i] / kv[i];
+      for (int64_t i = 0; i < n; ++i) u[i] = relaxed(u[i], a[i] / kv[i], omega);
       parallel_for(k, std::max<int64_t>(grain * k / n, 1), [&](int64_t j0, int64_t j1) {  // column blocks
         std::fill(ktu.begin() + j0, ktu.begin() + j1, 0.0);
         int64_t i = 0;
@@ -265,9 +294,9 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
         for (; i < n; ++i)
           for (int64_t j = j0; j < j1; ++j) ktu[j] += static_cast<double>(kernel[static_cast<size_t>(i * k + j)]) * u[i];
       });
-      for (int64_t j = 0; j < k; ++j) v[j] = b[j] / ktu[j];
+      for (int64_t j = 0; j < k; ++j) v[j] = relaxed(v[j], b[j] / ktu[j], omega);
       result.iterations = it;
-      columns_exact = true;
+      columns_exact = omega == 1.0;
       if (!scalings_in_range(u) || !scalings_in_range(v)) {
         if (!finite_positive(u) || !finite_positive(v)) {  // a row or column lost all mass
           u = u_before;

@@ -132,6 +132,7 @@ struct SwapOptions {
   bool relative_epsilon = false;  // ε × mean(M) at each plan step
   int64_t sinkhorn_iterations = 5000;
   double sinkhorn_tolerance = 1e-9;
+  bool sinkhorn_overrelaxation = true;  // false: the reference's plain iterations
   Solver solver = Solver::principled;
   Direction direction = Direction::code;  // code solver with transport (LR always uses its gradient)
   bool update_weights = false;            // code solver: write w⁺'s values (principled: always)
