@@ -50,6 +50,15 @@ struct Table {
                                       int64_t stride);
   void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
                                        int64_t stride, int64_t count, int64_t x_step, int64_t dy_step);
+  // Direct 3×3 convolution, stride 1, padding 1, of one sample: xp holds C planes `plane` floats
+  // apart, each the (H, W) input inside a border of zeros (row stride W + 2, (H + 2) rows) and at
+  // least 16 more floats; wp holds the weights packed [⌈M/4⌉][C][9][4] (channels ≥ M zero).
+  // y (M, H, W) = the convolution (overwritten). The backward for weight adds into dw (M, C, 9)
+  // the sum over `count` samples (xp, dy advancing by x_step, dy_step; dy is (M, H, W) each).
+  void (*conv3x3)(const float* xp, int64_t C, int64_t plane, int64_t H, int64_t W, const float* wp, int64_t M,
+                  float* y);
+  void (*conv3x3_backward_weight)(const float* dy, const float* xp, int64_t C, int64_t plane, int64_t H, int64_t W,
+                                  int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step);
   // y = exp(x) (within 2 ulp of expf), and y = log_softmax of each of `rows` contiguous rows.
   void (*exp)(const float* x, float* y, int64_t n);
   void (*log_softmax_rows)(const float* x, float* y, int64_t rows, int64_t cols);

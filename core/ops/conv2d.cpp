@@ -5,7 +5,8 @@
 // and the backward reuses the same column layout: dcol = W_gᵀ · dy_g then col2im; dW_g += dy_g · colᵀ.
 // Threads take contiguous ranges of samples, each with its own buffers and single-threaded
 // sgemms; 1×1 stride-1 convolutions of one sample skip im2col.
-// Depthwise 3×3 convolutions (padding 1, stride 1 or 2) use a direct SIMD kernel instead.
+// Depthwise 3×3 convolutions (padding 1, stride 1 or 2) use a direct SIMD kernel instead, and so
+// do dense stride-1 3×3 ones (padding 1) on maps at least 8 wide (is_direct3x3).
 #include "core/ops/conv2d.hpp"
 
 #include <algorithm>
@@ -143,6 +144,50 @@ void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, co
 }
 
 
+// Stride-1 3×3 convolutions with padding 1 on maps at least 8 wide run the direct kernel
+// (kernels::conv3x3): no column matrix, no packing by the BLAS, no col2im; dx is the same
+// convolution of dy with the kernel transposed and rotated by 180°. Its weight gradient reduces
+// over pixels and loses to sgemm beyond 64×128 channels; narrower maps waste vector lanes
+// (measured with AVX2, `make bench`: README).
+bool is_direct3x3(const ConvGeometry& g) {
+  return g.groups == 1 && g.kH == 3 && g.kW == 3 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 1 &&
+         g.pad_w == 1 && g.dil_h == 1 && g.dil_w == 1 && g.W >= 8;
+}
+bool is_direct3x3_weight(const ConvGeometry& g) { return is_direct3x3(g) && g.C_in * g.C_out <= 64 * 128; }
+
+// Planes with a border of zeros and 16 floats of slack, as kernels::conv3x3 reads them.
+struct PaddedPlanes {
+  int64_t H, W, plane;
+  PaddedPlanes(int64_t H_, int64_t W_) : H(H_), W(W_), plane(((H_ + 2) * (W_ + 2) + 16 + 15) / 16 * 16) {}
+  void fill(const float* x, int64_t C, float* xp) const {
+    const int64_t Wp = W + 2;
+    for (int64_t c = 0; c < C; ++c) {
+      float* p = xp + c * plane;
+      std::fill(p, p + Wp, 0.f);
+      for (int64_t ih = 0; ih < H; ++ih) {
+        float* row = p + (ih + 1) * Wp;
+        row[0] = row[W + 1] = 0.f;
+        std::memcpy(row + 1, x + (c * H + ih) * W, sizeof(float) * W);
+      }
+      std::fill(p + (H + 1) * Wp, p + plane, 0.f);
+    }
+  }
+};
+
+// w (M, C, 3, 3) packed [⌈M/4⌉][C][9][4] for kernels::conv3x3; for the input gradient the roles
+// swap: w'[c][o] = w[o][c] rotated by 180°, packed [⌈C/4⌉][M][9][4].
+std::vector<float> pack3x3(const float* w, int64_t M, int64_t C, bool for_input_gradient) {
+  const int64_t out = for_input_gradient ? C : M, in = for_input_gradient ? M : C;
+  std::vector<float> packed((out + 3) / 4 * 4 * in * 9, 0.f);
+  for (int64_t o = 0; o < M; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t tap = 0; tap < 9; ++tap) {
+        const int64_t po = for_input_gradient ? c : o, pi = for_input_gradient ? o : c;
+        packed[((po / 4 * in + pi) * 9 + tap) * 4 + po % 4] = w[(o * C + c) * 9 + (for_input_gradient ? 8 - tap : tap)];
+      }
+  return packed;
+}
+
 // Per-thread column buffer, reused across calls (grows to the largest K·H_out·W_out seen).
 // Per-thread scratch (0: columns, 1: packed rows), reused across calls; grows to the largest need.
 float* scratch(int slot, int64_t floats) {
@@ -203,21 +248,40 @@ void for_each_block(const ConvGeometry& g, int64_t chunks, Body body) {
 
 }  // namespace
 
+// y = conv(x, w) by the direct kernel, or by the kernel for dx from dy (for_input_gradient).
+void direct3x3(const ConvGeometry& g, const float* x, const float* w, float* y, bool for_input_gradient) {
+  const int64_t in = for_input_gradient ? g.C_out : g.C_in, out = for_input_gradient ? g.C_in : g.C_out;
+  const std::vector<float> packed = pack3x3(w, g.C_out, g.C_in, for_input_gradient);
+  const PaddedPlanes pad(g.H, g.W);
+  const kernels::Table& k = kernels::kernels();
+  parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
+    float* xp = scratch(0, in * pad.plane);
+    for (int64_t n = n0; n < n1; ++n) {
+      pad.fill(x + n * in * g.H * g.W, in, xp);
+      k.conv3x3(xp, in, pad.plane, g.H, g.W, packed.data(), out, y + n * out * g.H * g.W);
+    }
+  });
+}
+
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   if (is_depthwise3x3(g)) return depthwise_forward(g, x, w, bias, y);
-  int64_t K = g.cin_g() * g.kH * g.kW, M = g.cout_g();
-  for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
-    bool direct = is_pointwise(g) && blk.nb == 1;  // x is already the column matrix
-    const float* src = x + (blk.n0 * g.C_in + blk.grp * g.cin_g()) * blk.HWo();
-    if (!direct) {
-      float* col = scratch(0, K * blk.ld());
-      blk.fill_columns(x, col);
-      src = col;
-    }
-    float* dst = blk.nb == 1 ? y + (blk.n0 * g.C_out + blk.grp * M) * blk.HWo() : scratch(1, M * blk.ld());
-    blas::sgemm(false, false, M, blk.ld(), K, 1.f, w + blk.grp * M * K, K, src, blk.ld(), 0.f, dst, blk.ld());
-    if (blk.nb > 1) blk.unpack(dst, g.C_out, blk.grp * M, M, y);
-  });
+  if (is_direct3x3(g)) {
+    direct3x3(g, x, w, y, false);
+  } else {
+    int64_t K = g.cin_g() * g.kH * g.kW, M = g.cout_g();
+    for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
+      bool direct = is_pointwise(g) && blk.nb == 1;  // x is already the column matrix
+      const float* src = x + (blk.n0 * g.C_in + blk.grp * g.cin_g()) * blk.HWo();
+      if (!direct) {
+        float* col = scratch(0, K * blk.ld());
+        blk.fill_columns(x, col);
+        src = col;
+      }
+      float* dst = blk.nb == 1 ? y + (blk.n0 * g.C_out + blk.grp * M) * blk.HWo() : scratch(1, M * blk.ld());
+      blas::sgemm(false, false, M, blk.ld(), K, 1.f, w + blk.grp * M * K, K, src, blk.ld(), 0.f, dst, blk.ld());
+      if (blk.nb > 1) blk.unpack(dst, g.C_out, blk.grp * M, M, y);
+    });
+  }
   if (bias) {
     int64_t HWo = g.H_out * g.W_out;
     parallel_for(g.N * g.C_out, 64, [&](int64_t i0, int64_t i1) {
@@ -237,6 +301,7 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
     });
     return;
   }
+  if (is_direct3x3(g)) return direct3x3(g, dy, w, dx, true);
   int64_t K = g.cin_g() * g.kH * g.kW, M = g.cout_g();
   for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
     const float* dyg = dy + (blk.n0 * g.C_out + blk.grp * M) * blk.HWo();
@@ -269,23 +334,41 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
   // thread order afterwards (the split depends only on N and the thread count).
   int64_t chunks = std::min<int64_t>(num_threads(), g.N), size = g.C_out * K;
   std::vector<float> partial(chunks * size, 0.f);
-  for_each_block(g, chunks, [&](int64_t c, const SampleBlock& blk) {
-    const float* src = x + (blk.n0 * g.C_in + blk.grp * g.cin_g()) * HW;  // pointwise, one sample
-    if (!(is_pointwise(g) && blk.nb == 1)) {
-      float* col = scratch(0, K * blk.ld());
-      blk.fill_columns(x, col);
-      src = col;
-    }
-    const float* dyg = dy + (blk.n0 * g.C_out + blk.grp * M) * HWo;
-    if (blk.nb > 1) {
-      float* packed = scratch(1, M * blk.ld());
-      blk.pack(dy, g.C_out, blk.grp * M, M, packed);
-      dyg = packed;
-    }
-    // dW_g (M, K) += dy_g · colᵀ
-    blas::sgemm(false, true, M, K, blk.ld(), 1.f, dyg, blk.ld(), src, blk.ld(), 1.f,
-                partial.data() + c * size + blk.grp * M * K, K);
-  });
+  if (is_direct3x3_weight(g)) {
+    const PaddedPlanes pad(g.H, g.W);
+    const kernels::Table& k = kernels::kernels();
+    // Samples per kernel call: a block's padded inputs and dy stay in L2 (about 512 KiB).
+    const int64_t per_sample = g.C_in * pad.plane + g.C_out * HW;
+    const int64_t B = std::max<int64_t>(1, (int64_t{128} << 10) / per_sample);
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t n = g.N * c / chunks, end = g.N * (c + 1) / chunks; n < end; n += B) {
+          const int64_t nb = std::min(B, end - n);
+          float* xp = scratch(0, nb * g.C_in * pad.plane);
+          for (int64_t b = 0; b < nb; ++b) pad.fill(x + (n + b) * g.C_in * HW, g.C_in, xp + b * g.C_in * pad.plane);
+          k.conv3x3_backward_weight(dy + n * g.C_out * HW, xp, g.C_in, pad.plane, g.H, g.W, g.C_out,
+                                    partial.data() + c * size, nb, g.C_in * pad.plane, g.C_out * HW);
+        }
+    });
+  } else {
+    for_each_block(g, chunks, [&](int64_t c, const SampleBlock& blk) {
+      const float* src = x + (blk.n0 * g.C_in + blk.grp * g.cin_g()) * HW;  // pointwise, one sample
+      if (!(is_pointwise(g) && blk.nb == 1)) {
+        float* col = scratch(0, K * blk.ld());
+        blk.fill_columns(x, col);
+        src = col;
+      }
+      const float* dyg = dy + (blk.n0 * g.C_out + blk.grp * M) * HWo;
+      if (blk.nb > 1) {
+        float* packed = scratch(1, M * blk.ld());
+        blk.pack(dy, g.C_out, blk.grp * M, M, packed);
+        dyg = packed;
+      }
+      // dW_g (M, K) += dy_g · colᵀ
+      blas::sgemm(false, true, M, K, blk.ld(), 1.f, dyg, blk.ld(), src, blk.ld(), 1.f,
+                  partial.data() + c * size + blk.grp * M * K, K);
+    });
+  }
   std::memcpy(dw, partial.data(), sizeof(float) * size);
   for (int64_t c = 1; c < chunks; ++c)
     for (int64_t i = 0; i < size; ++i) dw[i] += partial[c * size + i];
