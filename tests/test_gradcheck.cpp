@@ -168,6 +168,8 @@ std::vector<GradCase> all_cases() {
        [grouped](V x) { return conv2d(x[0], x[1], x[2], grouped); }},
       {"conv2d", "depthwise 4 channels", {{2, 4, 5, 4}, {4, 1, 3, 3}},
        [depthwise](V x) { return conv2d(x[0], x[1], Tensor(), depthwise); }},
+      {"conv2d", "depthwise on rows 8 wide", {{1, 4, 3, 8}, {4, 1, 3, 3}},
+       [depthwise](V x) { return conv2d(x[0], x[1], Tensor(), depthwise); }},
       {"conv2d", "1x1 pointwise", {{2, 5, 3, 3}, {3, 5, 1, 1}}, [](V x) { return conv2d(x[0], x[1], Tensor()); }},
       {"max_pool2d", "2x2 stride 2, odd size", {{2, 3, 5, 5}}, [pool2](V x) { return max_pool2d(x[0], pool2); },
        Draw::Distinct},

@@ -225,8 +225,100 @@ struct TapRows {
   }
 };
 
+// Stride 1 on the flat plane, without a padded copy: output vector v (pixels q = v·width + lane)
+// takes tap (ki, kj) from x[q + (ki − 1)·W + kj − 1] where that pixel exists, the other lanes
+// masked off in the load. The masks depend only on (H, W): built once per thread and shape,
+// [vector][tap][lane].
+template <typename V>
+const int32_t* flat_tap_masks(int64_t H, int64_t W) {
+  thread_local int32_t* masks = nullptr;
+  thread_local int64_t capacity = 0, built_h = -1, built_w = -1;
+  if (H == built_h && W == built_w) return masks;
+  const int64_t HW = H * W, vectors = (HW + V::width - 1) / V::width, need = vectors * 9 * V::width;
+  if (need > capacity) {
+    delete[] masks;
+    masks = new int32_t[need];
+    capacity = need;
+  }
+  for (int64_t v = 0; v < vectors; ++v)
+    for (int t = 0; t < 9; ++t)
+      for (int lane = 0; lane < V::width; ++lane) {
+        const int64_t q = v * V::width + lane, ih = q / W + t / 3 - 1, iw = q % W + t % 3 - 1;
+        masks[(v * 9 + t) * V::width + lane] = q < HW && ih >= 0 && ih < H && iw >= 0 && iw < W ? -1 : 0;
+      }
+  built_h = H;
+  built_w = W;
+  return masks;
+}
+
+template <typename V>
+void depthwise3x3_flat(const float* x, int64_t H, int64_t W, const float* w, float* y) {
+  const int64_t HW = H * W;
+  const int32_t* masks = flat_tap_masks<V>(H, W);
+  typename V::reg wv[9];
+  int64_t offset[9];
+  for (int t = 0; t < 9; ++t) {
+    wv[t] = V::set1(w[t]);
+    offset[t] = (t / 3 - 1) * W + t % 3 - 1;
+  }
+  // Four output vectors at a time: one chain of nine FMAs each would wait on the FMA latency.
+  constexpr int kGroup = 4;
+  int64_t q = 0;
+  for (; q + kGroup * V::width <= HW; q += kGroup * V::width) {
+    typename V::reg acc[kGroup];
+#pragma GCC unroll 4
+    for (int u = 0; u < kGroup; ++u) acc[u] = V::zero();
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t)
+#pragma GCC unroll 4
+      for (int u = 0; u < kGroup; ++u) {
+        const int64_t at = q + u * V::width;
+        acc[u] = V::fma(wv[t], V::load_masked(x + at + offset[t], masks + (at * 9 + t * V::width)), acc[u]);
+      }
+#pragma GCC unroll 4
+    for (int u = 0; u < kGroup; ++u) V::store(y + q + u * V::width, acc[u]);
+  }
+  for_each_vector<V>(HW - q, [&](int64_t i, int lanes) {
+    const int64_t at = q + i;
+    auto acc = V::zero();
+    for (int t = 0; t < 9; ++t)
+      acc = V::fma(wv[t], V::load_masked(x + at + offset[t], masks + (at * 9 + t * V::width)), acc);
+    store_n<V>(y + at, acc, lanes);
+  });
+}
+
+// Stride 1 when rows are whole vectors (W a multiple of the width): the three taps of an input
+// row segment are the segment and its copies shifted by one column, read by unaligned loads
+// inside the row and made by a lane shift (bringing in the zero padding) at the row's edges.
+template <typename V>
+inline void row_taps(const float* r, int64_t s, int64_t per_row, typename V::reg (&tap)[3]) {
+  tap[1] = V::load(r);
+  tap[0] = s == 0 ? V::shift_up(tap[1]) : V::load(r - 1);
+  tap[2] = s == per_row - 1 ? V::shift_down(tap[1]) : V::load(r + 1);
+}
+
+template <typename V>
+void depthwise3x3_rows(const float* x, int64_t H, int64_t W, const float* w, float* y) {
+  const int64_t per_row = W / V::width;
+  typename V::reg wv[9];
+  for (int t = 0; t < 9; ++t) wv[t] = V::set1(w[t]);
+  for (int64_t oh = 0; oh < H; ++oh)
+    for (int64_t s = 0; s < per_row; ++s) {
+      typename V::reg part[3] = {V::zero(), V::zero(), V::zero()}, tap[3];  // one sum per kernel row
+      for (int ki = 0; ki < 3; ++ki) {
+        const int64_t ih = oh + ki - 1;
+        if (ih < 0 || ih >= H) continue;
+        row_taps<V>(x + ih * W + s * V::width, s, per_row, tap);
+        part[ki] = V::fma(wv[ki * 3], tap[0], V::fma(wv[ki * 3 + 1], tap[1], V::mul(wv[ki * 3 + 2], tap[2])));
+      }
+      V::store(y + oh * W + s * V::width, V::add(V::add(part[0], part[1]), part[2]));
+    }
+}
+
 template <typename V>
 void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y, int64_t stride) {
+  if (stride == 1 && W % V::width == 0) return depthwise3x3_rows<V>(x, H, W, w, y);
+  if (stride == 1) return depthwise3x3_flat<V>(x, H, W, w, y);
   TapRows taps(H, W, stride);
   taps.load(x);
   int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
@@ -294,6 +386,49 @@ void depthwise3x3_backward_input(const float* dy, int64_t H, int64_t W, const fl
 template <typename V>
 void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, int64_t W, float* dw, int64_t stride,
                                   int64_t count, int64_t x_step, int64_t dy_step) {
+  if (stride == 1 && W % V::width == 0) {  // whole-vector rows, as in depthwise3x3_rows
+    const int64_t per_row = W / V::width;
+    typename V::reg acc[9], tap[3];
+    for (auto& a : acc) a = V::zero();
+    for (int64_t p = 0; p < count; ++p) {
+      const float* xp = x + p * x_step;
+      const float* gp = dy + p * dy_step;
+      for (int64_t oh = 0; oh < H; ++oh)
+        for (int64_t s = 0; s < per_row; ++s) {
+          const auto g = V::load(gp + oh * W + s * V::width);
+          for (int ki = 0; ki < 3; ++ki) {
+            const int64_t ih = oh + ki - 1;
+            if (ih < 0 || ih >= H) continue;
+            row_taps<V>(xp + ih * W + s * V::width, s, per_row, tap);
+            for (int kj = 0; kj < 3; ++kj) acc[ki * 3 + kj] = V::fma(g, tap[kj], acc[ki * 3 + kj]);
+          }
+        }
+    }
+    for (int t = 0; t < 9; ++t) dw[t] += V::hsum(acc[t]);
+    return;
+  }
+  if (stride == 1) {  // the flat plane's masked taps, as in depthwise3x3_flat
+    const int64_t HW = H * W;
+    const int32_t* masks = flat_tap_masks<V>(H, W);
+    typename V::reg acc[9];
+    int64_t offset[9];
+    for (int t = 0; t < 9; ++t) {
+      acc[t] = V::zero();
+      offset[t] = (t / 3 - 1) * W + t % 3 - 1;
+    }
+    for (int64_t p = 0; p < count; ++p) {
+      const float* xp = x + p * x_step;
+      const float* gp = dy + p * dy_step;
+      for_each_vector<V>(HW, [&](int64_t q, int lanes) {
+        const auto g = load_n<V>(gp + q, lanes);  // zero in tail lanes
+        const int32_t* m = masks + q * 9;
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; ++t) acc[t] = V::fma(g, V::load_masked(xp + q + offset[t], m + t * V::width), acc[t]);
+      });
+    }
+    for (int t = 0; t < 9; ++t) dw[t] += V::hsum(acc[t]);
+    return;
+  }
   TapRows taps(H, W, stride);
   int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
   typename V::reg acc[9];

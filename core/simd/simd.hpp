@@ -4,6 +4,10 @@
 //   V::width            lanes
 //   V::load/store       unaligned full-width access
 //   V::load_tail/store_tail  the first n < width lanes (masked; other lanes read as 0)
+//   V::load_masked(p, on)    the lanes whose int32 flag on[lane] is −1 (the others are 0 and
+//                            not read: p may point outside the array there); flags are 0 or −1
+//   V::shift_up(v)           lane i ← lane i − 1, lane 0 ← 0; V::shift_down: lane i ← lane i + 1,
+//                            the last lane ← 0 (a row's neighbours at its edges)
 //   V::set1, zero, add, sub, mul, div, fma(a, b, c) = a·b + c, max, min, sqrt, hsum
 //   V::cmp_gt_select(a, b, x) = a > b ? x : 0 per lane
 //   V::exp (Cephes' expf polynomial after range reduction, within 2 ulp), V::hmax
@@ -23,9 +27,12 @@ struct Scalar {
   static reg load(const float* p) { return *p; }
   static void store(float* p, reg v) { *p = v; }
   static reg load_tail(const float* p, int n) { return n > 0 ? *p : 0.f; }
+  static reg load_masked(const float* p, const int32_t* on) { return *on ? *p : 0.f; }
   static void store_tail(float* p, reg v, int n) {
     if (n > 0) *p = v;
   }
+  static reg shift_up(reg) { return 0.f; }
+  static reg shift_down(reg) { return 0.f; }
   static reg set1(float v) { return v; }
   static reg zero() { return 0.f; }
   static reg add(reg a, reg b) { return a + b; }
@@ -52,7 +59,16 @@ struct Avx2 {
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg load_tail(const float* p, int n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+  static reg load_masked(const float* p, const int32_t* on) {
+    return _mm256_maskload_ps(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(on)));
+  }
   static void store_tail(float* p, reg v, int n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
+  static reg shift_up(reg v) {
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6)), zero(), 0x01);
+  }
+  static reg shift_down(reg v) {
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7)), zero(), 0x80);
+  }
   static reg set1(float v) { return _mm256_set1_ps(v); }
   static reg zero() { return _mm256_setzero_ps(); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
@@ -106,7 +122,16 @@ struct Avx512 {
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg load_tail(const float* p, int n) { return _mm512_maskz_loadu_ps(tail_mask(n), p); }
+  static reg load_masked(const float* p, const int32_t* on) {
+    return _mm512_maskz_loadu_ps(_mm512_test_epi32_mask(_mm512_loadu_si512(on), _mm512_loadu_si512(on)), p);
+  }
   static void store_tail(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, tail_mask(n), v); }
+  static reg shift_up(reg v) {
+    return _mm512_maskz_permutexvar_ps(0xFFFE, _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14), v);
+  }
+  static reg shift_down(reg v) {
+    return _mm512_maskz_permutexvar_ps(0x7FFF, _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 15), v);
+  }
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static reg zero() { return _mm512_setzero_ps(); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
