@@ -160,6 +160,8 @@ std::vector<GradCase> all_cases() {
        [](V x) { return conv2d(x[0], x[1], x[2], {{1, 1}, {1, 1}, {1, 1}, 1}); }},
       {"conv2d", "3x3 pad 1 on a map 9 wide (the direct kernel)", {{2, 3, 4, 9}, {5, 3, 3, 3}, {5}},
        [](V x) { return conv2d(x[0], x[1], x[2], {{1, 1}, {1, 1}, {1, 1}, 1}); }},
+      {"conv2d", "stride 2 with an output 9 wide (the direct kernel)", {{1, 2, 5, 17}, {3, 2, 3, 3}},
+       [stride2](V x) { return conv2d(x[0], x[1], Tensor(), stride2); }},
       {"conv2d", "stride 2, batch 1", {{1, 2, 7, 7}, {3, 2, 3, 3}},
        [stride2](V x) { return conv2d(x[0], x[1], Tensor(), stride2); }},
       {"conv2d", "dilation (2,1), stride (1,2)", {{1, 2, 7, 6}, {2, 2, 3, 2}},

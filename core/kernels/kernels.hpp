@@ -23,6 +23,16 @@ struct AdamStep {
   int64_t step;    // t, from 1
 };
 
+// The input of the direct 3×3 kernels: C planes `plane` floats apart, from which output pixel
+// (oh, ow) reads tap t = 3·ki + kj at offset oh·row + ow + tap[t]; reads reach up to one vector
+// past the last output pixel's taps (the caller leaves that much slack). Stride 1: the input
+// with a zero border, row = W + 2, tap = ki·row + kj. Stride 2: the bordered input's even and
+// odd columns as two half planes (core/ops/conv2d.cpp).
+struct Conv3x3Input {
+  int64_t C, plane, row;
+  int64_t tap[9];
+};
+
 struct Table {
   Isa isa;
   // out = a ∘ b elementwise (n each), and out = a ∘ s with a scalar s.
@@ -50,14 +60,13 @@ struct Table {
                                       int64_t stride);
   void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
                                        int64_t stride, int64_t count, int64_t x_step, int64_t dy_step);
-  // Direct 3×3 convolution, stride 1, padding 1, of one sample: xp holds C planes `plane` floats
-  // apart, each the (H, W) input inside a border of zeros (row stride W + 2, (H + 2) rows) and at
-  // least 16 more floats; wp holds the weights packed [⌈M/4⌉][C][9][4] (channels ≥ M zero).
-  // y (M, H, W) = the convolution (overwritten). The backward for weight adds into dw (M, C, 9)
-  // the sum over `count` samples (xp, dy advancing by x_step, dy_step; dy is (M, H, W) each).
-  void (*conv3x3)(const float* xp, int64_t C, int64_t plane, int64_t H, int64_t W, const float* wp, int64_t M,
+  // Direct 3×3 convolution of one sample from input planes the caller prepares (Conv3x3Input);
+  // wp holds the weights packed [⌈M/4⌉][C][9][4] (channels ≥ M zero); y (M, H, W) is the output
+  // (overwritten). The backward for weight adds into dw (M, C, 9) the sum over `count` samples
+  // (xp, dy advancing by x_step, dy_step; dy is (M, H, W) each).
+  void (*conv3x3)(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M,
                   float* y);
-  void (*conv3x3_backward_weight)(const float* dy, const float* xp, int64_t C, int64_t plane, int64_t H, int64_t W,
+  void (*conv3x3_backward_weight)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                                   int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step);
   // y = exp(x) (within 2 ulp of expf), and y = log_softmax of each of `rows` contiguous rows.
   void (*exp)(const float* x, float* y, int64_t n);

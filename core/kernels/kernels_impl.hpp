@@ -447,24 +447,24 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
   for (int k = 0; k < 9; ++k) dw[k] += V::hsum(acc[k]);
 }
 
-// Direct 3×3 convolution, stride 1, padding 1 (see kernels.hpp). The output is cut into
-// segments of one vector along a row (the last of a row may be partial); a register tile holds
-// kOut output channels × kSeg segments and runs through every input channel and tap, loading
-// each input vector once for kOut FMAs and each broadcast weight once for kSeg.
+// Direct 3×3 convolution (see kernels.hpp). The output is cut into segments of one vector along
+// a row (the last of a row may be partial); a register tile holds kOut output channels × kSeg
+// segments and runs through every input channel and tap, loading each input vector once for
+// kOut FMAs and each broadcast weight once for kSeg.
 constexpr int kConvOut = 4, kConvSeg = 3;
 
 template <typename V>
-void conv3x3(const float* xp, int64_t C, int64_t plane, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
-  const int64_t Wp = W + 2, per_row = (W + V::width - 1) / V::width, segments = H * per_row;
+void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
+  const int64_t C = in.C, per_row = (W + V::width - 1) / V::width, segments = H * per_row;
   for (int64_t ob = 0; ob < M; ob += kConvOut) {
     const float* wb = wp + (ob / kConvOut) * C * 9 * kConvOut;
     const int64_t rows = min_i64(kConvOut, M - ob);
     for (int64_t s0 = 0; s0 < segments; s0 += kConvSeg) {
-      int64_t in[kConvSeg], out[kConvSeg];
+      int64_t at[kConvSeg], out[kConvSeg];
       int lanes[kConvSeg];
       for (int t = 0; t < kConvSeg; ++t) {  // a short last tile repeats its last segment
         const int64_t s = min_i64(s0 + t, segments - 1), oh = s / per_row, ow = (s % per_row) * V::width;
-        in[t] = oh * Wp + ow;
+        at[t] = oh * in.row + ow;
         out[t] = oh * W + ow;
         lanes[t] = static_cast<int>(min_i64(V::width, W - ow));
       }
@@ -474,24 +474,22 @@ void conv3x3(const float* xp, int64_t C, int64_t plane, int64_t H, int64_t W, co
 #pragma GCC unroll 4
         for (auto& a : row) a = V::zero();
       for (int64_t c = 0; c < C; ++c) {
-        const float* xc = xp + c * plane;
+        const float* xc = xp + c * in.plane;
         const float* wc = wb + c * 9 * kConvOut;
-#pragma GCC unroll 3
-        for (int ki = 0; ki < 3; ++ki)
-#pragma GCC unroll 3
-          for (int kj = 0; kj < 3; ++kj) {
-            const float* base = xc + ki * Wp + kj;
-            const float* wt = wc + (ki * 3 + kj) * kConvOut;
-            typename V::reg xv[kConvSeg];
+#pragma GCC unroll 9
+        for (int k = 0; k < 9; ++k) {
+          const float* base = xc + in.tap[k];
+          const float* wt = wc + k * kConvOut;
+          typename V::reg xv[kConvSeg];
 #pragma GCC unroll 4
-            for (int t = 0; t < kConvSeg; ++t) xv[t] = V::load(base + in[t]);
+          for (int t = 0; t < kConvSeg; ++t) xv[t] = V::load(base + at[t]);
 #pragma GCC unroll 4
-            for (int r = 0; r < kConvOut; ++r) {
-              const auto wv = V::set1(wt[r]);
+          for (int r = 0; r < kConvOut; ++r) {
+            const auto wv = V::set1(wt[r]);
 #pragma GCC unroll 4
-              for (int t = 0; t < kConvSeg; ++t) acc[r][t] = V::fma(wv, xv[t], acc[r][t]);
-            }
+            for (int t = 0; t < kConvSeg; ++t) acc[r][t] = V::fma(wv, xv[t], acc[r][t]);
           }
+        }
       }
       for (int64_t r = 0; r < rows; ++r)
         for (int t = 0; t < kConvSeg; ++t) store_n<V>(y + (ob + r) * H * W + out[t], acc[r][t], lanes[t]);
@@ -499,11 +497,11 @@ void conv3x3(const float* xp, int64_t C, int64_t plane, int64_t H, int64_t W, co
   }
 }
 
-// One vector of pixels for conv3x3_backward_weight: acc[r][kj] += dy_r · x shifted by kj.
+// One vector of pixels for conv3x3_backward_weight: acc[r][kj] += dy_r · the input at tap kj.
 template <typename V, bool kTail>
 inline void weight_taps(typename V::reg (&acc)[kConvOut][3], const float* const (&g)[kConvOut], const float* xs,
-                        int64_t at, int lanes) {
-  const typename V::reg x0 = V::load(xs), x1 = V::load(xs + 1), x2 = V::load(xs + 2);
+                        const int64_t (&tap)[3], int64_t at, int lanes) {
+  const typename V::reg x0 = V::load(xs + tap[0]), x1 = V::load(xs + tap[1]), x2 = V::load(xs + tap[2]);
 #pragma GCC unroll 4
   for (int r = 0; r < kConvOut; ++r) {
     const auto gv = kTail ? V::load_tail(g[r] + at, lanes) : V::load(g[r] + at);  // tail lanes 0
@@ -517,14 +515,15 @@ inline void weight_taps(typename V::reg (&acc)[kConvOut][3], const float* const 
 // output channels × the three kj of one (c, ki); the horizontal sums run once per tile and call.
 // A short last channel block repeats its last channel and drops the copies.
 template <typename V>
-void conv3x3_backward_weight(const float* dy, const float* xp, int64_t C, int64_t plane, int64_t H, int64_t W,
+void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                              int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step) {
-  const int64_t Wp = W + 2, HW = H * W, full = W / V::width * V::width;
+  const int64_t C = in.C, HW = H * W, full = W / V::width * V::width;
   const int tail = static_cast<int>(W - full);
   for (int64_t ob = 0; ob < M; ob += kConvOut) {
     const int64_t rows = min_i64(kConvOut, M - ob);
     for (int64_t c = 0; c < C; ++c)
       for (int ki = 0; ki < 3; ++ki) {
+        const int64_t tap[3] = {in.tap[ki * 3], in.tap[ki * 3 + 1], in.tap[ki * 3 + 2]};
         typename V::reg acc[kConvOut][3];
 #pragma GCC unroll 4
         for (auto& row : acc)
@@ -533,23 +532,23 @@ void conv3x3_backward_weight(const float* dy, const float* xp, int64_t C, int64_
         for (int64_t p = 0; p < count; ++p) {
           const float* g[kConvOut];
           for (int r = 0; r < kConvOut; ++r) g[r] = dy + p * dy_step + (ob + min_i64(r, rows - 1)) * HW;
-          const float* xr = xp + p * x_step + c * plane + ki * Wp;
+          const float* xc = xp + p * x_step + c * in.plane;
           if (tail == 0) {  // one flat loop (a loop per row would reload acc from memory each row)
             const int64_t per_row = W / V::width;
             int64_t column = 0, x_at = 0;
             for (int64_t at = 0; at < HW; at += V::width) {
-              weight_taps<V, false>(acc, g, xr + x_at, at, V::width);
+              weight_taps<V, false>(acc, g, xc + x_at, tap, at, V::width);
               x_at += V::width;
               if (++column == per_row) {
                 column = 0;
-                x_at += 2;  // the padded row is two longer
+                x_at += in.row - W;
               }
             }
           } else {
             for (int64_t oh = 0; oh < H; ++oh) {
               for (int64_t ow = 0; ow < full; ow += V::width)
-                weight_taps<V, false>(acc, g, xr + oh * Wp + ow, oh * W + ow, V::width);
-              weight_taps<V, true>(acc, g, xr + oh * Wp + full, oh * W + full, tail);
+                weight_taps<V, false>(acc, g, xc + oh * in.row + ow, tap, oh * W + ow, V::width);
+              weight_taps<V, true>(acc, g, xc + oh * in.row + full, tap, oh * W + full, tail);
             }
           }
         }

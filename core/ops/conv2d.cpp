@@ -6,7 +6,7 @@
 // Threads take contiguous ranges of samples, each with its own buffers and single-threaded
 // sgemms; 1×1 stride-1 convolutions of one sample skip im2col.
 // Depthwise 3×3 convolutions (padding 1, stride 1 or 2) use a direct SIMD kernel instead, and so
-// do dense stride-1 3×3 ones (padding 1) on maps at least 8 wide (is_direct3x3).
+// do dense 3×3 ones (padding 1, stride 1 or 2) with outputs at least 8 wide (is_direct3x3).
 #include "core/ops/conv2d.hpp"
 
 #include <algorithm>
@@ -144,32 +144,59 @@ void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, co
 }
 
 
-// Stride-1 3×3 convolutions with padding 1 on maps at least 8 wide run the direct kernel
-// (kernels::conv3x3): no column matrix, no packing by the BLAS, no col2im; dx is the same
-// convolution of dy with the kernel transposed and rotated by 180°. Its weight gradient reduces
-// over pixels and loses to sgemm beyond 64×128 channels; narrower maps waste vector lanes
-// (measured with AVX2, `make bench`: README).
+// 3×3 convolutions with padding 1, stride 1 or 2, whose output is at least 8 wide run the direct
+// kernel (kernels::conv3x3): no column matrix, no packing by the BLAS, no col2im. At stride 1, dx
+// is the same convolution of dy with the kernel transposed and rotated by 180°; at stride 2, dx
+// keeps im2col + sgemm. The weight gradient reduces over pixels and loses to sgemm beyond 64×128
+// channels; narrower outputs waste vector lanes (measured with AVX2, `make bench`: README).
 bool is_direct3x3(const ConvGeometry& g) {
-  return g.groups == 1 && g.kH == 3 && g.kW == 3 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 1 &&
-         g.pad_w == 1 && g.dil_h == 1 && g.dil_w == 1 && g.W >= 8;
+  return g.groups == 1 && g.kH == 3 && g.kW == 3 && g.stride_h == g.stride_w && g.stride_h <= 2 && g.pad_h == 1 &&
+         g.pad_w == 1 && g.dil_h == 1 && g.dil_w == 1 && g.W_out >= 8;
 }
 bool is_direct3x3_weight(const ConvGeometry& g) { return is_direct3x3(g) && g.C_in * g.C_out <= 64 * 128; }
 
-// Planes with a border of zeros and 16 floats of slack, as kernels::conv3x3 reads them.
-struct PaddedPlanes {
-  int64_t H, W, plane;
-  PaddedPlanes(int64_t H_, int64_t W_) : H(H_), W(W_), plane(((H_ + 2) * (W_ + 2) + 16 + 15) / 16 * 16) {}
-  void fill(const float* x, int64_t C, float* xp) const {
-    const int64_t Wp = W + 2;
-    for (int64_t c = 0; c < C; ++c) {
-      float* p = xp + c * plane;
-      std::fill(p, p + Wp, 0.f);
-      for (int64_t ih = 0; ih < H; ++ih) {
-        float* row = p + (ih + 1) * Wp;
-        row[0] = row[W + 1] = 0.f;
-        std::memcpy(row + 1, x + (c * H + ih) * W, sizeof(float) * W);
+// The input planes kernels::conv3x3 reads, for an (H, W) input with a border of zeros: as is at
+// stride 1; at stride 2 split into the even and the odd columns of the bordered input (two half
+// planes, rows of S = ⌈(W + 2)/2⌉), so that each tap of consecutive outputs is contiguous:
+// kj = 0 → even column ow, kj = 1 → odd column ow, kj = 2 → even column ow + 1.
+struct DirectInput {
+  int64_t H, W, stride;
+  kernels::Conv3x3Input in{};
+
+  DirectInput(int64_t C, int64_t H_, int64_t W_, int64_t stride_) : H(H_), W(W_), stride(stride_) {
+    const int64_t Hp = H + 2, Wp = W + 2, S = (Wp + 1) / 2;
+    in.C = C;
+    in.row = stride == 1 ? Wp : 2 * S;
+    const int64_t used = stride == 1 ? Hp * Wp : 2 * Hp * S;
+    in.plane = (used + 32 + 15) / 16 * 16;  // slack: reads run up to a vector past the last tap
+    for (int ki = 0; ki < 3; ++ki)
+      for (int kj = 0; kj < 3; ++kj)
+        in.tap[ki * 3 + kj] = stride == 1 ? ki * Wp + kj : ki * S + (kj == 1 ? Hp * S : kj / 2);
+  }
+  // Fills the planes of C channels from x (C, H, W).
+  void fill(const float* x, float* xp) const {
+    const int64_t Wp = W + 2, S = (Wp + 1) / 2, Hp = H + 2;
+    for (int64_t c = 0; c < in.C; ++c) {
+      float* p = xp + c * in.plane;
+      const float* src = x + c * H * W;
+      if (stride == 1) {
+        std::fill(p, p + Wp, 0.f);
+        for (int64_t ih = 0; ih < H; ++ih) {
+          float* row = p + (ih + 1) * Wp;
+          row[0] = row[W + 1] = 0.f;
+          std::memcpy(row + 1, src + ih * W, sizeof(float) * W);
+        }
+        std::fill(p + (H + 1) * Wp, p + in.plane, 0.f);
+      } else {
+        std::fill(p, p + in.plane, 0.f);
+        for (int64_t ih = 0; ih < H; ++ih) {  // bordered column j = iw + 1: odd j ← even iw
+          float* even = p + (ih + 1) * S;
+          float* odd = even + Hp * S;
+          const float* row = src + ih * W;
+          for (int64_t k = 0; 2 * k < W; ++k) odd[k] = row[2 * k];
+          for (int64_t k = 1; 2 * k - 1 < W; ++k) even[k] = row[2 * k - 1];
+        }
       }
-      std::fill(p + (H + 1) * Wp, p + plane, 0.f);
     }
   }
 };
@@ -188,7 +215,6 @@ std::vector<float> pack3x3(const float* w, int64_t M, int64_t C, bool for_input_
   return packed;
 }
 
-// Per-thread column buffer, reused across calls (grows to the largest K·H_out·W_out seen).
 // Per-thread scratch (0: columns, 1: packed rows), reused across calls; grows to the largest need.
 float* scratch(int slot, int64_t floats) {
   thread_local std::vector<float> buffers[2];
@@ -251,14 +277,16 @@ void for_each_block(const ConvGeometry& g, int64_t chunks, Body body) {
 // y = conv(x, w) by the direct kernel, or by the kernel for dx from dy (for_input_gradient).
 void direct3x3(const ConvGeometry& g, const float* x, const float* w, float* y, bool for_input_gradient) {
   const int64_t in = for_input_gradient ? g.C_out : g.C_in, out = for_input_gradient ? g.C_in : g.C_out;
+  const int64_t H = for_input_gradient ? g.H_out : g.H, W = for_input_gradient ? g.W_out : g.W;
+  const int64_t H_out = for_input_gradient ? g.H : g.H_out, W_out = for_input_gradient ? g.W : g.W_out;
   const std::vector<float> packed = pack3x3(w, g.C_out, g.C_in, for_input_gradient);
-  const PaddedPlanes pad(g.H, g.W);
+  const DirectInput planes(in, H, W, for_input_gradient ? 1 : g.stride_h);
   const kernels::Table& k = kernels::kernels();
   parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
-    float* xp = scratch(0, in * pad.plane);
+    float* xp = scratch(0, in * planes.in.plane);
     for (int64_t n = n0; n < n1; ++n) {
-      pad.fill(x + n * in * g.H * g.W, in, xp);
-      k.conv3x3(xp, in, pad.plane, g.H, g.W, packed.data(), out, y + n * out * g.H * g.W);
+      planes.fill(x + n * in * H * W, xp);
+      k.conv3x3(xp, planes.in, H_out, W_out, packed.data(), out, y + n * out * H_out * W_out);
     }
   });
 }
@@ -301,7 +329,7 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
     });
     return;
   }
-  if (is_direct3x3(g)) return direct3x3(g, dy, w, dx, true);
+  if (is_direct3x3(g) && g.stride_h == 1) return direct3x3(g, dy, w, dx, true);
   int64_t K = g.cin_g() * g.kH * g.kW, M = g.cout_g();
   for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
     const float* dyg = dy + (blk.n0 * g.C_out + blk.grp * M) * blk.HWo();
@@ -335,19 +363,19 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
   int64_t chunks = std::min<int64_t>(num_threads(), g.N), size = g.C_out * K;
   std::vector<float> partial(chunks * size, 0.f);
   if (is_direct3x3_weight(g)) {
-    const PaddedPlanes pad(g.H, g.W);
+    const DirectInput planes(g.C_in, g.H, g.W, g.stride_h);
     const kernels::Table& k = kernels::kernels();
-    // Samples per kernel call: a block's padded inputs and dy stay in L2 (about 512 KiB).
-    const int64_t per_sample = g.C_in * pad.plane + g.C_out * HW;
-    const int64_t B = std::max<int64_t>(1, (int64_t{128} << 10) / per_sample);
+    // Samples per kernel call: a block's input planes and dy stay in L2 (about 512 KiB).
+    const int64_t x_step = g.C_in * planes.in.plane, dy_step = g.C_out * HWo;
+    const int64_t B = std::max<int64_t>(1, (int64_t{128} << 10) / (x_step + dy_step));
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c)
         for (int64_t n = g.N * c / chunks, end = g.N * (c + 1) / chunks; n < end; n += B) {
           const int64_t nb = std::min(B, end - n);
-          float* xp = scratch(0, nb * g.C_in * pad.plane);
-          for (int64_t b = 0; b < nb; ++b) pad.fill(x + (n + b) * g.C_in * HW, g.C_in, xp + b * g.C_in * pad.plane);
-          k.conv3x3_backward_weight(dy + n * g.C_out * HW, xp, g.C_in, pad.plane, g.H, g.W, g.C_out,
-                                    partial.data() + c * size, nb, g.C_in * pad.plane, g.C_out * HW);
+          float* xp = scratch(0, nb * x_step);
+          for (int64_t b = 0; b < nb; ++b) planes.fill(x + (n + b) * g.C_in * HW, xp + b * x_step);
+          k.conv3x3_backward_weight(dy + n * dy_step, xp, planes.in, g.H_out, g.W_out, g.C_out,
+                                    partial.data() + c * size, nb, x_step, dy_step);
         }
     });
   } else {
