@@ -38,11 +38,20 @@ OpenedData open_data(const DataChoice& choice) {
   d.input_size = choice.input_size ? choice.input_size : shape[1];
   SHEARS_CHECK(d.input_size >= shape[1] && (d.input_size - shape[1]) % 2 == 0, "--input-size",
                "must be the dataset's size (", shape[1], ") or larger by an even amount, got ", choice.input_size);
-  d.train_transform = data::standard_transforms(d.splits, true);
+  SHEARS_CHECK(choice.augment == "standard" || choice.augment == "crop-flip" || choice.augment == "none", "--augment",
+               "expected standard, crop-flip or none, got '", choice.augment, "'");
+  SHEARS_CHECK(choice.crop_padding >= 0, "--crop-padding", "must be at least 0, got ", choice.crop_padding);
+  // The standard pipelines minus their augmentation (the test pipeline never augments).
+  d.train_transform = data::standard_transforms(d.splits, choice.augment == "standard");
   d.test_transform = data::standard_transforms(d.splits, false);
+  auto& train = d.train_transform.transforms;
+  if (choice.augment == "crop-flip") {
+    train.insert(train.begin(), {data::RandomCrop(d.input_size, data::Padding(choice.crop_padding)),
+                                 data::RandomHorizontalFlip{}});
+  }
   if (d.input_size > shape[1]) {  // e.g. Fashion-MNIST 28×28 padded to 32×32 with black borders
     data::Pad pad{data::Padding((d.input_size - shape[1]) / 2)};
-    d.train_transform.transforms.insert(d.train_transform.transforms.begin(), pad);
+    train.insert(train.begin(), pad);
     d.test_transform.transforms.insert(d.test_transform.transforms.begin(), pad);
   }
   return d;
@@ -61,6 +70,12 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
                  "image folders: refuse larger images (width x height pixels)")
       ->capture_default_str();
   cli.add_option("--workers", choice.workers, "data loader threads")->capture_default_str();
+  cli.add_option("--augment", choice.augment,
+                 "training augmentation: standard (the dataset's usual: crop and flip on CIFAR, none otherwise), "
+                 "crop-flip (any dataset) or none")
+      ->capture_default_str();
+  cli.add_option("--crop-padding", choice.crop_padding, "crop-flip: RandomCrop's padding in pixels")
+      ->capture_default_str();
 }
 
 int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k) {

@@ -23,6 +23,11 @@ struct DataChoice {
   int64_t max_image_pixels = data::ImageFolderOptions{}.max_pixels;  // image folders: larger files refused
   int workers = 2;
   uint64_t seed = 0;
+  // --augment: the training images' augmentation. "standard": the dataset's usual one (CIFAR:
+  // RandomCrop(32, padding 4) and RandomHorizontalFlip; none otherwise); "crop-flip": that crop
+  // (--crop-padding pixels, at the input size) and flip for any dataset; "none".
+  std::string augment = "standard";
+  int64_t crop_padding = 4;
 };
 
 struct OpenedData {

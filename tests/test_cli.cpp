@@ -124,6 +124,24 @@ TEST_CASE("--val-fraction holds out part of train and chooses the best epoch on 
   CHECK(bad.output.find("val_fraction") != std::string::npos);
 }
 
+TEST_CASE("--augment crop-flip changes what the model trains on, none is the standard pipeline here", "[cli]") {
+  // Synthetic data has no standard augmentation: "none" and "standard" train on the same images,
+  // crop-flip on others (same seed, so only the augmentation can differ).
+  fs::path standard = fresh_dir("aug_standard"), none = fresh_dir("aug_none"), crop = fresh_dir("aug_crop");
+  Result a = run_shears(kQuick + "--output " + standard.string());
+  Result b = run_shears(kQuick + "--augment none --output " + none.string());
+  Result c = run_shears(kQuick + "--augment crop-flip --crop-padding 2 --output " + crop.string());
+  INFO(a.output << b.output << c.output);
+  REQUIRE((a.status == 0 && b.status == 0 && c.status == 0));
+  CHECK(summary_rows(none) == summary_rows(standard));
+  CHECK(summary_rows(crop)[1] != summary_rows(standard)[1]);
+  CHECK(read_file(crop / "config.toml").find("augment=\"crop-flip\"") != std::string::npos);
+  Result bad = run_shears(kQuick + "--augment mixup --output " + crop.string());
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("--augment") != std::string::npos);
+  CHECK(bad.output.find("'mixup'") != std::string::npos);
+}
+
 TEST_CASE("a diverging loss stops training with the last good checkpoint named", "[cli]") {
   fs::path dir = fresh_dir("diverge");
   Result r = run_shears("train --model mlpnet --data synthetic --epochs 1 --batch-size 32 --workers 1 --lr 1e30 --output " +
