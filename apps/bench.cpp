@@ -1,5 +1,7 @@
 // `shears bench`: times whole training steps (forward, backward, SGD update) or inference of a
 // model on random data after warm-up, and reports ms/step, images/s and achieved GFLOP/s.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,7 +29,8 @@ struct BenchConfig {
 };
 
 // Runs bench/torch_step.py (Debian's python3-torch) with the same model, batch and threads and
-// returns PyTorch's faster layout's median ms, or a negative value with the reason printed.
+// returns PyTorch's faster layout's median ms, or a negative value with the reason printed. Its
+// peak-RSS lines are passed through.
 double torch_median_ms(const BenchConfig& c) {
   const char* python = "/usr/bin/python3";
   std::string script = std::string(SHEARS_SOURCE_DIR) + "/bench/torch_step.py";
@@ -53,6 +56,8 @@ double torch_median_ms(const BenchConfig& c) {
     return -1;
   }
   std::printf("PyTorch 1.13 (%s, its faster layout): median %.2f ms\n", layout, median);
+  for (auto line = output.find("peak RSS"); line != std::string::npos; line = output.find("peak RSS", line + 1))
+    std::printf("PyTorch %s\n", output.substr(line, output.find('\n', line) - line).c_str());
   return median;
 }
 
@@ -103,6 +108,10 @@ int run(const BenchConfig& c) {
               "(FLOPs = 2 x MACs%s)\n",
               median, ms.front(), ms.back(), (long long)c.steps, c.batch_size * 1000.0 / median, flops / median * 1e-6,
               train ? ", x3 for a training step" : "");
+  // The process's high-water mark: model, data, activations, gradients and the allocator's cache.
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("peak RSS %.0f MB (the whole process)\n", usage.ru_maxrss / 1024.0);
   if (c.compare_torch) {
     double torch_ms = torch_median_ms(c);
     if (torch_ms > 0)

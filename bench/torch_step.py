@@ -5,10 +5,13 @@
 
 The models are the PyTorch twins of the shears zoo (tools/gen_model_fixtures.py, tools/mobilenet_v1.py:
 same layers and names). Each is timed in NCHW and channels-last; the line printed last is the
-faster one, `torch <layout> median_ms min_ms max_ms`, which shears parses.
+faster one, `torch <layout> median_ms min_ms max_ms`, which shears parses. The process's peak RSS is
+printed after each layout (NCHW runs first, so its figure is NCHW's own; the second is the maximum
+of both); `--layout` runs only one.
 """
 import argparse
 import os
+import resource
 import sys
 import time
 
@@ -74,17 +77,27 @@ def main():
     p.add_argument("--input-size", type=int, default=32)
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--mode", choices=["train", "infer"], default="train")
+    p.add_argument("--layout", choices=["both", "nchw", "channels_last"], default="both")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = build(a.model, a.in_channels, a.input_size, a.num_classes)
     x = torch.randn(a.batch_size, a.in_channels, a.input_size, a.input_size)
     y = torch.arange(a.batch_size) % a.num_classes
-    results = {"nchw": time_steps(model, x, y, a.steps, a.warmup, a.mode == "train")}
-    if x.dim() == 4 and not a.model.startswith("mlp"):
+    results = {}
+
+    def peak_rss(layout):
+        print(f"peak RSS after {layout}: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if a.layout != "channels_last":
+        results["nchw"] = time_steps(model, x, y, a.steps, a.warmup, a.mode == "train")
+        peak_rss("nchw")
+    if a.layout != "nchw" and x.dim() == 4 and not a.model.startswith("mlp"):
         cl = model.to(memory_format=torch.channels_last)
         results["channels_last"] = time_steps(cl, x.contiguous(memory_format=torch.channels_last), y, a.steps,
                                               a.warmup, a.mode == "train")
+        peak_rss("channels_last")
+    if not results:
+        sys.exit(f"torch_step.py: {a.model} has no {a.layout} layout to time")
     for layout, (median, lo, hi) in results.items():
         print(f"{layout}: median {median:.2f} ms (min {lo:.2f}, max {hi:.2f})")
     best = min(results, key=lambda k: results[k][0])
