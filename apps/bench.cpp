@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "apps/commands.hpp"
+#include "core/allocator.hpp"
 #include "core/autograd.hpp"
 #include "core/blas.hpp"
 #include "core/kernels/kernels.hpp"
@@ -111,7 +112,8 @@ int run(const BenchConfig& c) {
   // The process's high-water mark: model, data, activations, gradients and the allocator's cache.
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("peak RSS %.0f MB (the whole process)\n", usage.ru_maxrss / 1024.0);
+  std::printf("peak RSS %.0f MB (the whole process); tensors: at most %.0f MB in use at once, %.0f MB cached for reuse\n",
+              usage.ru_maxrss / 1024.0, peak_live_block_bytes() / 1048576.0, cached_block_bytes() / 1048576.0);
   if (c.compare_torch) {
     double torch_ms = torch_median_ms(c);
     if (torch_ms > 0)

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -24,6 +25,15 @@ struct Cache {
   std::multimap<size_t, void*> blocks;  // by exact size: training reallocates the same sizes
   size_t bytes = 0;
 };
+
+std::atomic<size_t> live_bytes{0}, peak_live_bytes{0};
+
+void count_allocation(size_t bytes) {
+  size_t now = live_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  size_t peak = peak_live_bytes.load(std::memory_order_relaxed);
+  while (now > peak && !peak_live_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
 
 Cache& cache() {
   static Cache* instance = new Cache;  // never destroyed: blocks may be freed during exit
@@ -57,6 +67,7 @@ size_t physical_memory_bytes() {
 void* allocate_block(size_t bytes) {
   bytes = (bytes + kAlign - 1) / kAlign * kAlign;
   if (current_limit != nullptr) current_limit->charge(bytes);
+  count_allocation(bytes);
   if (bytes >= kMinCached) {
     Cache& c = cache();
     std::lock_guard lock(c.mutex);
@@ -78,6 +89,7 @@ void* allocate_block(size_t bytes) {
 
 void free_block(void* p, size_t bytes) {
   bytes = (bytes + kAlign - 1) / kAlign * kAlign;
+  live_bytes.fetch_sub(bytes, std::memory_order_relaxed);
   if (bytes >= kMinCached) {
     Cache& c = cache();
     std::lock_guard lock(c.mutex);
@@ -89,6 +101,10 @@ void free_block(void* p, size_t bytes) {
   }
   std::free(p);
 }
+
+size_t live_block_bytes() { return live_bytes.load(std::memory_order_relaxed); }
+
+size_t peak_live_block_bytes() { return peak_live_bytes.load(std::memory_order_relaxed); }
 
 size_t cached_block_bytes() {
   std::lock_guard lock(cache().mutex);

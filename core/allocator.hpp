@@ -11,7 +11,9 @@ namespace shears {
 
 void* allocate_block(size_t bytes);  // throws shears::Error past an AllocationLimit
 void free_block(void* p, size_t bytes);
-size_t cached_block_bytes();  // held for reuse now
+size_t cached_block_bytes();      // held for reuse now
+size_t live_block_bytes();        // tensor storage in use now (not counting the cache)
+size_t peak_live_block_bytes();   // the most in use at once since start-up
 void release_cached_blocks();  // returns every cached block to the system
 
 // The machine's physical memory (sysconf), the default cap of the file readers.

@@ -25,11 +25,26 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
+const void* graph_identity(const Tensor& t) {
+  return t.grad_fn() ? static_cast<const void*>(t.grad_fn().get()) : static_cast<const void*>(t.impl());
+}
+
 Tensor record(Tensor output, const char* op, std::vector<Tensor> inputs, BackwardFn backward) {
   if (!any_requires_grad(inputs)) return output;
   auto node = std::make_shared<Node>();
   node->op = op;
-  for (const Tensor& t : inputs) node->needs_grad.push_back(t.defined() && t.requires_grad());
+  for (Tensor& t : inputs) {
+    node->needs_grad.push_back(t.defined() && t.requires_grad());
+    if (t.defined() && t.grad_fn()) {
+      // An intermediate result: the graph needs its producer and shape, not its values (the
+      // closure saved what backward reads), so a stand-in without storage lets them be freed.
+      auto stand_in = std::make_shared<TensorImpl>();
+      stand_in->shape = t.shape();
+      stand_in->requires_grad = true;
+      stand_in->grad_fn = t.grad_fn();
+      t = Tensor(std::move(stand_in));
+    }
+  }
   node->inputs = std::move(inputs);
   node->backward = std::move(backward);
   output.impl()->grad_fn = std::move(node);
@@ -44,23 +59,24 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
 
   // Topological order by iterative depth-first search over grad_fn edges. `order` owns the
   // tensors so that releasing a node's inputs below cannot free one still to be visited.
-  std::vector<std::shared_ptr<TensorImpl>> order;
-  std::unordered_set<TensorImpl*> visited{root.impl()};
-  std::vector<std::pair<std::shared_ptr<TensorImpl>, size_t>> stack{{root.impl_ptr(), 0}};
+  std::vector<Tensor> order;
+  std::unordered_set<const void*> visited{graph_identity(root)};
+  std::vector<std::pair<Tensor, size_t>> stack{{root, 0}};
   while (!stack.empty()) {
     auto& [t, next] = stack.back();
-    Node* node = t->grad_fn.get();
+    Node* node = t.grad_fn().get();
     if (node && next < node->inputs.size()) {
-      const auto& child = node->inputs[next++].impl_ptr();
-      if (child && child->requires_grad && visited.insert(child.get()).second) stack.push_back({child, 0});
+      const Tensor& child = node->inputs[next++];
+      if (child.defined() && child.requires_grad() && visited.insert(graph_identity(child)).second)
+        stack.push_back({child, 0});
       continue;
     }
     order.push_back(std::move(t));
     stack.pop_back();
   }
 
-  std::unordered_map<TensorImpl*, Tensor> grads{{root.impl(), grad_root}};
-  auto accumulate = [&](TensorImpl* t, const Tensor& g) {
+  std::unordered_map<const void*, Tensor> grads{{graph_identity(root), grad_root}};
+  auto accumulate = [&](const void* t, const Tensor& g) {
     Tensor& slot = grads[t];
     if (!slot.defined()) {
       slot = g;
@@ -71,8 +87,8 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
   };
 
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    TensorImpl* t = it->get();
-    auto found = grads.find(t);
+    TensorImpl* t = it->impl();
+    auto found = grads.find(graph_identity(*it));
     if (found == grads.end()) continue;
     Tensor g = std::move(found->second);
     grads.erase(found);
@@ -102,7 +118,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
       if (!node->needs_grad[i] || !input_grads[i].defined()) continue;
       const Tensor& input = node->inputs[i];
       SHEARS_ASSERT(input_grads[i].shape() == input.shape());
-      accumulate(input.impl(), input_grads[i]);
+      accumulate(graph_identity(input), input_grads[i]);
     }
     node->backward = nullptr;
     node->inputs.clear();

@@ -40,10 +40,16 @@ class NoGradGuard {
 // True when grad mode is on and some input requires a gradient.
 bool any_requires_grad(const std::vector<Tensor>& inputs);
 
-// Attaches a Node to `output` when any input requires a gradient; returns `output`.
+// Attaches a Node to `output` when any input requires a gradient; returns `output`. The Node
+// holds leaves themselves and, for intermediate results, storage-less stand-ins with their
+// producer (as PyTorch's edges do), so only what a closure saves outlives the forward pass.
 // Closures must save outputs as out.detach(), never `out` itself (that would form a cycle).
 Tensor record(Tensor output, const char* op, std::vector<Tensor> inputs, BackwardFn backward);
 
 void run_backward(const Tensor& root, const Tensor& grad_root);
+
+// A tensor's place in the recorded graph: its producing Node, or the tensor itself for a leaf.
+// A stand-in in Node::inputs has the identity of the tensor it stands for.
+const void* graph_identity(const Tensor& t);
 
 }  // namespace shears

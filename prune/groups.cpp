@@ -50,20 +50,20 @@ struct UnionFind {
 
 class Tracer {
  public:
-  Tracer(const std::vector<Call>& calls, const TensorImpl* input) : input_(input) {
-    for (size_t i = 0; i < calls.size(); ++i) output_of_[calls[i].output.impl()] = static_cast<int64_t>(i);
+  Tracer(const std::vector<Call>& calls, const Tensor& input) : input_(graph_identity(input)) {
+    for (size_t i = 0; i < calls.size(); ++i) output_of_[graph_identity(calls[i].output)] = static_cast<int64_t>(i);
   }
 
   // The recorded layer calls (−1: the model input) whose outputs reach `t` without passing
   // through another recorded layer.
   const std::set<int64_t>& nearest(const Tensor& t) {
-    TensorImpl* impl = t.impl();
-    auto memo = memo_.find(impl);
+    const void* key = graph_identity(t);  // node inputs are stand-ins with the same identity
+    auto memo = memo_.find(key);
     if (memo != memo_.end()) return memo->second;
     std::set<int64_t> out;
-    if (auto it = output_of_.find(impl); it != output_of_.end()) {
+    if (auto it = output_of_.find(key); it != output_of_.end()) {
       out.insert(it->second);
-    } else if (impl == input_) {
+    } else if (key == input_) {
       out.insert(-1);
     } else if (const auto& node = t.grad_fn()) {
       SHEARS_CHECK(node->op != "concat", "dependency groups",
@@ -74,13 +74,13 @@ class Tracer {
           out.insert(s.begin(), s.end());
         }
     }
-    return memo_[impl] = std::move(out);
+    return memo_[key] = std::move(out);
   }
 
  private:
-  const TensorImpl* input_;
-  std::map<const TensorImpl*, int64_t> output_of_;
-  std::map<const TensorImpl*, std::set<int64_t>> memo_;
+  const void* input_;
+  std::map<const void*, int64_t> output_of_;
+  std::map<const void*, std::set<int64_t>> memo_;
 };
 
 }  // namespace
@@ -155,7 +155,7 @@ std::vector<Group> dependency_groups(nn::Module& model, const Shape& input_shape
 
   // Union-find nodes: 0 the model input, 1 the model output, 2 + i the output of call i.
   UnionFind uf(calls.size() + 2);
-  Tracer tracer(calls, input.impl());
+  Tracer tracer(calls, input);
   auto node = [](int64_t call) { return call < 0 ? size_t{0} : static_cast<size_t>(call) + 2; };
   std::vector<std::string> edge_text;
   std::vector<size_t> edge_node;  // the node whose group an edge belongs to

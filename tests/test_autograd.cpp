@@ -1,3 +1,4 @@
+#include "core/allocator.hpp"
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
@@ -68,6 +69,29 @@ TEST_CASE("a diamond graph sums the gradients of both paths", "[autograd]") {
   Tensor y = sum(mul(a, b));  // d/dx (3x e^x) = 3 e^x (1 + x)
   y.backward();
   CHECK(x.grad().item() == Approx(3.f * std::exp(2.f) * 3.f));
+}
+
+TEST_CASE("the ReLU family's gradient at its kinks is PyTorch's, and relu keeps only its output", "[autograd]") {
+  Tensor x = Tensor::from_vector({5}, {-1.f, 0.f, 3.f, 6.f, 7.f}).requires_grad_();
+  sum(relu(x)).backward();
+  CHECK(x.grad().to_vector() == std::vector<float>{0, 0, 1, 1, 1});
+  x.zero_grad();
+  sum(relu6(x)).backward();
+  CHECK(x.grad().to_vector() == std::vector<float>{0, 0, 1, 0, 0});
+  x.zero_grad();
+  sum(leaky_relu(x, 0.25f)).backward();
+  CHECK(x.grad().to_vector() == std::vector<float>{0.25f, 0.25f, 1, 1, 1});
+  x.zero_grad();
+  sum(leaky_relu(x, -0.5f)).backward();
+  CHECK(x.grad().to_vector() == std::vector<float>{-0.5f, -0.5f, 1, 1, 1});
+
+  // An intermediate input (4 MiB) is freed once relu has run: only the output stays alive.
+  Tensor leaf = Tensor::ones({1 << 20}).requires_grad_();
+  size_t before = live_block_bytes();
+  Tensor y = relu(mul(leaf, 2.f));
+  CHECK(live_block_bytes() - before == y.numel() * sizeof(float));
+  y.backward(Tensor::ones(y.shape()));
+  CHECK(leaf.grad().to_vector()[12345] == 2.f);
 }
 
 }  // namespace shears

@@ -139,6 +139,8 @@ std::vector<GradCase> all_cases() {
       unary("relu", [](const Tensor& x) { return relu(x); }, Draw::AwayFromKinks),
       unary("relu6", [](const Tensor& x) { return relu6(x); }, Draw::AwayFromKinks, {0.f, 6.f}),
       unary("leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1f); }, Draw::AwayFromKinks),
+      {"leaky_relu", "negative slope (backward from the input)", {{3, 5, 7}},
+       [](V x) { return leaky_relu(x[0], -0.3f); }, Draw::AwayFromKinks, {0.f}},
       unary("sigmoid", [](const Tensor& x) { return sigmoid(x); }),
       unary("tanh", [](const Tensor& x) { return tanh(x); }),
       {"dropout", "p=0.3, fixed seed", {{4, 9}}, [](V x) {

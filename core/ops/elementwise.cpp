@@ -129,13 +129,16 @@ Tensor scale_shift(const Tensor& x, float scale, float shift) {
   return y;
 }
 
-// The ReLU family (relu, relu6, leaky_relu) through the SIMD kernels, backward from the input.
+// The ReLU family (relu, relu6, leaky_relu) through the SIMD kernels. With slope ≥ 0 the output
+// has the input's sign and lies in (0, upper) exactly when the input does, so backward reads the
+// output, as PyTorch's does: the input (a batch norm's output, in a conv-bn-relu) can then be freed
+// after the forward pass, a third of such a network's saved activations.
 Tensor relu_family(const Tensor& x, const char* op, float slope, float upper) {
   Tensor y = Tensor::empty(x.shape());
   parallel_elementwise(x.numel(), [&](int64_t begin, int64_t end) {
     kernels::kernels().relu_family(x.data() + begin, y.data() + begin, end - begin, slope, upper);
   });
-  Tensor xs = x.detach();
+  Tensor xs = slope >= 0.f ? y.detach() : x.detach();
   return record(y, op, {x}, [xs, slope, upper](const Tensor& g, const std::vector<bool>&) {
     Tensor dx = Tensor::empty(xs.shape());
     parallel_elementwise(xs.numel(), [&](int64_t begin, int64_t end) {
