@@ -138,11 +138,11 @@ Tensor relu_family(const Tensor& x, const char* op, float slope, float upper) {
   parallel_elementwise(x.numel(), [&](int64_t begin, int64_t end) {
     kernels::kernels().relu_family(x.data() + begin, y.data() + begin, end - begin, slope, upper);
   });
-  Tensor xs = slope >= 0.f ? y.detach() : x.detach();
-  return record(y, op, {x}, [xs, slope, upper](const Tensor& g, const std::vector<bool>&) {
-    Tensor dx = Tensor::empty(xs.shape());
-    parallel_elementwise(xs.numel(), [&](int64_t begin, int64_t end) {
-      kernels::kernels().relu_family_backward(xs.data() + begin, g.data() + begin, dx.data() + begin, end - begin,
+  Tensor saved = slope >= 0.f ? y.detach() : x.detach();  // output or input: same mask
+  return record(y, op, {x}, [saved, slope, upper](const Tensor& g, const std::vector<bool>&) {
+    Tensor dx = Tensor::empty(saved.shape());
+    parallel_elementwise(saved.numel(), [&](int64_t begin, int64_t end) {
+      kernels::kernels().relu_family_backward(saved.data() + begin, g.data() + begin, dx.data() + begin, end - begin,
                                               slope, upper);
     });
     return std::vector<Tensor>{dx};
