@@ -60,9 +60,9 @@ deps:
 
 # Per-ISA kernel tables: each unit gets its instruction set's flags; dispatch picks one at run time.
 $(BUILD)/core/kernels/isa_avx2.o: CXXFLAGS += -mavx2 -mfma
-# (GCC 12 warns falsely inside its own _mm512_max_ps/_mm512_min_ps: GCC bug 105593.)
+# (GCC 12 warns falsely inside its own _mm512_max_ps/_mm512_min_ps/_mm512_reduce_add_ps: GCC bug 105593.)
 $(BUILD)/core/kernels/isa_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma \
-                                               -Wno-maybe-uninitialized
+                                               -Wno-maybe-uninitialized -Wno-uninitialized
 
 $(BUILD)/%.o: %.cpp | deps
 	@mkdir -p $(dir $@)

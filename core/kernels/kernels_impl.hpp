@@ -297,27 +297,36 @@ inline void row_taps(const float* r, int64_t s, int64_t per_row, typename V::reg
   tap[2] = s == per_row - 1 ? V::shift_down(tap[1]) : V::load(r + 1);
 }
 
+// Down one column of segments, each input row's taps are made once and feed the three output
+// rows that read them: ih + 1 (kernel row 0, a new sum), ih (row 1) and ih − 1 (row 2, then
+// stored). A row costs one load, at most two shifts and nine FMAs.
 template <typename V>
 void depthwise3x3_rows(const float* x, int64_t H, int64_t W, const float* w, float* y) {
   const int64_t per_row = W / V::width;
   typename V::reg wv[9];
   for (int t = 0; t < 9; ++t) wv[t] = V::set1(w[t]);
-  for (int64_t oh = 0; oh < H; ++oh)
-    for (int64_t s = 0; s < per_row; ++s) {
-      typename V::reg part[3] = {V::zero(), V::zero(), V::zero()}, tap[3];  // one sum per kernel row
-      for (int ki = 0; ki < 3; ++ki) {
-        const int64_t ih = oh + ki - 1;
-        if (ih < 0 || ih >= H) continue;
-        row_taps<V>(x + ih * W + s * V::width, s, per_row, tap);
-        part[ki] = V::fma(wv[ki * 3], tap[0], V::fma(wv[ki * 3 + 1], tap[1], V::mul(wv[ki * 3 + 2], tap[2])));
-      }
-      V::store(y + oh * W + s * V::width, V::add(V::add(part[0], part[1]), part[2]));
+  for (int64_t s = 0; s < per_row; ++s) {
+    const float* xs = x + s * V::width;
+    float* ys = y + s * V::width;
+    auto above = V::zero(), here = V::zero();  // output rows ih − 1 and ih, summed so far
+    for (int64_t ih = 0; ih < H; ++ih) {
+      typename V::reg tap[3];
+      row_taps<V>(xs + ih * W, s, per_row, tap);
+      const auto below = V::fma(wv[0], tap[0], V::fma(wv[1], tap[1], V::mul(wv[2], tap[2])));
+      here = V::fma(wv[3], tap[0], V::fma(wv[4], tap[1], V::fma(wv[5], tap[2], here)));
+      if (ih > 0) V::store(ys + (ih - 1) * W, V::fma(wv[6], tap[0], V::fma(wv[7], tap[1], V::fma(wv[8], tap[2], above))));
+      above = here;
+      here = below;
     }
+    V::store(ys + (H - 1) * W, above);  // the last row's kernel row 2 reads the zero padding
+  }
 }
 
 template <typename V>
 void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y, int64_t stride) {
   if (stride == 1 && W % V::width == 0) return depthwise3x3_rows<V>(x, H, W, w, y);
+  if constexpr (requires { typename V::half; })
+    if (stride == 1 && W % V::half::width == 0) return depthwise3x3_rows<typename V::half>(x, H, W, w, y);
   if (stride == 1) return depthwise3x3_flat<V>(x, H, W, w, y);
   TapRows taps(H, W, stride);
   taps.load(x);
@@ -381,32 +390,40 @@ void depthwise3x3_backward_input(const float* dy, int64_t H, int64_t W, const fl
   taps.add_interior_to(dx);
 }
 
-// Accumulates the nine taps over `count` planes (strides x_step, dy_step) before reducing the
-// lanes, so the horizontal sums run once per channel.
+// The weight gradient accumulates the nine taps over `count` planes (strides x_step, dy_step)
+// before reducing the lanes, so the horizontal sums run once per channel. Whole-vector rows (as in
+// depthwise3x3_rows): each input row's taps are made once and meet the dy rows that read them.
+template <typename V>
+void depthwise3x3_backward_weight_rows(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
+                                       int64_t count, int64_t x_step, int64_t dy_step) {
+  const int64_t per_row = W / V::width;
+  typename V::reg acc[9], tap[3];
+  for (auto& a : acc) a = V::zero();
+  for (int64_t p = 0; p < count; ++p) {
+    const float* xp = x + p * x_step;
+    const float* gp = dy + p * dy_step;
+    for (int64_t s = 0; s < per_row; ++s)
+      for (int64_t ih = 0; ih < H; ++ih) {
+        row_taps<V>(xp + ih * W + s * V::width, s, per_row, tap);
+        for (int ki = 0; ki < 3; ++ki) {  // the output row oh that reads input row ih at kernel row ki
+          const int64_t oh = ih + 1 - ki;
+          if (oh < 0 || oh >= H) continue;
+          const auto g = V::load(gp + oh * W + s * V::width);
+          for (int kj = 0; kj < 3; ++kj) acc[ki * 3 + kj] = V::fma(g, tap[kj], acc[ki * 3 + kj]);
+        }
+      }
+  }
+  for (int t = 0; t < 9; ++t) dw[t] += V::hsum(acc[t]);
+}
+
 template <typename V>
 void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, int64_t W, float* dw, int64_t stride,
                                   int64_t count, int64_t x_step, int64_t dy_step) {
-  if (stride == 1 && W % V::width == 0) {  // whole-vector rows, as in depthwise3x3_rows
-    const int64_t per_row = W / V::width;
-    typename V::reg acc[9], tap[3];
-    for (auto& a : acc) a = V::zero();
-    for (int64_t p = 0; p < count; ++p) {
-      const float* xp = x + p * x_step;
-      const float* gp = dy + p * dy_step;
-      for (int64_t oh = 0; oh < H; ++oh)
-        for (int64_t s = 0; s < per_row; ++s) {
-          const auto g = V::load(gp + oh * W + s * V::width);
-          for (int ki = 0; ki < 3; ++ki) {
-            const int64_t ih = oh + ki - 1;
-            if (ih < 0 || ih >= H) continue;
-            row_taps<V>(xp + ih * W + s * V::width, s, per_row, tap);
-            for (int kj = 0; kj < 3; ++kj) acc[ki * 3 + kj] = V::fma(g, tap[kj], acc[ki * 3 + kj]);
-          }
-        }
-    }
-    for (int t = 0; t < 9; ++t) dw[t] += V::hsum(acc[t]);
-    return;
-  }
+  if (stride == 1 && W % V::width == 0)
+    return depthwise3x3_backward_weight_rows<V>(dy, x, H, W, dw, count, x_step, dy_step);
+  if constexpr (requires { typename V::half; })
+    if (stride == 1 && W % V::half::width == 0)
+      return depthwise3x3_backward_weight_rows<typename V::half>(dy, x, H, W, dw, count, x_step, dy_step);
   if (stride == 1) {  // the flat plane's masked taps, as in depthwise3x3_flat
     const int64_t HW = H * W;
     const int32_t* masks = flat_tap_masks<V>(H, W);

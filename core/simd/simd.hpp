@@ -11,6 +11,7 @@
 //   V::set1, zero, add, sub, mul, div, fma(a, b, c) = a·b + c, max, min, sqrt, hsum
 //   V::cmp_gt_select(a, b, x) = a > b ? x : 0 per lane
 //   V::exp (Cephes' expf polynomial after range reduction, within 2 ulp), V::hmax
+//   V::half                  (AVX-512 only) the vocabulary of half the width
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -118,6 +119,7 @@ struct Avx2 {
 struct Avx512 {
   using reg = __m512;
   static constexpr int width = 16;
+  using half = Avx2;  // for rows 8 wide (MobileNet's 8×8 maps), which a 16-wide vector would straddle
   static __mmask16 tail_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
