@@ -397,11 +397,19 @@ template <typename V>
 void depthwise3x3_backward_weight_rows(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
                                        int64_t count, int64_t x_step, int64_t dy_step) {
   const int64_t per_row = W / V::width;
+  constexpr int64_t kAhead = 6;
   typename V::reg acc[9], tap[3];
   for (auto& a : acc) a = V::zero();
   for (int64_t p = 0; p < count; ++p) {
     const float* xp = x + p * x_step;
     const float* gp = dy + p * dy_step;
+    // One channel's planes lie a sample apart, beyond the hardware prefetcher: ask for the planes
+    // kAhead samples on (6 measured best: `make bench`, BM_conv2d_bwd/mobilenet_dw3x3_256).
+    if (p + kAhead < count)
+      for (int64_t i = 0; i < H * W; i += 16) {
+        __builtin_prefetch(xp + kAhead * x_step + i);
+        __builtin_prefetch(gp + kAhead * dy_step + i);
+      }
     for (int64_t s = 0; s < per_row; ++s)
       for (int64_t ih = 0; ih < H; ++ih) {
         row_taps<V>(xp + ih * W + s * V::width, s, per_row, tap);
