@@ -159,17 +159,14 @@ void affine2(const float* g, const float* x, float* dx, int64_t n, float a, floa
   });
 }
 
-// Depthwise 3×3, padding 1. The plane is copied into zero-padded rows so that every tap of
-// output row oh, kernel row ki, column kj is a contiguous run `tap(s·oh + ki, kj)[ow]`:
-//   stride 1: tap(r, kj) = padded row r shifted by kj;
-//   stride 2: padded rows are split into even and odd columns, tap(r, 0) = even, tap(r, 1) = odd,
-//             tap(r, 2) = even shifted by one.
-// The buffer is per thread and reused across planes (planes are small: MobileNet's are ≤ 112²).
+// Depthwise 3×3, padding 1, stride 2. The plane is copied into zero-padded rows split into their
+// even and odd columns, so that every tap of output row oh, kernel row ki, column kj is a
+// contiguous run `tap(2·oh + ki, kj)[ow]`: tap(r, 0) = even, tap(r, 1) = odd, tap(r, 2) = even
+// shifted by one. The buffer is per thread and reused across planes (MobileNet's are ≤ 112²).
 struct TapRows {
-  int64_t H, W, stride, W_out, row_len;
+  int64_t H, W, W_out, row_len;
   float* buf;
-  TapRows(int64_t h, int64_t w, int64_t s)
-      : H(h), W(w), stride(s), W_out((w - 1) / s + 1), row_len(s == 1 ? w + 2 : 2 * (W_out + 1)) {
+  TapRows(int64_t h, int64_t w) : H(h), W(w), W_out((w - 1) / 2 + 1), row_len(2 * (W_out + 1)) {
     thread_local float* scratch = nullptr;
     thread_local int64_t capacity = 0;
     int64_t need = (H + 2) * row_len;
@@ -181,46 +178,19 @@ struct TapRows {
     buf = scratch;
   }
   float* row(int64_t r) { return buf + r * row_len; }
-  float* tap(int64_t r, int64_t kj) {
-    if (stride == 1) return row(r) + kj;
-    return kj == 1 ? row(r) + W_out + 1 : row(r) + kj / 2;
-  }
-  void zero() {
-    for (int64_t i = 0; i < (H + 2) * row_len; ++i) buf[i] = 0.f;
-  }
+  float* tap(int64_t r, int64_t kj) { return kj == 1 ? row(r) + W_out + 1 : row(r) + kj / 2; }
   // Copies the plane in, zeroing the padding.
   void load(const float* x) {
     for (int64_t c = 0; c < row_len; ++c) row(0)[c] = row(H + 1)[c] = 0.f;
-    for (int64_t ih = 0; ih < H; ++ih) {
-      float* r = row(ih + 1);
+    for (int64_t ih = 0; ih < H; ++ih) {  // padded column c = iw + 1: even c -> even[c/2], odd c -> odd[c/2]
       const float* in = x + ih * W;
-      if (stride == 1) {
-        r[0] = r[W + 1] = 0.f;
-        for (int64_t iw = 0; iw < W; ++iw) r[iw + 1] = in[iw];
-      } else {  // padded column c = iw + 1: even c -> even[c/2], odd c -> odd[c/2]
-        float* even = r;
-        float* odd = r + W_out + 1;
-        even[0] = 0.f;
-        int64_t j = 1;
-        for (; 2 * j - 1 < W; ++j) even[j] = in[2 * j - 1];
-        for (; j <= W_out; ++j) even[j] = 0.f;
-        for (j = 0; j < W_out; ++j) odd[j] = in[2 * j];  // 2·(W_out − 1) < W always
-      }
-    }
-  }
-  // Adds the interior (padded rows 1..H, columns 1..W) into x.
-  void add_interior_to(float* x) {
-    for (int64_t ih = 0; ih < H; ++ih) {
-      float* r = row(ih + 1);
-      float* out = x + ih * W;
-      if (stride == 1) {
-        for (int64_t iw = 0; iw < W; ++iw) out[iw] += r[iw + 1];
-      } else {
-        const float* even = r;
-        const float* odd = r + W_out + 1;
-        for (int64_t j = 0; 2 * j < W; ++j) out[2 * j] += odd[j];
-        for (int64_t j = 1; 2 * j - 1 < W; ++j) out[2 * j - 1] += even[j];
-      }
+      float* even = row(ih + 1);
+      float* odd = even + W_out + 1;
+      even[0] = 0.f;
+      int64_t j = 1;
+      for (; 2 * j - 1 < W; ++j) even[j] = in[2 * j - 1];
+      for (; j <= W_out; ++j) even[j] = 0.f;
+      for (j = 0; j < W_out; ++j) odd[j] = in[2 * j];  // 2·(W_out − 1) < W always
     }
   }
 };
@@ -328,7 +298,9 @@ void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y
   if constexpr (requires { typename V::half; })
     if (stride == 1 && W % V::half::width == 0) return depthwise3x3_rows<typename V::half>(x, H, W, w, y);
   if (stride == 1) return depthwise3x3_flat<V>(x, H, W, w, y);
-  TapRows taps(H, W, stride);
+  if constexpr (requires { typename V::half; })  // rows of at most half a vector: fewer idle lanes
+    if ((W - 1) / stride + 1 <= V::half::width) return depthwise3x3<typename V::half>(x, H, W, w, y, stride);
+  TapRows taps(H, W);
   taps.load(x);
   int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
   typename V::reg wv[9];
@@ -346,9 +318,11 @@ void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y
 }
 
 // Stride 1: dx is the forward correlation of dy with the kernel flipped in both axes.
-// Stride 2: each output row oh scatters into padded rows 2·oh + ki; with dy shifted right by one
-// (dy_prev[j] = dy[j − 1]) the even columns get w0·dy[j] + w2·dy[j − 1] and the odd ones w1·dy[j],
-// each a single contiguous pass (no overlapping read-after-write within a row).
+// Stride 2: input row ih is kernel row ki of output row oh where ih = 2·oh + ki − 1, so an even
+// row is the middle row of one output row and an odd one the bottom and the top rows of two; the
+// same holds for columns. Each dx pixel gathers its at most 2 × 2 terms: even column 2m takes
+// kj = 1 of dy[m], odd column 2m + 1 takes kj = 2 of dy[m] and kj = 0 of dy[m + 1]. (Scattering
+// from each dy row into a padded copy instead stalled on masked stores re-read by the next row.)
 template <typename V>
 void depthwise3x3_backward_input(const float* dy, int64_t H, int64_t W, const float* w, float* dx, int64_t stride) {
   if (stride == 1) {
@@ -356,38 +330,19 @@ void depthwise3x3_backward_input(const float* dy, int64_t H, int64_t W, const fl
     for (int k = 0; k < 9; ++k) flipped[k] = w[8 - k];
     return depthwise3x3<V>(dy, H, W, flipped, dx, 1);
   }
-  TapRows taps(H, W, stride);
-  taps.zero();
-  int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
-  thread_local float* dy_prev = nullptr;  // dy_prev[j] = dy[j − 1], dy_prev[0] = 0, length W_out + 1
-  thread_local int64_t capacity = 0;
-  if (W_out + 1 > capacity) {
-    delete[] dy_prev;
-    dy_prev = new float[W_out + 1];
-    capacity = W_out + 1;
-  }
-  dy_prev[0] = 0.f;
-  for (int64_t oh = 0; oh < H_out; ++oh) {
-    const float* g = dy + oh * W_out;
-    for (int64_t j = 0; j < W_out; ++j) dy_prev[j + 1] = g[j];
+  const int64_t H_out = (H - 1) / 2 + 1, W_out = (W - 1) / 2 + 1;
+  for (int64_t ih = 0; ih < H; ++ih) {
+    float* out = dx + ih * W;
+    for (int64_t iw = 0; iw < W; ++iw) out[iw] = 0.f;
     for (int ki = 0; ki < 3; ++ki) {
-      float* even = taps.row(stride * oh + ki);
-      float* odd = even + W_out + 1;
-      auto w0 = V::set1(w[ki * 3]), w1 = V::set1(w[ki * 3 + 1]), w2 = V::set1(w[ki * 3 + 2]);
-      // even[j] (j ≤ W_out) += w0·dy[j] + w2·dy[j − 1], with dy[W_out] = 0 (dy_prev holds it).
-      for_each_vector<V>(W_out + 1, [&](int64_t i, int lanes) {
-        auto cur = i + lanes <= W_out ? load_n<V>(g + i, lanes) : load_n<V>(g + i, static_cast<int>(min_i64(lanes, W_out - i)));
-        auto acc = V::fma(w2, load_n<V>(dy_prev + i, lanes), load_n<V>(even + i, lanes));
-        store_n<V>(even + i, V::fma(w0, cur, acc), lanes);
-      });
-      for_each_vector<V>(W_out, [&](int64_t i, int lanes) {
-        store_n<V>(odd + i, V::fma(w1, load_n<V>(g + i, lanes), load_n<V>(odd + i, lanes)), lanes);
-      });
+      const int64_t t = ih + 1 - ki, oh = t / 2;
+      if (t < 0 || t % 2 != 0 || oh >= H_out) continue;
+      const float* g = dy + oh * W_out;
+      const float w0 = w[ki * 3], w1 = w[ki * 3 + 1], w2 = w[ki * 3 + 2];
+      for (int64_t m = 0; 2 * m < W; ++m) out[2 * m] += w1 * g[m];
+      for (int64_t m = 0; 2 * m + 1 < W; ++m) out[2 * m + 1] += w2 * g[m] + (m + 1 < W_out ? w0 * g[m + 1] : 0.f);
     }
   }
-  for (int64_t ih = 0; ih < H; ++ih)
-    for (int64_t iw = 0; iw < W; ++iw) dx[ih * W + iw] = 0.f;
-  taps.add_interior_to(dx);
 }
 
 // The weight gradient accumulates the nine taps over `count` planes (strides x_step, dy_step)
@@ -432,6 +387,9 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
   if constexpr (requires { typename V::half; })
     if (stride == 1 && W % V::half::width == 0)
       return depthwise3x3_backward_weight_rows<typename V::half>(dy, x, H, W, dw, count, x_step, dy_step);
+  if constexpr (requires { typename V::half; })
+    if (stride != 1 && (W - 1) / stride + 1 <= V::half::width)
+      return depthwise3x3_backward_weight<typename V::half>(dy, x, H, W, dw, stride, count, x_step, dy_step);
   if (stride == 1) {  // the flat plane's masked taps, as in depthwise3x3_flat
     const int64_t HW = H * W;
     const int32_t* masks = flat_tap_masks<V>(H, W);
@@ -454,7 +412,7 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
     for (int t = 0; t < 9; ++t) dw[t] += V::hsum(acc[t]);
     return;
   }
-  TapRows taps(H, W, stride);
+  TapRows taps(H, W);
   int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
   typename V::reg acc[9];
   for (auto& a : acc) a = V::zero();
