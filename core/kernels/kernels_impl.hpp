@@ -414,9 +414,14 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
   }
   TapRows taps(H, W);
   int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
+  constexpr int64_t kAhead = 6;
   typename V::reg acc[9];
   for (auto& a : acc) a = V::zero();
   for (int64_t p = 0; p < count; ++p) {
+    if (p + kAhead < count) {  // as in depthwise3x3_backward_weight_rows
+      for (int64_t i = 0; i < H * W; i += 16) __builtin_prefetch(x + (p + kAhead) * x_step + i);
+      for (int64_t i = 0; i < H_out * W_out; i += 16) __builtin_prefetch(dy + (p + kAhead) * dy_step + i);
+    }
     taps.load(x + p * x_step);
     const float* g_plane = dy + p * dy_step;
     for (int64_t oh = 0; oh < H_out; ++oh)
