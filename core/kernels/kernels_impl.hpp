@@ -443,6 +443,8 @@ constexpr int kConvOut = 4, kConvSeg = 3;
 
 template <typename V>
 void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
+  if constexpr (requires { typename V::half; })  // rows of at most half a vector: no idle lanes
+    if (W <= V::half::width) return conv3x3<typename V::half>(xp, in, H, W, wp, M, y);
   const int64_t C = in.C, per_row = (W + V::width - 1) / V::width, segments = H * per_row;
   for (int64_t ob = 0; ob < M; ob += kConvOut) {
     const float* wb = wp + (ob / kConvOut) * C * 9 * kConvOut;
@@ -505,6 +507,9 @@ inline void weight_taps(typename V::reg (&acc)[kConvOut][3], const float* const 
 template <typename V>
 void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                              int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step) {
+  if constexpr (requires { typename V::half; })
+    if (W <= V::half::width)
+      return conv3x3_backward_weight<typename V::half>(dy, xp, in, H, W, M, dw, count, x_step, dy_step);
   const int64_t C = in.C, HW = H * W, full = W / V::width * V::width;
   const int tail = static_cast<int>(W - full);
   for (int64_t ob = 0; ob < M; ob += kConvOut) {
