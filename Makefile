@@ -129,7 +129,7 @@ demo: $(APP) | deps
 # ThreadSanitizer (a separate build tree).
 test-tsan: | deps
 	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fsanitize=thread" build-tsan/shears_tests
-	TSAN_OPTIONS=halt_on_error=1 build-tsan/shears_tests "[parallel],[batch_norm],[optim],[e2e],[loader],[swap]"
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/shears_tests "[kernels],[parallel],[batch_norm],[optim],[e2e],[loader],[swap]"
 
 clean:
 	rm -rf $(BUILD) build-tsan
