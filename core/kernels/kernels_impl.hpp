@@ -16,6 +16,9 @@
 namespace shears::kernels::SHEARS_KERNEL_NS {
 
 inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+// Whether V has a half-width vocabulary (AVX-512: AVX2's), for rows too narrow for a full vector.
+template <typename V>
+constexpr bool has_half = requires { typename V::half; };
 
 
 // Applies body(offset, lanes) over [0, n) in full vectors, then one masked tail.
@@ -295,10 +298,10 @@ void depthwise3x3_rows(const float* x, int64_t H, int64_t W, const float* w, flo
 template <typename V>
 void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y, int64_t stride) {
   if (stride == 1 && W % V::width == 0) return depthwise3x3_rows<V>(x, H, W, w, y);
-  if constexpr (requires { typename V::half; })
+  if constexpr (has_half<V>)
     if (stride == 1 && W % V::half::width == 0) return depthwise3x3_rows<typename V::half>(x, H, W, w, y);
   if (stride == 1) return depthwise3x3_flat<V>(x, H, W, w, y);
-  if constexpr (requires { typename V::half; })  // rows of at most half a vector: fewer idle lanes
+  if constexpr (has_half<V>)  // rows of at most half a vector: fewer idle lanes
     if ((W - 1) / stride + 1 <= V::half::width) return depthwise3x3<typename V::half>(x, H, W, w, y, stride);
   TapRows taps(H, W);
   taps.load(x);
@@ -384,10 +387,10 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
                                   int64_t count, int64_t x_step, int64_t dy_step) {
   if (stride == 1 && W % V::width == 0)
     return depthwise3x3_backward_weight_rows<V>(dy, x, H, W, dw, count, x_step, dy_step);
-  if constexpr (requires { typename V::half; })
+  if constexpr (has_half<V>)
     if (stride == 1 && W % V::half::width == 0)
       return depthwise3x3_backward_weight_rows<typename V::half>(dy, x, H, W, dw, count, x_step, dy_step);
-  if constexpr (requires { typename V::half; })
+  if constexpr (has_half<V>)
     if (stride != 1 && (W - 1) / stride + 1 <= V::half::width)
       return depthwise3x3_backward_weight<typename V::half>(dy, x, H, W, dw, stride, count, x_step, dy_step);
   if (stride == 1) {  // the flat plane's masked taps, as in depthwise3x3_flat
@@ -443,7 +446,7 @@ constexpr int kConvOut = 4, kConvSeg = 3;
 
 template <typename V>
 void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
-  if constexpr (requires { typename V::half; })  // rows of at most half a vector: no idle lanes
+  if constexpr (has_half<V>)  // rows of at most half a vector: no idle lanes
     if (W <= V::half::width) return conv3x3<typename V::half>(xp, in, H, W, wp, M, y);
   const int64_t C = in.C, per_row = (W + V::width - 1) / V::width, segments = H * per_row;
   for (int64_t ob = 0; ob < M; ob += kConvOut) {
@@ -507,7 +510,7 @@ inline void weight_taps(typename V::reg (&acc)[kConvOut][3], const float* const 
 template <typename V>
 void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                              int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step) {
-  if constexpr (requires { typename V::half; })
+  if constexpr (has_half<V>)
     if (W <= V::half::width)
       return conv3x3_backward_weight<typename V::half>(dy, xp, in, H, W, M, dw, count, x_step, dy_step);
   const int64_t C = in.C, HW = H * W, full = W / V::width * V::width;
