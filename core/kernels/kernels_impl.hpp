@@ -441,8 +441,16 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
 // Direct 3×3 convolution (see kernels.hpp). The output is cut into segments of one vector along
 // a row (the last of a row may be partial); a register tile holds kOut output channels × kSeg
 // segments and runs through every input channel and tap, loading each input vector once for
-// kOut FMAs and each broadcast weight once for kSeg.
-constexpr int kConvOut = 4, kConvSeg = 3;
+// kOut FMAs and each broadcast weight once for kSeg. The tile fits the vector registers: 16 (4×3
+// accumulators, 3 inputs, a weight), or 32 under AVX-512, whose EVEX encoding gives the
+// half-width kernels ymm16–31 too: there 4×4, so that the 8, 16 and 64 segments of 8×8, 16×16
+// and 32×32 maps split evenly (8×3 measured no faster). core/ops/conv2d.cpp packs the weights in
+// blocks of kConvOut = 4. The weight gradient's tile is kWeightOut × 3 (below).
+#ifdef __AVX512F__
+constexpr int kConvOut = 4, kConvSeg = 4, kWeightOut = 8;
+#else
+constexpr int kConvOut = 4, kConvSeg = 3, kWeightOut = 4;
+#endif
 
 template <typename V>
 void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
@@ -492,11 +500,11 @@ void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, cons
 
 // One vector of pixels for conv3x3_backward_weight: acc[r][kj] += dy_r · the input at tap kj.
 template <typename V, bool kTail>
-inline void weight_taps(typename V::reg (&acc)[kConvOut][3], const float* const (&g)[kConvOut], const float* xs,
+inline void weight_taps(typename V::reg (&acc)[kWeightOut][3], const float* const (&g)[kWeightOut], const float* xs,
                         const int64_t (&tap)[3], int64_t at, int lanes) {
   const typename V::reg x0 = V::load(xs + tap[0]), x1 = V::load(xs + tap[1]), x2 = V::load(xs + tap[2]);
-#pragma GCC unroll 4
-  for (int r = 0; r < kConvOut; ++r) {
+#pragma GCC unroll 8
+  for (int r = 0; r < kWeightOut; ++r) {
     const auto gv = kTail ? V::load_tail(g[r] + at, lanes) : V::load(g[r] + at);  // tail lanes 0
     acc[r][0] = V::fma(gv, x0, acc[r][0]);
     acc[r][1] = V::fma(gv, x1, acc[r][1]);
@@ -515,19 +523,19 @@ void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Inpu
       return conv3x3_backward_weight<typename V::half>(dy, xp, in, H, W, M, dw, count, x_step, dy_step);
   const int64_t C = in.C, HW = H * W, full = W / V::width * V::width;
   const int tail = static_cast<int>(W - full);
-  for (int64_t ob = 0; ob < M; ob += kConvOut) {
-    const int64_t rows = min_i64(kConvOut, M - ob);
+  for (int64_t ob = 0; ob < M; ob += kWeightOut) {
+    const int64_t rows = min_i64(kWeightOut, M - ob);
     for (int64_t c = 0; c < C; ++c)
       for (int ki = 0; ki < 3; ++ki) {
         const int64_t tap[3] = {in.tap[ki * 3], in.tap[ki * 3 + 1], in.tap[ki * 3 + 2]};
-        typename V::reg acc[kConvOut][3];
-#pragma GCC unroll 4
+        typename V::reg acc[kWeightOut][3];
+#pragma GCC unroll 8
         for (auto& row : acc)
 #pragma GCC unroll 3
           for (auto& a : row) a = V::zero();
         for (int64_t p = 0; p < count; ++p) {
-          const float* g[kConvOut];
-          for (int r = 0; r < kConvOut; ++r) g[r] = dy + p * dy_step + (ob + min_i64(r, rows - 1)) * HW;
+          const float* g[kWeightOut];
+          for (int r = 0; r < kWeightOut; ++r) g[r] = dy + p * dy_step + (ob + min_i64(r, rows - 1)) * HW;
           const float* xc = xp + p * x_step + c * in.plane;
           if (tail == 0) {  // one flat loop (a loop per row would reload acc from memory each row)
             const int64_t per_row = W / V::width;
