@@ -44,6 +44,8 @@ inline const std::vector<ConvCase>& conv_cases() {
       {"dw3x3_s1_rows_of_two_vectors", 4, 6, 16, 4, 3, 1, 1, 4, 0},
       {"dw3x3_s1_4x4", 5, 4, 4, 5, 3, 1, 1, 5, 0},
       {"dw3x3_s1_single_row", 3, 1, 16, 3, 3, 1, 1, 3, 0},
+      {"dw3x3_s2_wide", 3, 6, 37, 3, 3, 2, 1, 3, 0},
+      {"dw3x3_s2_single_row", 2, 1, 18, 2, 3, 2, 1, 2, 0},
       {"grouped_3x3", 8, 6, 6, 12, 3, 2, 0, 4, 0},
       {"pointwise_odd", 7, 3, 5, 9, 1, 1, 0, 1, 0},
       {"5x5_pad2", 4, 10, 10, 6, 5, 1, 2, 1, 0},

@@ -295,6 +295,45 @@ void depthwise3x3_rows(const float* x, int64_t H, int64_t W, const float* w, flo
   }
 }
 
+// Stride 2: output column ow reads input columns 2·ow − 1, 2·ow and 2·ow + 1, which are the odd
+// columns shifted up a lane, the even and the odd columns of the row split by deinterleave.
+template <typename V>
+inline void stride2_taps(const float* r, int64_t W, int64_t ow, typename V::reg (&tap)[3]) {
+  const int64_t c = 2 * ow;
+  auto lanes_from = [&](int64_t col) { return static_cast<int>(col >= W ? 0 : min_i64(V::width, W - col)); };
+  V::deinterleave(load_n<V>(r + c, lanes_from(c)), load_n<V>(r + c + V::width, lanes_from(c + V::width)), tap[1],
+                  tap[2]);  // columns past W read as the zero padding
+  tap[0] = V::shift_up(tap[2], ow > 0 ? r[c - 1] : 0.f);
+}
+
+// Down one column of output segments: input row ih is kernel row 1 of output row ih/2 when even;
+// when odd, kernel row 2 of (ih − 1)/2 (then stored) and row 0 of (ih + 1)/2. Each row's three
+// taps are summed apart from the running row, so the chain through it is one add per input row.
+template <typename V>
+void depthwise3x3_stride2(const float* x, int64_t H, int64_t W, const float* w, float* y) {
+  const int64_t H_out = (H - 1) / 2 + 1, W_out = (W - 1) / 2 + 1;
+  typename V::reg wv[9];
+  for (int t = 0; t < 9; ++t) wv[t] = V::set1(w[t]);
+  auto kernel_row = [&](int ki, const typename V::reg (&tap)[3]) {
+    return V::fma(wv[3 * ki], tap[0], V::fma(wv[3 * ki + 1], tap[1], V::mul(wv[3 * ki + 2], tap[2])));
+  };
+  for (int64_t ow = 0; ow < W_out; ow += V::width) {
+    const int lanes = static_cast<int>(min_i64(V::width, W_out - ow));
+    auto acc = V::zero();  // output row (ih + 1)/2 so far; row −1 is padding
+    for (int64_t ih = 0; ih < H; ++ih) {
+      typename V::reg tap[3];
+      stride2_taps<V>(x + ih * W, W, ow, tap);
+      if (ih % 2 == 0) {
+        acc = V::add(acc, kernel_row(1, tap));
+      } else {
+        store_n<V>(y + ih / 2 * W_out + ow, V::add(acc, kernel_row(2, tap)), lanes);
+        acc = kernel_row(0, tap);
+      }
+    }
+    if (H % 2 == 1) store_n<V>(y + (H_out - 1) * W_out + ow, acc, lanes);  // its row 2 is padding
+  }
+}
+
 template <typename V>
 void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y, int64_t stride) {
   if (stride == 1 && W % V::width == 0) return depthwise3x3_rows<V>(x, H, W, w, y);
@@ -303,21 +342,7 @@ void depthwise3x3(const float* x, int64_t H, int64_t W, const float* w, float* y
   if (stride == 1) return depthwise3x3_flat<V>(x, H, W, w, y);
   if constexpr (has_half<V>)  // rows of at most half a vector: fewer idle lanes
     if ((W - 1) / stride + 1 <= V::half::width) return depthwise3x3<typename V::half>(x, H, W, w, y, stride);
-  TapRows taps(H, W);
-  taps.load(x);
-  int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
-  typename V::reg wv[9];
-  for (int k = 0; k < 9; ++k) wv[k] = V::set1(w[k]);
-  for (int64_t oh = 0; oh < H_out; ++oh) {
-    const float* t[9];
-    for (int ki = 0; ki < 3; ++ki)
-      for (int kj = 0; kj < 3; ++kj) t[ki * 3 + kj] = taps.tap(stride * oh + ki, kj);
-    for_each_vector<V>(W_out, [&](int64_t i, int lanes) {
-      auto acc = V::zero();
-      for (int k = 0; k < 9; ++k) acc = V::fma(wv[k], load_n<V>(t[k] + i, lanes), acc);
-      store_n<V>(y + oh * W_out + i, acc, lanes);
-    });
-  }
+  depthwise3x3_stride2<V>(x, H, W, w, y);
 }
 
 // Stride 1: dx is the forward correlation of dy with the kernel flipped in both axes.

@@ -6,8 +6,10 @@
 //   V::load_tail/store_tail  the first n < width lanes (masked; other lanes read as 0)
 //   V::load_masked(p, on)    the lanes whose int32 flag on[lane] is −1 (the others are 0 and
 //                            not read: p may point outside the array there); flags are 0 or −1
-//   V::shift_up(v)           lane i ← lane i − 1, lane 0 ← 0; V::shift_down: lane i ← lane i + 1,
+//   V::shift_up(v, in = 0)   lane i ← lane i − 1, lane 0 ← in; V::shift_down: lane i ← lane i + 1,
 //                            the last lane ← 0 (a row's neighbours at its edges)
+//   V::deinterleave(a, b, even, odd)  of the 2·width floats p = a then b: even[i] = p[2i],
+//                            odd[i] = p[2i + 1] (a stride-2 row's columns)
 //   V::set1, zero, add, sub, mul, div, fma(a, b, c) = a·b + c, max, min, sqrt, hsum
 //   V::cmp_gt_select(a, b, x) = a > b ? x : 0 per lane
 //   V::exp (Cephes' expf polynomial after range reduction, within 2 ulp), V::hmax
@@ -32,8 +34,12 @@ struct Scalar {
   static void store_tail(float* p, reg v, int n) {
     if (n > 0) *p = v;
   }
-  static reg shift_up(reg) { return 0.f; }
+  static reg shift_up(reg, float in = 0.f) { return in; }
   static reg shift_down(reg) { return 0.f; }
+  static void deinterleave(reg a, reg b, reg& even, reg& odd) {
+    even = a;
+    odd = b;
+  }
   static reg set1(float v) { return v; }
   static reg zero() { return 0.f; }
   static reg add(reg a, reg b) { return a + b; }
@@ -64,11 +70,15 @@ struct Avx2 {
     return _mm256_maskload_ps(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(on)));
   }
   static void store_tail(float* p, reg v, int n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
-  static reg shift_up(reg v) {
-    return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6)), zero(), 0x01);
+  static reg shift_up(reg v, float in = 0.f) {
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6)), set1(in), 0x01);
   }
   static reg shift_down(reg v) {
     return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7)), zero(), 0x80);
+  }
+  static void deinterleave(reg a, reg b, reg& even, reg& odd) {  // per 128-bit lane, then the 64-bit pairs
+    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
   }
   static reg set1(float v) { return _mm256_set1_ps(v); }
   static reg zero() { return _mm256_setzero_ps(); }
@@ -128,11 +138,16 @@ struct Avx512 {
     return _mm512_maskz_loadu_ps(_mm512_test_epi32_mask(_mm512_loadu_si512(on), _mm512_loadu_si512(on)), p);
   }
   static void store_tail(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, tail_mask(n), v); }
-  static reg shift_up(reg v) {
-    return _mm512_maskz_permutexvar_ps(0xFFFE, _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14), v);
+  static reg shift_up(reg v, float in = 0.f) {
+    return _mm512_mask_permutexvar_ps(set1(in), 0xFFFE,
+                                      _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14), v);
   }
   static reg shift_down(reg v) {
     return _mm512_maskz_permutexvar_ps(0x7FFF, _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 15), v);
+  }
+  static void deinterleave(reg a, reg b, reg& even, reg& odd) {
+    even = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
+    odd = _mm512_permutex2var_ps(a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
   }
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static reg zero() { return _mm512_setzero_ps(); }
