@@ -162,42 +162,6 @@ void affine2(const float* g, const float* x, float* dx, int64_t n, float a, floa
   });
 }
 
-// Depthwise 3×3, padding 1, stride 2. The plane is copied into zero-padded rows split into their
-// even and odd columns, so that every tap of output row oh, kernel row ki, column kj is a
-// contiguous run `tap(2·oh + ki, kj)[ow]`: tap(r, 0) = even, tap(r, 1) = odd, tap(r, 2) = even
-// shifted by one. The buffer is per thread and reused across planes (MobileNet's are ≤ 112²).
-struct TapRows {
-  int64_t H, W, W_out, row_len;
-  float* buf;
-  TapRows(int64_t h, int64_t w) : H(h), W(w), W_out((w - 1) / 2 + 1), row_len(2 * (W_out + 1)) {
-    thread_local float* scratch = nullptr;
-    thread_local int64_t capacity = 0;
-    int64_t need = (H + 2) * row_len;
-    if (need > capacity) {
-      delete[] scratch;
-      scratch = new float[need];
-      capacity = need;
-    }
-    buf = scratch;
-  }
-  float* row(int64_t r) { return buf + r * row_len; }
-  float* tap(int64_t r, int64_t kj) { return kj == 1 ? row(r) + W_out + 1 : row(r) + kj / 2; }
-  // Copies the plane in, zeroing the padding.
-  void load(const float* x) {
-    for (int64_t c = 0; c < row_len; ++c) row(0)[c] = row(H + 1)[c] = 0.f;
-    for (int64_t ih = 0; ih < H; ++ih) {  // padded column c = iw + 1: even c -> even[c/2], odd c -> odd[c/2]
-      const float* in = x + ih * W;
-      float* even = row(ih + 1);
-      float* odd = even + W_out + 1;
-      even[0] = 0.f;
-      int64_t j = 1;
-      for (; 2 * j - 1 < W; ++j) even[j] = in[2 * j - 1];
-      for (; j <= W_out; ++j) even[j] = 0.f;
-      for (j = 0; j < W_out; ++j) odd[j] = in[2 * j];  // 2·(W_out − 1) < W always
-    }
-  }
-};
-
 // Stride 1 on the flat plane, without a padded copy: output vector v (pixels q = v·width + lane)
 // takes tap (ki, kj) from x[q + (ki − 1)·W + kj − 1] where that pixel exists, the other lanes
 // masked off in the load. The masks depend only on (H, W): built once per thread and shape,
@@ -440,8 +404,9 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
     for (int t = 0; t < 9; ++t) dw[t] += V::hsum(acc[t]);
     return;
   }
-  TapRows taps(H, W);
-  int64_t H_out = (H - 1) / stride + 1, W_out = taps.W_out;
+  // Stride 2: the taps of each input row as in depthwise3x3_stride2, against the dy rows they
+  // feed (kernel row 1 of row ih/2 when ih is even; rows 2 and 0 of (ih ∓ 1)/2 when odd).
+  const int64_t H_out = (H - 1) / 2 + 1, W_out = (W - 1) / 2 + 1;
   constexpr int64_t kAhead = 6;
   typename V::reg acc[9];
   for (auto& a : acc) a = V::zero();
@@ -450,15 +415,25 @@ void depthwise3x3_backward_weight(const float* dy, const float* x, int64_t H, in
       for (int64_t i = 0; i < H * W; i += 16) __builtin_prefetch(x + (p + kAhead) * x_step + i);
       for (int64_t i = 0; i < H_out * W_out; i += 16) __builtin_prefetch(dy + (p + kAhead) * dy_step + i);
     }
-    taps.load(x + p * x_step);
-    const float* g_plane = dy + p * dy_step;
-    for (int64_t oh = 0; oh < H_out; ++oh)
-      for_each_vector<V>(W_out, [&](int64_t i, int lanes) {
-        auto g = load_n<V>(g_plane + oh * W_out + i, lanes);  // zero in tail lanes
-        for (int ki = 0; ki < 3; ++ki)
-          for (int kj = 0; kj < 3; ++kj)
-            acc[ki * 3 + kj] = V::fma(g, load_n<V>(taps.tap(stride * oh + ki, kj) + i, lanes), acc[ki * 3 + kj]);
-      });
+    const float* xp = x + p * x_step;
+    const float* gp = dy + p * dy_step;
+    for (int64_t ow = 0; ow < W_out; ow += V::width) {
+      const int lanes = static_cast<int>(min_i64(V::width, W_out - ow));
+      auto add_row = [&](int ki, int64_t oh, const typename V::reg (&tap)[3]) {
+        const auto g = load_n<V>(gp + oh * W_out + ow, lanes);  // zero in tail lanes
+        for (int kj = 0; kj < 3; ++kj) acc[ki * 3 + kj] = V::fma(g, tap[kj], acc[ki * 3 + kj]);
+      };
+      for (int64_t ih = 0; ih < H; ++ih) {
+        typename V::reg tap[3];
+        stride2_taps<V>(xp + ih * W, W, ow, tap);
+        if (ih % 2 == 0) {
+          add_row(1, ih / 2, tap);
+        } else {
+          add_row(2, ih / 2, tap);
+          if (ih / 2 + 1 < H_out) add_row(0, ih / 2 + 1, tap);
+        }
+      }
+    }
   }
   for (int k = 0; k < 9; ++k) dw[k] += V::hsum(acc[k]);
 }
