@@ -21,6 +21,22 @@ template <typename V>
 constexpr bool has_half = requires { typename V::half; };
 
 
+// v, kept in a register: GCC folds a load that several FMAs use into each of them as a memory
+// operand, which doubles the loads of a tile and makes it load-bound where a core issues one
+// 512-bit load per cycle (AMD Zen 4).
+template <typename V>
+inline typename V::reg in_register(typename V::reg v) {
+  asm("" : "+v"(v));
+  return v;
+}
+
+// p, computed where it is used: otherwise GCC hoists every tap × segment address of a register
+// tile out of the channel loop and spills them, one more load per input vector.
+inline const float* in_register(const float* p) {
+  asm("" : "+r"(p));
+  return p;
+}
+
 // Applies body(offset, lanes) over [0, n) in full vectors, then one masked tail.
 template <typename V, typename Body>
 inline void for_each_vector(int64_t n, Body body) {
@@ -479,7 +495,7 @@ void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, cons
         const float* wc = wb + c * 9 * kConvOut;
 #pragma GCC unroll 9
         for (int k = 0; k < 9; ++k) {
-          const float* base = xc + in.tap[k];
+          const float* base = in_register(xc + in.tap[k]);
           const float* wt = wc + k * kConvOut;
           typename V::reg xv[kConvSeg];
 #pragma GCC unroll 4
@@ -505,7 +521,7 @@ inline void weight_taps(typename V::reg (&acc)[kWeightOut][3], const float* cons
   const typename V::reg x0 = V::load(xs + tap[0]), x1 = V::load(xs + tap[1]), x2 = V::load(xs + tap[2]);
 #pragma GCC unroll 8
   for (int r = 0; r < kWeightOut; ++r) {
-    const auto gv = kTail ? V::load_tail(g[r] + at, lanes) : V::load(g[r] + at);  // tail lanes 0
+    const auto gv = in_register<V>(kTail ? V::load_tail(g[r] + at, lanes) : V::load(g[r] + at));  // tail lanes 0
     acc[r][0] = V::fma(gv, x0, acc[r][0]);
     acc[r][1] = V::fma(gv, x1, acc[r][1]);
     acc[r][2] = V::fma(gv, x2, acc[r][2]);
