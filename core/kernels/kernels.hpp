@@ -68,6 +68,8 @@ struct Table {
                   float* y);
   void (*conv3x3_backward_weight)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                                   int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step);
+  // even[i] = x[2i] and odd[i] = x[2i + 1] of n floats (⌈n/2⌉ and ⌊n/2⌋ written).
+  void (*split_even_odd)(const float* x, int64_t n, float* even, float* odd);
   // y = exp(x) (within 2 ulp of expf), and y = log_softmax of each of `rows` contiguous rows.
   void (*exp)(const float* x, float* y, int64_t n);
   void (*log_softmax_rows)(const float* x, float* y, int64_t rows, int64_t cols);

@@ -45,6 +45,12 @@ inline void for_each_vector(int64_t n, Body body) {
   if (i < n) body(i, static_cast<int>(n - i));
 }
 
+// The lanes of a vector at offset i that fall inside [0, n): 0 to width.
+template <typename V>
+inline int lanes_within(int64_t i, int64_t n) {
+  return static_cast<int>(i >= n ? 0 : min_i64(V::width, n - i));
+}
+
 template <typename V>
 inline typename V::reg load_n(const float* p, int lanes) {
   return lanes == V::width ? V::load(p) : V::load_tail(p, lanes);
@@ -280,9 +286,8 @@ void depthwise3x3_rows(const float* x, int64_t H, int64_t W, const float* w, flo
 template <typename V>
 inline void stride2_taps(const float* r, int64_t W, int64_t ow, typename V::reg (&tap)[3]) {
   const int64_t c = 2 * ow;
-  auto lanes_from = [&](int64_t col) { return static_cast<int>(col >= W ? 0 : min_i64(V::width, W - col)); };
-  V::deinterleave(load_n<V>(r + c, lanes_from(c)), load_n<V>(r + c + V::width, lanes_from(c + V::width)), tap[1],
-                  tap[2]);  // columns past W read as the zero padding
+  V::deinterleave(load_n<V>(r + c, lanes_within<V>(c, W)), load_n<V>(r + c + V::width, lanes_within<V>(c + V::width, W)),
+                  tap[1], tap[2]);  // columns past W read as the zero padding
   tap[0] = V::shift_up(tap[2], ow > 0 ? r[c - 1] : 0.f);
 }
 
@@ -579,6 +584,18 @@ void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Inpu
 }
 
 template <typename V>
+void split_even_odd(const float* x, int64_t n, float* even, float* odd) {
+  const int64_t n_even = (n + 1) / 2, n_odd = n / 2;
+  for (int64_t i = 0; i < n_even; i += V::width) {
+    typename V::reg e, o;
+    V::deinterleave(load_n<V>(x + 2 * i, lanes_within<V>(2 * i, n)),
+                    load_n<V>(x + 2 * i + V::width, lanes_within<V>(2 * i + V::width, n)), e, o);
+    store_n<V>(even + i, e, lanes_within<V>(i, n_even));
+    if (i < n_odd) store_n<V>(odd + i, o, lanes_within<V>(i, n_odd));
+  }
+}
+
+template <typename V>
 void exp_kernel(const float* x, float* y, int64_t n) {
   for_each_vector<V>(n, [&](int64_t i, int lanes) { store_n<V>(y + i, V::exp(load_n<V>(x + i, lanes)), lanes); });
 }
@@ -657,6 +674,7 @@ Table make_table(Isa isa) {
                depthwise3x3_backward_weight<V>,
                conv3x3<V>,
                conv3x3_backward_weight<V>,
+               split_even_odd<V>,
                exp_kernel<V>,
                log_softmax_rows<V>,
                sgd_step<V>,

@@ -176,6 +176,7 @@ struct DirectInput {
   // Fills the planes of C channels from x (C, H, W).
   void fill(const float* x, float* xp) const {
     const int64_t Wp = W + 2, S = (Wp + 1) / 2, Hp = H + 2;
+    const kernels::Table& k = kernels::kernels();
     for (int64_t c = 0; c < in.C; ++c) {
       float* p = xp + c * in.plane;
       const float* src = x + c * H * W;
@@ -187,14 +188,19 @@ struct DirectInput {
           std::memcpy(row + 1, src + ih * W, sizeof(float) * W);
         }
         std::fill(p + (H + 1) * Wp, p + in.plane, 0.f);
-      } else {
-        std::fill(p, p + in.plane, 0.f);
-        for (int64_t ih = 0; ih < H; ++ih) {  // bordered column j = iw + 1: odd j ← even iw
+      } else {  // bordered column j = iw + 1: odd j ← even iw, even j ≥ 2 ← odd iw
+        float* odd_plane = p + Hp * S;
+        std::fill(p, p + S, 0.f);
+        std::fill(p + (H + 1) * S, odd_plane + S, 0.f);
+        std::fill(odd_plane + (H + 1) * S, p + in.plane, 0.f);
+        const int64_t n_even = (W + 1) / 2, n_odd = W / 2;
+        for (int64_t ih = 0; ih < H; ++ih) {
           float* even = p + (ih + 1) * S;
-          float* odd = even + Hp * S;
-          const float* row = src + ih * W;
-          for (int64_t k = 0; 2 * k < W; ++k) odd[k] = row[2 * k];
-          for (int64_t k = 1; 2 * k - 1 < W; ++k) even[k] = row[2 * k - 1];
+          float* odd = odd_plane + (ih + 1) * S;
+          k.split_even_odd(src + ih * W, W, odd, even + 1);
+          even[0] = 0.f;
+          std::fill(even + 1 + n_odd, even + S, 0.f);
+          std::fill(odd + n_even, odd + S, 0.f);
         }
       }
     }
