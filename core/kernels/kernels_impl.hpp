@@ -286,8 +286,9 @@ void depthwise3x3_rows(const float* x, int64_t H, int64_t W, const float* w, flo
 template <typename V>
 inline void stride2_taps(const float* r, int64_t W, int64_t ow, typename V::reg (&tap)[3]) {
   const int64_t c = 2 * ow;
-  V::deinterleave(load_n<V>(r + c, lanes_within<V>(c, W)), load_n<V>(r + c + V::width, lanes_within<V>(c + V::width, W)),
-                  tap[1], tap[2]);  // columns past W read as the zero padding
+  const auto first = load_n<V>(r + c, lanes_within<V>(c, W));  // columns past W read as the zero padding
+  const auto second = load_n<V>(r + c + V::width, lanes_within<V>(c + V::width, W));
+  V::deinterleave(first, second, tap[1], tap[2]);
   tap[0] = V::shift_up(tap[2], ow > 0 ? r[c - 1] : 0.f);
 }
 
