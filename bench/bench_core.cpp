@@ -47,10 +47,7 @@ void conv_backward(benchmark::State& state, const cases::ConvCase& c) {
   ConvGeometry g = conv_geometry(c.input(N), c.weight(), c.options());
   Tensor x = random(c.input(N)), w = random(c.weight()), dy = random({N, c.C_out, g.H_out, g.W_out});
   Tensor dx = Tensor::empty(x.shape()), dw = Tensor::empty(w.shape());
-  for (auto _ : state) {
-    conv2d_backward_input(g, dy.data(), w.data(), dx.data());
-    conv2d_backward_weight(g, dy.data(), x.data(), dw.data());
-  }
+  for (auto _ : state) conv2d_backward(g, dy.data(), x.data(), w.data(), dx.data(), dw.data());
   set_rate(state, 2e-9 * g.gemm_flops(), "GFLOP/s");
 }
 

@@ -179,6 +179,10 @@ TEST_CASE("conv2d fast kernels equal the reference on the shared case list", "[k
         test::require_close(y, y_ref, 1e-4, 1e-4);
         test::require_close(dx, dx_ref, 1e-4, 1e-4);
         test::require_close(dw, dw_ref, 1e-3, 1e-4);
+        Tensor dx_both = Tensor::empty(x.shape()), dw_both = Tensor::empty(w.shape());
+        conv2d_backward(g, dy.data(), x.data(), w.data(), dx_both.data(), dw_both.data());  // one pass (depthwise)
+        test::require_close(dx_both, dx_ref, 1e-4, 1e-4);
+        test::require_close(dw_both, dw_ref, 1e-3, 1e-4);
       });
     }
   }

@@ -408,6 +408,36 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
     for (int64_t i = 0; i < size; ++i) dw[i] += partial[c * size + i];
 }
 
+// A depthwise 3×3's dx and dw in one pass, plane after plane in memory order: each dy plane is
+// read for dx and again, from L1, for its channel's dw (two passes stream dy from memory twice;
+// these layers are bound by memory). Each thread sums dw over its samples into its own buffer,
+// added up in thread order afterwards, as in conv2d_backward_weight.
+void depthwise_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx,
+                        float* dw) {
+  const kernels::Table& k = kernels::kernels();
+  const int64_t C = g.C_in, HW = g.H * g.W, HWo = g.H_out * g.W_out, chunks = std::min<int64_t>(num_threads(), g.N);
+  std::vector<float> partial(chunks * C * 9, 0.f);
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t chunk = c0; chunk < c1; ++chunk)
+      for (int64_t n = g.N * chunk / chunks, end = g.N * (chunk + 1) / chunks; n < end; ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t p = n * C + c;
+          k.depthwise3x3_backward_input(dy + p * HWo, g.H, g.W, w + c * 9, dx + p * HW, g.stride_h);
+          k.depthwise3x3_backward_weight(dy + p * HWo, x + p * HW, g.H, g.W, partial.data() + (chunk * C + c) * 9,
+                                         g.stride_h, 1, 0, 0);
+        }
+  });
+  std::memcpy(dw, partial.data(), sizeof(float) * C * 9);
+  for (int64_t chunk = 1; chunk < chunks; ++chunk)
+    for (int64_t i = 0; i < C * 9; ++i) dw[i] += partial[chunk * C * 9 + i];
+}
+
+void conv2d_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx, float* dw) {
+  if (dx && dw && is_depthwise3x3(g)) return depthwise_backward(g, dy, x, w, dx, dw);
+  if (dx) conv2d_backward_input(g, dy, w, dx);
+  if (dw) conv2d_backward_weight(g, dy, x, dw);
+}
+
 // Reference kernels: one loop nest over (n, o, oh, ow, c, ki, kj) shared by all three.
 namespace {
 template <typename F>
@@ -464,15 +494,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   conv2d_forward(g, x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, y.data());
   Tensor xs = x.detach(), ws = weight.detach();
   return record(y, "conv2d", {x, weight, bias}, [g, xs, ws](const Tensor& dy, const std::vector<bool>& needs) {
-    Tensor dx, dw, db;
-    if (needs[0]) {
-      dx = Tensor::empty(xs.shape());
-      conv2d_backward_input(g, dy.data(), ws.data(), dx.data());
-    }
-    if (needs[1]) {
-      dw = Tensor::empty(ws.shape());
-      conv2d_backward_weight(g, dy.data(), xs.data(), dw.data());
-    }
+    Tensor dx = needs[0] ? Tensor::empty(xs.shape()) : Tensor();
+    Tensor dw = needs[1] ? Tensor::empty(ws.shape()) : Tensor(), db;
+    conv2d_backward(g, dy.data(), xs.data(), ws.data(), dx.defined() ? dx.data() : nullptr,
+                    dw.defined() ? dw.data() : nullptr);
     if (needs[2]) db = sum(dy, {0, 2, 3});
     return std::vector<Tensor>{dx, dw, db};
   });

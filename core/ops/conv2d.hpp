@@ -23,6 +23,8 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& weight, const Conv2dOpti
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y);
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw);
+// Both gradients (either pointer may be null); a depthwise 3×3 computes them in one pass over dy.
+void conv2d_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx, float* dw);
 
 // Reference kernels: direct loops with double accumulation.
 void conv2d_forward_ref(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y);
