@@ -66,6 +66,11 @@ struct Table {
   // (xp, dy advancing by x_step, dy_step; dy is (M, H, W) each).
   void (*conv3x3)(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M,
                   float* y);
+  // The same for maps under 8 wide, vectors across output channels: weights packed
+  // [⌈M/b⌉][C][9][b] with b = conv3x3_small_block.
+  void (*conv3x3_small)(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M,
+                        float* y);
+  int conv3x3_small_block;
   void (*conv3x3_backward_weight)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                                   int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step);
   // even[i] = x[2i] and odd[i] = x[2i + 1] of n floats (⌈n/2⌉ and ⌊n/2⌋ written).

@@ -520,6 +520,62 @@ void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, cons
   }
 }
 
+// Direct 3×3 convolution of small maps (rows under 8 wide: VGG's and ResNet-18's 4×4 and 2×2),
+// whose rows would leave most lanes of a vector along the row idle. The vectors run across
+// output channels instead: a register tile holds kSmallVec vectors of output channels × kSmallPix
+// output pixels, loading each weight vector once for kSmallPix FMAs and broadcasting each input
+// value once for kSmallVec. Weights packed [⌈M/b⌉][C][9][b], b = kSmallVec · width.
+#ifdef __AVX512F__
+constexpr int kSmallVec = 4, kSmallPix = 4;
+#else
+constexpr int kSmallVec = 2, kSmallPix = 4;
+#endif
+
+template <typename V>
+void conv3x3_small(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M,
+                   float* y) {
+  constexpr int64_t block = kSmallVec * V::width;
+  const int64_t C = in.C, P = H * W;
+  for (int64_t ob = 0; ob < M; ob += block) {
+    const float* wb = wp + ob / block * C * 9 * block;
+    for (int64_t p0 = 0; p0 < P; p0 += kSmallPix) {
+      int64_t at[kSmallPix];
+      for (int t = 0; t < kSmallPix; ++t) {  // a short last tile repeats its last pixel
+        const int64_t p = min_i64(p0 + t, P - 1);
+        at[t] = p / W * in.row + p % W;
+      }
+      typename V::reg acc[kSmallVec][kSmallPix];
+#pragma GCC unroll 4
+      for (auto& row : acc)
+#pragma GCC unroll 4
+        for (auto& a : row) a = V::zero();
+      for (int64_t c = 0; c < C; ++c) {
+        const float* xc = xp + c * in.plane;
+        const float* wc = wb + c * 9 * block;
+#pragma GCC unroll 9
+        for (int k = 0; k < 9; ++k) {
+          const float* base = in_register(xc + in.tap[k]);
+          typename V::reg wv[kSmallVec];
+#pragma GCC unroll 4
+          for (int v = 0; v < kSmallVec; ++v) wv[v] = in_register<V>(V::load(wc + k * block + v * V::width));
+#pragma GCC unroll 4
+          for (int t = 0; t < kSmallPix; ++t) {
+            const auto xv = V::set1(base[at[t]]);
+#pragma GCC unroll 4
+            for (int v = 0; v < kSmallVec; ++v) acc[v][t] = V::fma(wv[v], xv, acc[v][t]);
+          }
+        }
+      }
+      float lanes[V::width];  // each vector is one pixel of width output channels: written out per lane
+      for (int v = 0; v < kSmallVec; ++v)
+        for (int t = 0; t < kSmallPix && p0 + t < P; ++t) {
+          V::store(lanes, acc[v][t]);
+          for (int64_t i = 0, o = ob + v * V::width; i < V::width && o + i < M; ++i) y[(o + i) * P + p0 + t] = lanes[i];
+        }
+    }
+  }
+}
+
 // One vector of pixels for conv3x3_backward_weight: acc[r][kj] += dy_r · the input at tap kj.
 template <typename V, bool kTail>
 inline void weight_taps(typename V::reg (&acc)[kWeightOut][3], const float* const (&g)[kWeightOut], const float* xs,
@@ -674,6 +730,8 @@ Table make_table(Isa isa) {
                depthwise3x3_backward_input<V>,
                depthwise3x3_backward_weight<V>,
                conv3x3<V>,
+               conv3x3_small<V>,
+               kSmallVec * V::width,
                conv3x3_backward_weight<V>,
                split_even_odd<V>,
                exp_kernel<V>,

@@ -6,7 +6,7 @@
 // Threads take contiguous ranges of samples, each with its own buffers and single-threaded
 // sgemms; 1×1 stride-1 convolutions of one sample skip im2col.
 // Depthwise 3×3 convolutions (padding 1, stride 1 or 2) use a direct SIMD kernel instead, and so
-// do dense 3×3 ones (padding 1, stride 1 or 2) with outputs at least 8 wide (is_direct3x3).
+// do dense 3×3 ones with padding 1, stride 1 or 2 (is_direct3x3).
 #include "core/ops/conv2d.hpp"
 
 #include <algorithm>
@@ -144,16 +144,19 @@ void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, co
 }
 
 
-// 3×3 convolutions with padding 1, stride 1 or 2, whose output is at least 8 wide run the direct
-// kernel (kernels::conv3x3): no column matrix, no packing by the BLAS, no col2im. At stride 1, dx
-// is the same convolution of dy with the kernel transposed and rotated by 180°; at stride 2, dx
-// keeps im2col + sgemm. The weight gradient reduces over pixels and loses to sgemm beyond 64×128
-// channels; narrower outputs waste vector lanes (measured with AVX2, `make bench`: README).
+// 3×3 convolutions with padding 1, stride 1 or 2 run a direct kernel: kernels::conv3x3 (vectors
+// along output rows) when the output is at least 8 wide, kernels::conv3x3_small (vectors across
+// output channels) when narrower. No column matrix, no packing by the BLAS, no col2im. At stride
+// 1, dx is the same convolution of dy with the kernel transposed and rotated by 180°; at stride 2,
+// dx keeps im2col + sgemm. The weight gradient reduces over pixels and loses to sgemm beyond
+// 64×128 channels, and on narrower outputs, which waste vector lanes (`make bench`: README).
 bool is_direct3x3(const ConvGeometry& g) {
   return g.groups == 1 && g.kH == 3 && g.kW == 3 && g.stride_h == g.stride_w && g.stride_h <= 2 && g.pad_h == 1 &&
-         g.pad_w == 1 && g.dil_h == 1 && g.dil_w == 1 && g.W_out >= 8;
+         g.pad_w == 1 && g.dil_h == 1 && g.dil_w == 1;
 }
-bool is_direct3x3_weight(const ConvGeometry& g) { return is_direct3x3(g) && g.C_in * g.C_out <= 64 * 128; }
+bool is_direct3x3_weight(const ConvGeometry& g) {
+  return is_direct3x3(g) && g.W_out >= 8 && g.C_in * g.C_out <= 64 * 128;
+}
 
 // The input planes kernels::conv3x3 reads, for an (H, W) input with a border of zeros: as is at
 // stride 1; at stride 2 split into the even and the odd columns of the bordered input (two half
@@ -207,16 +210,16 @@ struct DirectInput {
   }
 };
 
-// w (M, C, 3, 3) packed [⌈M/4⌉][C][9][4] for kernels::conv3x3; for the input gradient the roles
-// swap: w'[c][o] = w[o][c] rotated by 180°, packed [⌈C/4⌉][M][9][4].
-std::vector<float> pack3x3(const float* w, int64_t M, int64_t C, bool for_input_gradient) {
+// w (M, C, 3, 3) packed [⌈M/b⌉][C][9][b] for the direct kernels (b = 4 for kernels::conv3x3); for
+// the input gradient the roles swap: w'[c][o] = w[o][c] rotated by 180°, packed [⌈C/b⌉][M][9][b].
+std::vector<float> pack3x3(const float* w, int64_t M, int64_t C, bool for_input_gradient, int64_t b) {
   const int64_t out = for_input_gradient ? C : M, in = for_input_gradient ? M : C;
-  std::vector<float> packed((out + 3) / 4 * 4 * in * 9, 0.f);
+  std::vector<float> packed((out + b - 1) / b * b * in * 9, 0.f);
   for (int64_t o = 0; o < M; ++o)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t tap = 0; tap < 9; ++tap) {
         const int64_t po = for_input_gradient ? c : o, pi = for_input_gradient ? o : c;
-        packed[((po / 4 * in + pi) * 9 + tap) * 4 + po % 4] = w[(o * C + c) * 9 + (for_input_gradient ? 8 - tap : tap)];
+        packed[((po / b * in + pi) * 9 + tap) * b + po % b] = w[(o * C + c) * 9 + (for_input_gradient ? 8 - tap : tap)];
       }
   return packed;
 }
@@ -285,14 +288,16 @@ void direct3x3(const ConvGeometry& g, const float* x, const float* w, float* y, 
   const int64_t in = for_input_gradient ? g.C_out : g.C_in, out = for_input_gradient ? g.C_in : g.C_out;
   const int64_t H = for_input_gradient ? g.H_out : g.H, W = for_input_gradient ? g.W_out : g.W;
   const int64_t H_out = for_input_gradient ? g.H : g.H_out, W_out = for_input_gradient ? g.W : g.W_out;
-  const std::vector<float> packed = pack3x3(w, g.C_out, g.C_in, for_input_gradient);
-  const DirectInput planes(in, H, W, for_input_gradient ? 1 : g.stride_h);
   const kernels::Table& k = kernels::kernels();
+  const bool small = W_out < 8;
+  const auto kernel = small ? k.conv3x3_small : k.conv3x3;
+  const std::vector<float> packed = pack3x3(w, g.C_out, g.C_in, for_input_gradient, small ? k.conv3x3_small_block : 4);
+  const DirectInput planes(in, H, W, for_input_gradient ? 1 : g.stride_h);
   parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
     float* xp = scratch(0, in * planes.in.plane);
     for (int64_t n = n0; n < n1; ++n) {
       planes.fill(x + n * in * H * W, xp);
-      k.conv3x3(xp, planes.in, H_out, W_out, packed.data(), out, y + n * out * H_out * W_out);
+      kernel(xp, planes.in, H_out, W_out, packed.data(), out, y + n * out * H_out * W_out);
     }
   });
 }
