@@ -291,7 +291,8 @@ void direct3x3(const ConvGeometry& g, const float* x, const float* w, float* y, 
   const kernels::Table& k = kernels::kernels();
   const bool small = W_out < 8;
   const auto kernel = small ? k.conv3x3_small : k.conv3x3;
-  const std::vector<float> packed = pack3x3(w, g.C_out, g.C_in, for_input_gradient, small ? k.conv3x3_small_block : 4);
+  const int64_t block = small ? k.conv3x3_small_block : 4;
+  const std::vector<float> packed = pack3x3(w, g.C_out, g.C_in, for_input_gradient, block);
   const DirectInput planes(in, H, W, for_input_gradient ? 1 : g.stride_h);
   parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
     float* xp = scratch(0, in * planes.in.plane);
@@ -413,6 +414,8 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
     for (int64_t i = 0; i < size; ++i) dw[i] += partial[c * size + i];
 }
 
+namespace {
+
 // A depthwise 3×3's dx and dw in one pass, plane after plane in memory order: each dy plane is
 // read for dx and again, from L1, for its channel's dw (two passes stream dy from memory twice;
 // these layers are bound by memory). Each thread sums dw over its samples into its own buffer,
@@ -436,6 +439,8 @@ void depthwise_backward(const ConvGeometry& g, const float* dy, const float* x, 
   for (int64_t chunk = 1; chunk < chunks; ++chunk)
     for (int64_t i = 0; i < C * 9; ++i) dw[i] += partial[chunk * C * 9 + i];
 }
+
+}  // namespace
 
 void conv2d_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx, float* dw) {
   if (dx && dw && is_depthwise3x3(g)) return depthwise_backward(g, dy, x, w, dx, dw);
