@@ -474,6 +474,18 @@ constexpr int kConvOut = 4, kConvSeg = 4, kWeightOut = 8;
 constexpr int kConvOut = 4, kConvSeg = 3, kWeightOut = 4;
 #endif
 
+// The channel × tap loop of the direct 3×3 register tiles: body(base, w) for every input channel
+// c and tap k, base = channel c's plane at tap k, w = the packed weights of (c, k) (kBlock floats).
+template <int64_t kBlock, typename Body>
+inline void for_each_channel_tap(const float* xp, const Conv3x3Input& in, const float* wb, Body body) {
+  for (int64_t c = 0; c < in.C; ++c) {
+    const float* xc = xp + c * in.plane;
+    const float* wc = wb + c * 9 * kBlock;
+#pragma GCC unroll 9
+    for (int k = 0; k < 9; ++k) body(in_register(xc + in.tap[k]), wc + k * kBlock);
+  }
+}
+
 template <typename V>
 void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
   if constexpr (has_half<V>)  // rows of at most half a vector: no idle lanes
@@ -496,24 +508,17 @@ void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, cons
       for (auto& row : acc)
 #pragma GCC unroll 4
         for (auto& a : row) a = V::zero();
-      for (int64_t c = 0; c < C; ++c) {
-        const float* xc = xp + c * in.plane;
-        const float* wc = wb + c * 9 * kConvOut;
-#pragma GCC unroll 9
-        for (int k = 0; k < 9; ++k) {
-          const float* base = in_register(xc + in.tap[k]);
-          const float* wt = wc + k * kConvOut;
-          typename V::reg xv[kConvSeg];
+      for_each_channel_tap<kConvOut>(xp, in, wb, [&](const float* base, const float* wt) {
+        typename V::reg xv[kConvSeg];
 #pragma GCC unroll 4
-          for (int t = 0; t < kConvSeg; ++t) xv[t] = V::load(base + at[t]);
+        for (int t = 0; t < kConvSeg; ++t) xv[t] = V::load(base + at[t]);
 #pragma GCC unroll 4
-          for (int r = 0; r < kConvOut; ++r) {
-            const auto wv = V::set1(wt[r]);
+        for (int r = 0; r < kConvOut; ++r) {
+          const auto wv = V::set1(wt[r]);
 #pragma GCC unroll 4
-            for (int t = 0; t < kConvSeg; ++t) acc[r][t] = V::fma(wv, xv[t], acc[r][t]);
-          }
+          for (int t = 0; t < kConvSeg; ++t) acc[r][t] = V::fma(wv, xv[t], acc[r][t]);
         }
-      }
+      });
       for (int64_t r = 0; r < rows; ++r)
         for (int t = 0; t < kConvSeg; ++t) store_n<V>(y + (ob + r) * H * W + out[t], acc[r][t], lanes[t]);
     }
@@ -549,23 +554,17 @@ void conv3x3_small(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W
       for (auto& row : acc)
 #pragma GCC unroll 4
         for (auto& a : row) a = V::zero();
-      for (int64_t c = 0; c < C; ++c) {
-        const float* xc = xp + c * in.plane;
-        const float* wc = wb + c * 9 * block;
-#pragma GCC unroll 9
-        for (int k = 0; k < 9; ++k) {
-          const float* base = in_register(xc + in.tap[k]);
-          typename V::reg wv[kSmallVec];
+      for_each_channel_tap<block>(xp, in, wb, [&](const float* base, const float* wk) {
+        typename V::reg wv[kSmallVec];
 #pragma GCC unroll 4
-          for (int v = 0; v < kSmallVec; ++v) wv[v] = in_register<V>(V::load(wc + k * block + v * V::width));
+        for (int v = 0; v < kSmallVec; ++v) wv[v] = in_register<V>(V::load(wk + v * V::width));
 #pragma GCC unroll 4
-          for (int t = 0; t < kSmallPix; ++t) {
-            const auto xv = V::set1(base[at[t]]);
+        for (int t = 0; t < kSmallPix; ++t) {
+          const auto xv = V::set1(base[at[t]]);
 #pragma GCC unroll 4
-            for (int v = 0; v < kSmallVec; ++v) acc[v][t] = V::fma(wv[v], xv, acc[v][t]);
-          }
+          for (int v = 0; v < kSmallVec; ++v) acc[v][t] = V::fma(wv[v], xv, acc[v][t]);
         }
-      }
+      });
       float lanes[V::width];  // each vector is one pixel of width output channels: written out per lane
       for (int v = 0; v < kSmallVec; ++v)
         for (int t = 0; t < kSmallPix && p0 + t < P; ++t) {
