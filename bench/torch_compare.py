@@ -96,16 +96,24 @@ def main():
     parser.add_argument("--filter", default=".")
     parser.add_argument("--min-time", type=float, default=0.5)
     parser.add_argument("--bench", default=os.path.join(ROOT, "build", "shears_bench"))
+    parser.add_argument("--openblas-threads", type=int, help="OPENBLAS_NUM_THREADS for PyTorch (default: OpenBLAS's own)")
     args = parser.parse_args()
+    env = dict(os.environ, SHEARS_NUM_THREADS=str(args.threads))
+    run = subprocess.run([args.bench, "--benchmark_format=json", f"--benchmark_filter={args.filter}",
+                          f"--benchmark_min_time={args.min_time}"], env=env, capture_output=True, text=True, check=True)
+    header = run.stdout[:run.stdout.index("{")].strip()
+    # PyTorch loads the same OpenBLAS, which falls back to slow kernels on a CPU it does not know:
+    # it gets the kernel set shears chose. Both are read when the library loads, before the import.
+    chosen = re.search(r"core (\w+) \(chosen by shears\)", header)
+    if chosen and not os.environ.get("OPENBLAS_CORETYPE"):
+        os.environ["OPENBLAS_CORETYPE"] = chosen.group(1)
+    if args.openblas_threads:
+        os.environ["OPENBLAS_NUM_THREADS"] = str(args.openblas_threads)
     try:
         import torch
     except ImportError:
         sys.exit("torch_compare.py needs PyTorch: apt-get install python3-torch")
     torch.set_num_threads(args.threads)
-    env = dict(os.environ, SHEARS_NUM_THREADS=str(args.threads))
-    run = subprocess.run([args.bench, "--benchmark_format=json", f"--benchmark_filter={args.filter}",
-                          f"--benchmark_min_time={args.min_time}"], env=env, capture_output=True, text=True, check=True)
-    header = run.stdout[:run.stdout.index("{")].strip()
     report = json.loads(run.stdout[run.stdout.index("{"):])
     def name(b):  # UseRealTime() appends "/real_time" to the benchmark's name
         return b["name"].removesuffix("/real_time")
@@ -114,7 +122,9 @@ def main():
     rates = {name(b): b.get("GFLOP/s") or b.get("GB/s") for b in report["benchmarks"]}
     torch_s = torch_benchmarks(torch, args.min_time)
     print(header)
-    print(f"PyTorch {torch.__version__}, {args.threads} threads; times in ms, ratio = PyTorch / shears")
+    print(f"PyTorch {torch.__version__}, {args.threads} threads, OPENBLAS_CORETYPE "
+          f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}, OpenBLAS threads {args.openblas_threads or 'default'}; "
+          "times in ms, ratio = PyTorch / shears")
     print(f"{'kernel':52s} {'shears':>9s} {'PyTorch':>9s} {'ratio':>6s} {'shears rate':>12s}")
     for name, ms in shears_ms.items():
         if name not in torch_s:
