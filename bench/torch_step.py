@@ -89,6 +89,8 @@ def main():
     a = p.parse_args()
     if a.openblas_threads == "both":
         sys.exit(time_each_openblas_threading())
+    if a.openblas_threads == "1" and os.environ.get("OPENBLAS_NUM_THREADS") != "1":  # read when torch loaded it
+        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], dict(os.environ, OPENBLAS_NUM_THREADS="1"))
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = build(a.model, a.in_channels, a.input_size, a.num_classes)
@@ -119,10 +121,7 @@ def main():
 def time_each_openblas_threading():
     best = None
     for threads in ["default", "1"]:
-        env = dict(os.environ)
-        if threads == "1":
-            env["OPENBLAS_NUM_THREADS"] = "1"
-        run = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--openblas-threads", threads], env=env,
+        run = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--openblas-threads", threads],
                              capture_output=True, text=True)
         if run.returncode != 0:
             sys.stderr.write(run.stdout + run.stderr)
