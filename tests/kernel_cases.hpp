@@ -50,11 +50,13 @@ inline const std::vector<ConvCase>& conv_cases() {
       {"pointwise_odd", 7, 3, 5, 9, 1, 1, 0, 1, 0},
       {"5x5_pad2", 4, 10, 10, 6, 5, 1, 2, 1, 0},
       // The direct 3×3 kernel: a 28-wide map (vector tail), out channels not a multiple of 4, a
-      // weight gradient over several sample blocks, stride 2 on odd sizes; and a map too narrow
-      // for it (its small-map kernel).
+      // weight gradient over several sample blocks, stride 2 on odd sizes, the flat layout of
+      // outputs under 16 wide with a vector tail; and a map too narrow for it (its small-map kernel).
       {"direct_3x3_28", 6, 28, 28, 10, 3, 1, 1, 1, 0},
       {"direct_3x3_blocks", 40, 32, 32, 24, 3, 1, 1, 1, 0},
       {"direct_3x3_s2_odd", 3, 9, 19, 6, 3, 2, 1, 1, 0},
+      {"direct_3x3_flat_tail", 5, 9, 13, 6, 3, 1, 1, 1, 0},    // outputs under 16 wide: the flat layout
+      {"direct_3x3_flat_s2_odd", 4, 15, 17, 9, 3, 2, 1, 1, 0},
       {"narrow_3x3_7", 4, 7, 7, 5, 3, 1, 1, 1, 0},
       {"small_3x3_s2", 6, 7, 9, 20, 3, 2, 1, 1, 0},
       {"small_3x3_1x1", 5, 1, 1, 3, 3, 1, 1, 1, 0},

@@ -5,6 +5,7 @@
 // linker keeps for the others.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/kernels/kernels.hpp"
 #include "core/simd/simd.hpp"
@@ -488,8 +489,6 @@ inline void for_each_channel_tap(const float* xp, const Conv3x3Input& in, const 
 
 template <typename V>
 void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
-  if constexpr (has_half<V>)  // rows of at most half a vector: no idle lanes
-    if (W <= V::half::width) return conv3x3<typename V::half>(xp, in, H, W, wp, M, y);
   const int64_t C = in.C, per_row = (W + V::width - 1) / V::width, segments = H * per_row;
   for (int64_t ob = 0; ob < M; ob += kConvOut) {
     const float* wb = wp + (ob / kConvOut) * C * 9 * kConvOut;
@@ -575,14 +574,15 @@ void conv3x3_small(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W
   }
 }
 
-// One vector of pixels for conv3x3_backward_weight: acc[r][kj] += dy_r · the input at tap kj.
-template <typename V, bool kTail>
-inline void weight_taps(typename V::reg (&acc)[kWeightOut][3], const float* const (&g)[kWeightOut], const float* xs,
-                        const int64_t (&tap)[3], int64_t at, int lanes) {
+// One vector of pixels for conv3x3_backward_weight: acc[r][kj] += dy_r · the input at tap kj,
+// dy_r the r-th vector at g (kWeightOut vectors packed one after another).
+template <typename V>
+inline void weight_taps(typename V::reg (&acc)[kWeightOut][3], const float* g, const float* xs,
+                        const int64_t (&tap)[3]) {
   const typename V::reg x0 = V::load(xs + tap[0]), x1 = V::load(xs + tap[1]), x2 = V::load(xs + tap[2]);
 #pragma GCC unroll 8
   for (int r = 0; r < kWeightOut; ++r) {
-    const auto gv = in_register<V>(kTail ? V::load_tail(g[r] + at, lanes) : V::load(g[r] + at));  // tail lanes 0
+    const auto gv = in_register<V>(V::load(g + r * V::width));
     acc[r][0] = V::fma(gv, x0, acc[r][0]);
     acc[r][1] = V::fma(gv, x1, acc[r][1]);
     acc[r][2] = V::fma(gv, x2, acc[r][2]);
@@ -591,17 +591,26 @@ inline void weight_taps(typename V::reg (&acc)[kWeightOut][3], const float* cons
 
 // dw (M, C, 9) += Σ over samples and pixels of dy ⊗ the taps of xp. A register tile holds kOut
 // output channels × the three kj of one (c, ki); the horizontal sums run once per tile and call.
-// A short last channel block repeats its last channel and drops the copies.
+// Each block of kOut dy channels is first packed vector by vector, [sample][vector][channel]
+// (tail lanes and channels past M zero): one pointer then walks all kOut loads, where kOut
+// channel pointers would spill the tile's registers.
 template <typename V>
 void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                              int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step) {
-  if constexpr (has_half<V>)
-    if (W <= V::half::width)
-      return conv3x3_backward_weight<typename V::half>(dy, xp, in, H, W, M, dw, count, x_step, dy_step);
-  const int64_t C = in.C, HW = H * W, full = W / V::width * V::width;
-  const int tail = static_cast<int>(W - full);
+  const int64_t C = in.C, HW = H * W, per_row = (W + V::width - 1) / V::width, vectors = H * per_row;
+  constexpr int64_t kPacked = kWeightOut * V::width;
+  thread_local std::vector<float> packed;
+  packed.resize(count * vectors * kPacked);
   for (int64_t ob = 0; ob < M; ob += kWeightOut) {
     const int64_t rows = min_i64(kWeightOut, M - ob);
+    float* q = packed.data();
+    for (int64_t p = 0; p < count; ++p)
+      for (int64_t oh = 0; oh < H; ++oh)
+        for (int64_t ow = 0; ow < W; ow += V::width, q += kPacked)
+          for (int64_t r = 0; r < kWeightOut; ++r) {
+            const int lanes = r < rows ? static_cast<int>(min_i64(V::width, W - ow)) : 0;
+            V::store(q + r * V::width, V::load_tail(dy + p * dy_step + (ob + r) * HW + oh * W + ow, lanes));
+          }
     for (int64_t c = 0; c < C; ++c)
       for (int ki = 0; ki < 3; ++ki) {
         const int64_t tap[3] = {in.tap[ki * 3], in.tap[ki * 3 + 1], in.tap[ki * 3 + 2]};
@@ -610,26 +619,16 @@ void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Inpu
         for (auto& row : acc)
 #pragma GCC unroll 3
           for (auto& a : row) a = V::zero();
+        const float* g = packed.data();
         for (int64_t p = 0; p < count; ++p) {
-          const float* g[kWeightOut];
-          for (int r = 0; r < kWeightOut; ++r) g[r] = dy + p * dy_step + (ob + min_i64(r, rows - 1)) * HW;
-          const float* xc = xp + p * x_step + c * in.plane;
-          if (tail == 0) {  // one flat loop (a loop per row would reload acc from memory each row)
-            const int64_t per_row = W / V::width;
-            int64_t column = 0, x_at = 0;
-            for (int64_t at = 0; at < HW; at += V::width) {
-              weight_taps<V, false>(acc, g, xc + x_at, tap, at, V::width);
-              x_at += V::width;
-              if (++column == per_row) {
-                column = 0;
-                x_at += in.row - W;
-              }
-            }
-          } else {
-            for (int64_t oh = 0; oh < H; ++oh) {
-              for (int64_t ow = 0; ow < full; ow += V::width)
-                weight_taps<V, false>(acc, g, xc + oh * in.row + ow, tap, oh * W + ow, V::width);
-              weight_taps<V, true>(acc, g, xc + oh * in.row + full, tap, oh * W + full, tail);
+          const float* xs = xp + p * x_step + c * in.plane;
+          // One flat loop over the sample's vectors (a loop per row would reload acc each row).
+          for (int64_t v = 0, column = 0; v < vectors; ++v, g += kPacked) {
+            weight_taps<V>(acc, g, xs, tap);
+            xs += V::width;
+            if (++column == per_row) {
+              column = 0;
+              xs += in.row - per_row * V::width;
             }
           }
         }
