@@ -51,12 +51,23 @@ void conv_backward(benchmark::State& state, const cases::ConvCase& c) {
   set_rate(state, 2e-9 * g.gemm_flops(), "GFLOP/s");
 }
 
+// The weight gradient alone (the backward above is dx and dw): kernels tuned one at a time.
+void conv_backward_weight(benchmark::State& state, const cases::ConvCase& c) {
+  int64_t N = c.bench_batch;
+  ConvGeometry g = conv_geometry(c.input(N), c.weight(), c.options());
+  Tensor x = random(c.input(N)), dy = random({N, c.C_out, g.H_out, g.W_out}), dw = Tensor::empty(c.weight());
+  for (auto _ : state) conv2d_backward_weight(g, dy.data(), x.data(), dw.data());
+  set_rate(state, 1e-9 * g.gemm_flops(), "GFLOP/s");
+}
+
 [[maybe_unused]] const bool conv_registered = [] {
   for (const cases::ConvCase& c : cases::conv_cases()) {
     if (!c.bench_batch) continue;
     benchmark::RegisterBenchmark((std::string("BM_conv2d_fwd/") + c.name).c_str(), conv_forward, c)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark((std::string("BM_conv2d_bwd/") + c.name).c_str(), conv_backward, c)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark((std::string("BM_conv2d_bwd_weight/") + c.name).c_str(), conv_backward_weight, c)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   return true;

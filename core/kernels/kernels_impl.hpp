@@ -574,6 +574,11 @@ void conv3x3_small(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W
   }
 }
 
+// The first 64-byte boundary at or after p (which has 15 floats to spare).
+inline float* aligned64(float* p) {
+  return p + (16 - reinterpret_cast<uintptr_t>(p) / sizeof(float) % 16) % 16;
+}
+
 // One vector of pixels for conv3x3_backward_weight: acc[r][kj] += dy_r · the input at tap kj,
 // dy_r the r-th vector at g (kWeightOut vectors packed one after another).
 template <typename V>
@@ -599,11 +604,12 @@ void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Inpu
                              int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step) {
   const int64_t C = in.C, HW = H * W, per_row = (W + V::width - 1) / V::width, vectors = H * per_row;
   constexpr int64_t kPacked = kWeightOut * V::width;
-  thread_local std::vector<float> packed;
-  packed.resize(count * vectors * kPacked);
+  thread_local std::vector<float> buffer;
+  buffer.resize(count * vectors * kPacked + 16);
+  float* const packed = aligned64(buffer.data());  // loads within one cache line
   for (int64_t ob = 0; ob < M; ob += kWeightOut) {
     const int64_t rows = min_i64(kWeightOut, M - ob);
-    float* q = packed.data();
+    float* q = packed;
     for (int64_t p = 0; p < count; ++p)
       for (int64_t oh = 0; oh < H; ++oh)
         for (int64_t ow = 0; ow < W; ow += V::width, q += kPacked)
@@ -619,7 +625,7 @@ void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Inpu
         for (auto& row : acc)
 #pragma GCC unroll 3
           for (auto& a : row) a = V::zero();
-        const float* g = packed.data();
+        const float* g = packed;
         for (int64_t p = 0; p < count; ++p) {
           const float* xs = xp + p * x_step + c * in.plane;
           // One flat loop over the sample's vectors (a loop per row would reload acc each row).

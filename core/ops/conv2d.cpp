@@ -423,9 +423,10 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
   if (is_direct3x3_weight(g)) {
     const DirectInput planes(g.C_in, g.H, g.W, g.stride_h);
     const kernels::Table& k = kernels::kernels();
-    // Samples per kernel call: a block's input planes and dy stay in L2 (about 512 KiB).
+    // Samples per kernel call: a block's input planes and dy stay in L2 (about 512 KiB), and the
+    // kernel's packed dy of 8 channels in L1 (32 KiB), read again for every input channel and row.
     const int64_t x_step = g.C_in * planes.in.plane, dy_step = g.C_out * HWo;
-    const int64_t B = std::max<int64_t>(1, (int64_t{128} << 10) / (x_step + dy_step));
+    const int64_t B = std::max<int64_t>(1, std::min((int64_t{128} << 10) / (x_step + dy_step), 8192 / (8 * HWo)));
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c)
         for (int64_t n = g.N * c / chunks, end = g.N * (c + 1) / chunks; n < end; n += B) {
