@@ -73,6 +73,10 @@ struct Table {
   int conv3x3_small_block;
   void (*conv3x3_backward_weight)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                                   int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step);
+  // The same for the flat layout's small maps (conv2d.cpp), vectors across output channels.
+  void (*conv3x3_backward_weight_small)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H,
+                                        int64_t W, int64_t M, float* dw, int64_t count, int64_t x_step,
+                                        int64_t dy_step);
   // even[i] = x[2i] and odd[i] = x[2i + 1] of n floats (⌈n/2⌉ and ⌊n/2⌋ written).
   void (*split_even_odd)(const float* x, int64_t n, float* even, float* odd);
   // y = exp(x) (within 2 ulp of expf), and y = log_softmax of each of `rows` contiguous rows.

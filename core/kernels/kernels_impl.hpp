@@ -644,6 +644,59 @@ void conv3x3_backward_weight(const float* dy, const float* xp, const Conv3x3Inpu
   }
 }
 
+// The weight gradient of small maps (the flat layout: outputs under 16 wide), whose few pixels
+// per sample would leave the tiles above a horizontal sum every few vectors. The vectors run
+// across output channels instead, as in conv3x3_small: a register tile holds kSmallOut vectors of
+// output channels × the 9 taps of one input channel and reduces over every pixel of every sample
+// in lanes, loading dy (transposed first: [sample][pixel][channel]) once for 9 FMAs and
+// broadcasting each input value once for kSmallOut. No horizontal sums.
+#ifdef __AVX512F__
+constexpr int kSmallOut = 2;
+#else
+constexpr int kSmallOut = 1;
+#endif
+
+template <typename V>
+void conv3x3_backward_weight_small(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
+                                   int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step) {
+  constexpr int64_t block = kSmallOut * V::width;
+  const int64_t C = in.C, P = H * W, M_padded = (M + block - 1) / block * block;
+  thread_local std::vector<float> buffer;
+  buffer.assign(count * P * M_padded + 16, 0.f);
+  float* const dy_t = aligned64(buffer.data());
+  for (int64_t s = 0; s < count; ++s)
+    for (int64_t o = 0; o < M; ++o)
+      for (int64_t p = 0; p < P; ++p) dy_t[(s * P + p) * M_padded + o] = dy[s * dy_step + o * P + p];
+  for (int64_t ob = 0; ob < M; ob += block)
+    for (int64_t c = 0; c < C; ++c) {
+      typename V::reg acc[kSmallOut][9];
+      for (auto& row : acc)
+#pragma GCC unroll 9
+        for (auto& a : row) a = V::zero();
+      for (int64_t s = 0; s < count; ++s) {
+        const float* xc = xp + s * x_step + c * in.plane;
+        const float* g = dy_t + s * P * M_padded + ob;
+        for (int64_t p = 0; p < P; ++p, g += M_padded) {
+          typename V::reg gv[kSmallOut];
+#pragma GCC unroll 4
+          for (int v = 0; v < kSmallOut; ++v) gv[v] = in_register<V>(V::load(g + v * V::width));
+#pragma GCC unroll 9
+          for (int k = 0; k < 9; ++k) {
+            const auto xv = V::set1(xc[in.tap[k] + p]);
+#pragma GCC unroll 4
+            for (int v = 0; v < kSmallOut; ++v) acc[v][k] = V::fma(gv[v], xv, acc[v][k]);
+          }
+        }
+      }
+      float lanes[V::width];
+      for (int v = 0; v < kSmallOut; ++v)
+        for (int k = 0; k < 9; ++k) {
+          V::store(lanes, acc[v][k]);
+          for (int64_t i = 0, o = ob + v * V::width; i < V::width && o + i < M; ++i) dw[((o + i) * C + c) * 9 + k] += lanes[i];
+        }
+    }
+}
+
 template <typename V>
 void split_even_odd(const float* x, int64_t n, float* even, float* odd) {
   const int64_t n_even = (n + 1) / 2, n_odd = n / 2;
@@ -737,6 +790,7 @@ Table make_table(Isa isa) {
                conv3x3_small<V>,
                kSmallVec * V::width,
                conv3x3_backward_weight<V>,
+               conv3x3_backward_weight_small<V>,
                split_even_odd<V>,
                exp_kernel<V>,
                log_softmax_rows<V>,

@@ -251,7 +251,7 @@ struct DirectInput {
         for (int kj = 0; kj < 3; ++kj) row[kj] = p + (2 * kj + par) * copy + r * W_out;
         kernels::kernels().split_even_odd(src + ih * W, W, row[1], row[2]);  // x[2·ow], x[2·ow + 1]
         row[0][0] = 0.f;
-        std::memcpy(row[0] + 1, row[2], sizeof(float) * (W_out - 1));  // x[2·ow − 1]
+        for (int64_t ow = 1; ow < W_out; ++ow) row[0][ow] = row[2][ow - 1];  // x[2·ow − 1]; rows too short for memcpy
       }
     }
   }
@@ -433,8 +433,9 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
           const int64_t nb = std::min(B, end - n);
           float* xp = scratch(0, nb * x_step);
           for (int64_t b = 0; b < nb; ++b) planes.fill(x + (n + b) * g.C_in * HW, xp + b * x_step);
-          k.conv3x3_backward_weight(dy + n * dy_step, xp, planes.in, planes.rows(), planes.columns(), g.C_out,
-                                    partial.data() + c * size, nb, x_step, dy_step);
+          const auto kernel = planes.flat ? k.conv3x3_backward_weight_small : k.conv3x3_backward_weight;
+          kernel(dy + n * dy_step, xp, planes.in, planes.rows(), planes.columns(), g.C_out, partial.data() + c * size,
+                 nb, x_step, dy_step);
         }
     });
   } else {
