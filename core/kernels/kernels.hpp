@@ -31,6 +31,7 @@ struct AdamStep {
 struct Conv3x3Input {
   int64_t C, plane, row;
   int64_t tap[9];
+  int taps = 9;  // conv3x3 also takes 1, 2 or 4 (the first ones of tap), weights packed by that count
 };
 
 struct Table {
@@ -61,7 +62,7 @@ struct Table {
   void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
                                        int64_t stride, int64_t count, int64_t x_step, int64_t dy_step);
   // Direct 3×3 convolution of one sample from input planes the caller prepares (Conv3x3Input);
-  // wp holds the weights packed [⌈M/4⌉][C][9][4] (channels ≥ M zero); y (M, H, W) is the output
+  // wp holds the weights packed [⌈M/4⌉][C][taps][4] (channels ≥ M zero); y (M, H, W) is the output
   // (overwritten). The backward for weight adds into dw (M, C, 9) the sum over `count` samples
   // (xp, dy advancing by x_step, dy_step; dy is (M, H, W) each).
   void (*conv3x3)(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M,
@@ -79,6 +80,8 @@ struct Table {
                                         int64_t dy_step);
   // even[i] = x[2i] and odd[i] = x[2i + 1] of n floats (⌈n/2⌉ and ⌊n/2⌋ written).
   void (*split_even_odd)(const float* x, int64_t n, float* even, float* odd);
+  // Its inverse: x[2i] = even[i], x[2i + 1] = odd[i] for the n floats of x.
+  void (*merge_even_odd)(const float* even, const float* odd, int64_t n, float* x);
   // y = exp(x) (within 2 ulp of expf), and y = log_softmax of each of `rows` contiguous rows.
   void (*exp)(const float* x, float* y, int64_t n);
   void (*log_softmax_rows)(const float* x, float* y, int64_t rows, int64_t cols);

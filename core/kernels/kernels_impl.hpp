@@ -477,21 +477,21 @@ constexpr int kConvOut = 4, kConvSeg = 3, kWeightOut = 4;
 
 // The channel × tap loop of the direct 3×3 register tiles: body(base, w) for every input channel
 // c and tap k, base = channel c's plane at tap k, w = the packed weights of (c, k) (kBlock floats).
-template <int64_t kBlock, typename Body>
+template <int64_t kBlock, int kTaps, typename Body>
 inline void for_each_channel_tap(const float* xp, const Conv3x3Input& in, const float* wb, Body body) {
   for (int64_t c = 0; c < in.C; ++c) {
     const float* xc = xp + c * in.plane;
-    const float* wc = wb + c * 9 * kBlock;
+    const float* wc = wb + c * kTaps * kBlock;
 #pragma GCC unroll 9
-    for (int k = 0; k < 9; ++k) body(in_register(xc + in.tap[k]), wc + k * kBlock);
+    for (int k = 0; k < kTaps; ++k) body(in_register(xc + in.tap[k]), wc + k * kBlock);
   }
 }
 
-template <typename V>
-void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
+template <typename V, int kTaps>
+void conv3x3_taps(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
   const int64_t C = in.C, per_row = (W + V::width - 1) / V::width, segments = H * per_row;
   for (int64_t ob = 0; ob < M; ob += kConvOut) {
-    const float* wb = wp + (ob / kConvOut) * C * 9 * kConvOut;
+    const float* wb = wp + (ob / kConvOut) * C * kTaps * kConvOut;
     const int64_t rows = min_i64(kConvOut, M - ob);
     for (int64_t s0 = 0; s0 < segments; s0 += kConvSeg) {
       int64_t at[kConvSeg], out[kConvSeg];
@@ -507,7 +507,7 @@ void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, cons
       for (auto& row : acc)
 #pragma GCC unroll 4
         for (auto& a : row) a = V::zero();
-      for_each_channel_tap<kConvOut>(xp, in, wb, [&](const float* base, const float* wt) {
+      for_each_channel_tap<kConvOut, kTaps>(xp, in, wb, [&](const float* base, const float* wt) {
         typename V::reg xv[kConvSeg];
 #pragma GCC unroll 4
         for (int t = 0; t < kConvSeg; ++t) xv[t] = V::load(base + at[t]);
@@ -521,6 +521,16 @@ void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, cons
       for (int64_t r = 0; r < rows; ++r)
         for (int t = 0; t < kConvSeg; ++t) store_n<V>(y + (ob + r) * H * W + out[t], acc[r][t], lanes[t]);
     }
+  }
+}
+
+template <typename V>
+void conv3x3(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
+  switch (in.taps) {  // the stride-2 input gradient's phases take 1, 2 or 4 of the 9 (core/ops/conv2d.cpp)
+    case 1: return conv3x3_taps<V, 1>(xp, in, H, W, wp, M, y);
+    case 2: return conv3x3_taps<V, 2>(xp, in, H, W, wp, M, y);
+    case 4: return conv3x3_taps<V, 4>(xp, in, H, W, wp, M, y);
+    default: return conv3x3_taps<V, 9>(xp, in, H, W, wp, M, y);
   }
 }
 
@@ -553,7 +563,7 @@ void conv3x3_small(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W
       for (auto& row : acc)
 #pragma GCC unroll 4
         for (auto& a : row) a = V::zero();
-      for_each_channel_tap<block>(xp, in, wb, [&](const float* base, const float* wk) {
+      for_each_channel_tap<block, 9>(xp, in, wb, [&](const float* base, const float* wk) {
         typename V::reg wv[kSmallVec];
 #pragma GCC unroll 4
         for (int v = 0; v < kSmallVec; ++v) wv[v] = in_register<V>(V::load(wk + v * V::width));
@@ -710,6 +720,17 @@ void split_even_odd(const float* x, int64_t n, float* even, float* odd) {
 }
 
 template <typename V>
+void merge_even_odd(const float* even, const float* odd, int64_t n, float* x) {
+  const int64_t n_even = (n + 1) / 2, n_odd = n / 2;
+  for (int64_t i = 0; i < n_even; i += V::width) {
+    typename V::reg a, b;
+    V::interleave(load_n<V>(even + i, lanes_within<V>(i, n_even)), load_n<V>(odd + i, lanes_within<V>(i, n_odd)), a, b);
+    store_n<V>(x + 2 * i, a, lanes_within<V>(2 * i, n));
+    store_n<V>(x + 2 * i + V::width, b, lanes_within<V>(2 * i + V::width, n));
+  }
+}
+
+template <typename V>
 void exp_kernel(const float* x, float* y, int64_t n) {
   for_each_vector<V>(n, [&](int64_t i, int lanes) { store_n<V>(y + i, V::exp(load_n<V>(x + i, lanes)), lanes); });
 }
@@ -792,6 +813,7 @@ Table make_table(Isa isa) {
                conv3x3_backward_weight<V>,
                conv3x3_backward_weight_small<V>,
                split_even_odd<V>,
+               merge_even_odd<V>,
                exp_kernel<V>,
                log_softmax_rows<V>,
                sgd_step<V>,

@@ -349,6 +349,80 @@ void direct3x3(const ConvGeometry& g, const float* x, const float* w, float* y, 
   });
 }
 
+namespace {
+
+// dx of a stride-2 3×3 convolution (padding 1) as four stride-1 convolutions of dy, one per
+// parity (pa, pb) of (ih, iw) = (2a + pa, 2b + pb), each over the H_out × W_out grid of (a, b):
+// rows ih = 2a take kernel row 1 at dy row a; ih = 2a + 1 take row 0 at a + 1 and row 2 at a
+// (columns alike). dy is laid out flat (DirectInput) with a zero row below and a zero column
+// to the right, in two copies (dy[·][b] and dy[·][b + 1]); the four results interleave into dx.
+struct Stride2Phase {
+  int taps = 0;
+  int kernel_tap[4];    // 3·ki + kj
+  int64_t dy_shift[4];  // (da, db) as da·W_out + db·copy
+};
+
+void direct3x3_stride2_input_gradient(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const int64_t M = g.C_out, C = g.C_in, H_out = g.H_out, W_out = g.W_out, P = H_out * W_out;
+  const int64_t copy = ((H_out + 1) * W_out + 15) / 16 * 16;
+  struct Tap {
+    int k;
+    int64_t shift;
+  };
+  const std::vector<Tap> by_parity[2] = {{{1, 0}}, {{0, 1}, {2, 0}}};  // (kernel index, dy offset) per parity
+  Stride2Phase phases[4];
+  std::vector<float> packed[4];
+  for (int pa = 0; pa < 2; ++pa)
+    for (int pb = 0; pb < 2; ++pb) {
+      Stride2Phase& ph = phases[pa * 2 + pb];
+      for (const Tap& row : by_parity[pa])
+        for (const Tap& column : by_parity[pb]) {
+          ph.kernel_tap[ph.taps] = row.k * 3 + column.k;
+          ph.dy_shift[ph.taps++] = row.shift * W_out + column.shift * copy;
+        }
+      // w'[c][o][t] = w[o][c][kernel_tap[t]], packed [⌈C/4⌉][M][taps][4]
+      std::vector<float>& pk = packed[pa * 2 + pb];
+      pk.assign((C + 3) / 4 * 4 * M * ph.taps, 0.f);
+      for (int64_t o = 0; o < M; ++o)
+        for (int64_t c = 0; c < C; ++c)
+          for (int t = 0; t < ph.taps; ++t)
+            pk[((c / 4 * M + o) * ph.taps + t) * 4 + c % 4] = w[(o * C + c) * 9 + ph.kernel_tap[t]];
+    }
+  kernels::Conv3x3Input in{};
+  in.C = M;
+  in.plane = 2 * copy + 16;  // slack: reads run up to a vector past the last tap
+  const kernels::Table& k = kernels::kernels();
+  parallel_for(g.N, 1, [&](int64_t n0, int64_t n1) {
+    float* planes = scratch(0, M * in.plane);
+    float* out = scratch(1, 4 * C * P);
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t o = 0; o < M; ++o) {
+        const float* src = dy + (n * M + o) * P;
+        float* p = planes + o * in.plane;
+        std::fill(p, p + in.plane, 0.f);
+        std::memcpy(p, src, sizeof(float) * P);
+        std::memcpy(p + copy, src + 1, sizeof(float) * (P - 1));
+        for (int64_t a = 0; a < H_out; ++a) p[copy + a * W_out + W_out - 1] = 0.f;
+      }
+      for (int ph = 0; ph < 4; ++ph) {
+        kernels::Conv3x3Input phase_in = in;
+        phase_in.taps = phases[ph].taps;
+        std::copy(phases[ph].dy_shift, phases[ph].dy_shift + phases[ph].taps, phase_in.tap);
+        k.conv3x3(planes, phase_in, 1, P, packed[ph].data(), C, out + ph * C * P);
+      }
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t ih = 0; ih < g.H; ++ih) {
+          const int64_t pa = ih % 2, a = ih / 2;
+          const float* even = out + ((pa * 2) * C + c) * P + a * W_out;
+          const float* odd = out + ((pa * 2 + 1) * C + c) * P + a * W_out;
+          k.merge_even_odd(even, odd, g.W, dx + ((n * C + c) * g.H + ih) * g.W);
+        }
+    }
+  });
+}
+
+}  // namespace
+
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
   if (is_depthwise3x3(g)) return depthwise_forward(g, x, w, bias, y);
   if (is_direct3x3(g)) {
@@ -388,6 +462,7 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
     return;
   }
   if (is_direct3x3(g) && g.stride_h == 1) return direct3x3(g, dy, w, dx, true);
+  if (is_direct3x3(g) && g.W_out >= 8) return direct3x3_stride2_input_gradient(g, dy, w, dx);
   int64_t K = g.cin_g() * g.kH * g.kW, M = g.cout_g();
   for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
     const float* dyg = dy + (blk.n0 * g.C_out + blk.grp * M) * blk.HWo();

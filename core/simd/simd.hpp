@@ -9,7 +9,8 @@
 //   V::shift_up(v, in = 0)   lane i ← lane i − 1, lane 0 ← in; V::shift_down: lane i ← lane i + 1,
 //                            the last lane ← 0 (a row's neighbours at its edges)
 //   V::deinterleave(a, b, even, odd)  of the 2·width floats p = a then b: even[i] = p[2i],
-//                            odd[i] = p[2i + 1] (a stride-2 row's columns)
+//                            odd[i] = p[2i + 1] (a stride-2 row's columns); V::interleave(even, odd, a, b)
+//                            its inverse
 //   V::set1, zero, add, sub, mul, div, fma(a, b, c) = a·b + c, max, min, sqrt, hsum
 //   V::cmp_gt_select(a, b, x) = a > b ? x : 0 per lane
 //   V::exp (Cephes' expf polynomial after range reduction, within 2 ulp), V::hmax
@@ -39,6 +40,10 @@ struct Scalar {
   static void deinterleave(reg a, reg b, reg& even, reg& odd) {
     even = a;
     odd = b;
+  }
+  static void interleave(reg even, reg odd, reg& a, reg& b) {
+    a = even;
+    b = odd;
   }
   static reg set1(float v) { return v; }
   static reg zero() { return 0.f; }
@@ -79,6 +84,11 @@ struct Avx2 {
   static void deinterleave(reg a, reg b, reg& even, reg& odd) {  // per 128-bit lane, then the 64-bit pairs
     even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
     odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+  }
+  static void interleave(reg even, reg odd, reg& a, reg& b) {  // pairs per 128-bit lane, then the lanes in order
+    const reg low = _mm256_unpacklo_ps(even, odd), high = _mm256_unpackhi_ps(even, odd);
+    a = _mm256_permute2f128_ps(low, high, 0x20);
+    b = _mm256_permute2f128_ps(low, high, 0x31);
   }
   static reg set1(float v) { return _mm256_set1_ps(v); }
   static reg zero() { return _mm256_setzero_ps(); }
@@ -148,6 +158,10 @@ struct Avx512 {
   static void deinterleave(reg a, reg b, reg& even, reg& odd) {
     even = _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
     odd = _mm512_permutex2var_ps(a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
+  }
+  static void interleave(reg even, reg odd, reg& a, reg& b) {
+    a = _mm512_permutex2var_ps(even, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), odd);
+    b = _mm512_permutex2var_ps(even, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), odd);
   }
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static reg zero() { return _mm512_setzero_ps(); }
