@@ -4,6 +4,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <vector>
 
 #include "core/blas.hpp"
 #include "core/error.hpp"
@@ -185,6 +186,23 @@ TEST_CASE("conv2d fast kernels equal the reference on the shared case list", "[k
         test::require_close(dw_both, dw_ref, 1e-3, 1e-4);
       });
     }
+  }
+}
+
+TEST_CASE("split_even_odd and merge_even_odd take a row apart by column parity and back", "[kernels]") {
+  for (int64_t n : {1, 2, 7, 16, 17, 33, 64}) {
+    INFO("n " << n);
+    std::vector<float> x(n), even((n + 1) / 2 + 1, -1.f), odd(n / 2 + 1, -1.f), back(n + 1, -1.f);
+    for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(i * i % 13) - 5.f;
+    for_each_configuration([&] {
+      kernels::kernels().split_even_odd(x.data(), n, even.data(), odd.data());
+      for (int64_t i = 0; i < n; ++i) REQUIRE((i % 2 ? odd[i / 2] : even[i / 2]) == x[i]);
+      REQUIRE(even[(n + 1) / 2] == -1.f);  // nothing written past either half
+      REQUIRE(odd[n / 2] == -1.f);
+      kernels::kernels().merge_even_odd(even.data(), odd.data(), n, back.data());
+      for (int64_t i = 0; i < n; ++i) REQUIRE(back[i] == x[i]);
+      REQUIRE(back[n] == -1.f);
+    });
   }
 }
 
