@@ -672,11 +672,14 @@ void conv3x3_backward_weight_small(const float* dy, const float* xp, const Conv3
   constexpr int64_t block = kSmallOut * V::width;
   const int64_t C = in.C, P = H * W, M_padded = (M + block - 1) / block * block;
   thread_local std::vector<float> buffer;
-  buffer.assign(count * P * M_padded + 16, 0.f);
+  buffer.resize(count * P * M_padded + 16);
   float* const dy_t = aligned64(buffer.data());
   for (int64_t s = 0; s < count; ++s)
-    for (int64_t o = 0; o < M; ++o)
-      for (int64_t p = 0; p < P; ++p) dy_t[(s * P + p) * M_padded + o] = dy[s * dy_step + o * P + p];
+    for (int64_t p = 0; p < P; ++p) {
+      float* row = dy_t + (s * P + p) * M_padded;
+      for (int64_t o = 0; o < M; ++o) row[o] = dy[s * dy_step + o * P + p];
+      for (int64_t o = M; o < M_padded; ++o) row[o] = 0.f;  // channels past M
+    }
   for (int64_t ob = 0; ob < M; ob += block)
     for (int64_t c = 0; c < C; ++c) {
       typename V::reg acc[kSmallOut][9];
