@@ -23,6 +23,7 @@ inline const std::vector<ConvCase>& conv_cases() {
       {"resnet20_stem_3to16", 3, 32, 32, 16, 3, 1, 1, 1, 128},
       {"resnet20_3x3_16", 16, 32, 32, 16, 3, 1, 1, 1, 128},
       {"resnet20_3x3_32_s2", 16, 32, 32, 32, 3, 2, 1, 1, 128},
+      {"resnet20_3x3_32", 32, 16, 16, 32, 3, 1, 1, 1, 128},
       {"resnet20_3x3_64_s2", 32, 16, 16, 64, 3, 2, 1, 1, 128},
       {"resnet20_3x3_64", 64, 8, 8, 64, 3, 1, 1, 1, 128},
       // ResNet-18 (CIFAR stem) and VGG-11: the 64→64 32×32 layer is the headline figure.

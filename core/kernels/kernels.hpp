@@ -25,9 +25,10 @@ struct AdamStep {
 
 // The input of the direct 3×3 kernels: C planes `plane` floats apart, from which output pixel
 // (oh, ow) reads tap t = 3·ki + kj at offset oh·row + ow + tap[t]; reads reach up to one vector
-// past the last output pixel's taps (the caller leaves that much slack). Stride 1: the input
-// with a zero border, row = W + 2, tap = ki·row + kj. Stride 2: the bordered input's even and
-// odd columns as two half planes (core/ops/conv2d.cpp).
+// past the last output pixel's taps (the caller leaves that much slack). Either the input with a
+// zero border (row = W + 2, tap = ki·row + kj), or column-shifted copies of it over which every
+// tap runs contiguously through the flattened output (one row of H_out·W_out pixels; the
+// layouts are built in core/ops/conv2d.cpp).
 struct Conv3x3Input {
   int64_t C, plane, row;
   int64_t tap[9];
@@ -78,9 +79,11 @@ struct Table {
   void (*conv3x3_backward_weight_small)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H,
                                         int64_t W, int64_t M, float* dw, int64_t count, int64_t x_step,
                                         int64_t dy_step);
-  // even[i] = x[2i] and odd[i] = x[2i + 1] of n floats (⌈n/2⌉ and ⌊n/2⌋ written).
-  void (*split_even_odd)(const float* x, int64_t n, float* even, float* odd);
-  // Its inverse: x[2i] = even[i], x[2i + 1] = odd[i] for the n floats of x.
+  // The stride-2 planes of one (H, W) channel (Conv3x3Input, conv2d.cpp): row (ih + 1)/2 of copy
+  // 2·kj + (ih + 1) % 2 (copies `copy` floats apart, rows ⌈W/2⌉ wide) ← x_ih[2·ow + kj − 1], 0
+  // past the row's ends; other floats are left as they are.
+  void (*stride2_planes)(const float* x, int64_t H, int64_t W, float* planes, int64_t copy);
+  // x[2i] = even[i], x[2i + 1] = odd[i] for the n floats of x.
   void (*merge_even_odd)(const float* even, const float* odd, int64_t n, float* x);
   // y = exp(x) (within 2 ulp of expf), and y = log_softmax of each of `rows` contiguous rows.
   void (*exp)(const float* x, float* y, int64_t n);

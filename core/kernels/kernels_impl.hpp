@@ -710,15 +710,32 @@ void conv3x3_backward_weight_small(const float* dy, const float* xp, const Conv3
     }
 }
 
+// The stride-2 planes of one channel for the direct 3×3 kernels (kernels.hpp): input row ih
+// fills row (ih + 1)/2 of copies 2·kj + (ih + 1) % 2 with x_ih[2·ow + kj − 1] (0 past the row's
+// ends), ow < ⌈W/2⌉; the caller zeroes the rest of the plane.
 template <typename V>
-void split_even_odd(const float* x, int64_t n, float* even, float* odd) {
-  const int64_t n_even = (n + 1) / 2, n_odd = n / 2;
-  for (int64_t i = 0; i < n_even; i += V::width) {
-    typename V::reg e, o;
-    V::deinterleave(load_n<V>(x + 2 * i, lanes_within<V>(2 * i, n)),
-                    load_n<V>(x + 2 * i + V::width, lanes_within<V>(2 * i + V::width, n)), e, o);
-    store_n<V>(even + i, e, lanes_within<V>(i, n_even));
-    if (i < n_odd) store_n<V>(odd + i, o, lanes_within<V>(i, n_odd));
+void stride2_planes(const float* x, int64_t H, int64_t W, float* p, int64_t copy) {
+  const int64_t W_out = (W + 1) / 2;
+  auto columns = [&](const float* r, int64_t at, typename V::reg& even, typename V::reg& odd) {  // r[at + 2i], r[at + 2i + 1]
+    V::deinterleave(load_n<V>(r + at, lanes_within<V>(at, W)), load_n<V>(r + at + V::width, lanes_within<V>(at + V::width, W)),
+                    even, odd);
+  };
+  for (int64_t ih = 0; ih < H; ++ih) {
+    const float* r = x + ih * W;
+    float* row[3];
+    for (int kj = 0; kj < 3; ++kj) row[kj] = p + (2 * kj + (ih + 1) % 2) * copy + (ih + 1) / 2 * W_out;
+    for (int64_t ow = 0; ow < W_out; ow += V::width) {
+      typename V::reg even, odd, before, unused;
+      columns(r, 2 * ow, even, odd);
+      if (ow == 0)
+        before = V::shift_up(odd, 0.f);  // x[2·ow − 1]: the left border, then the odd columns
+      else
+        columns(r, 2 * ow - 1, before, unused);
+      const int lanes = lanes_within<V>(ow, W_out);
+      store_n<V>(row[0] + ow, before, lanes);
+      store_n<V>(row[1] + ow, even, lanes);
+      store_n<V>(row[2] + ow, odd, lanes);
+    }
   }
 }
 
@@ -815,7 +832,7 @@ Table make_table(Isa isa) {
                kSmallVec * V::width,
                conv3x3_backward_weight<V>,
                conv3x3_backward_weight_small<V>,
-               split_even_odd<V>,
+               stride2_planes<V>,
                merge_even_odd<V>,
                exp_kernel<V>,
                log_softmax_rows<V>,

@@ -160,15 +160,13 @@ bool is_direct3x3_weight(const ConvGeometry& g) {
 
 // The input planes kernels::conv3x3 reads, for an (H, W) input with a border of zeros, in one of
 // two layouts (kernels::Conv3x3Input: output pixel (oh, ow) reads tap t at oh·row + ow + tap[t]).
-// Rows: as is at stride 1; at stride 2 split into the even and the odd columns of the bordered
-// input (two half planes, rows of S = ⌈(W + 2)/2⌉), so that each tap of consecutive outputs is
-// contiguous: kj = 0 → even column ow, kj = 1 → odd column ow, kj = 2 → even column ow + 1.
-// Flat, for outputs narrower than a 16-lane vector (8×8 maps would fill half of each): column-
-// shifted copies of the bordered input, rows W_out wide, so that each tap runs contiguously over
-// the whole flattened output (the kernel sees one row of H_out·W_out pixels) and a vector covers
-// two 8-wide rows. Stride 1: three copies (kj), H + 2 rows each, tap (ki, kj) at copy kj + ki·W.
+// Rows, at stride 1 for outputs 16 or more wide: the bordered input as is.
+// Flat, otherwise: column-shifted copies of the bordered input, rows W_out wide, so that each tap
+// runs contiguously over the whole flattened output (the kernel sees one row of H_out·W_out
+// pixels): a vector covers two 8-wide rows, and at stride 2 each tap of consecutive outputs is
+// contiguous. Stride 1: three copies (kj), H + 2 rows each, tap (ki, kj) at copy kj + ki·W.
 // Stride 2: six (kj × even/odd bordered rows), H_out + 1 rows each; ki = 0, 1 read the even and
-// odd rows at row oh, ki = 2 the even ones at oh + 1. Copies cost fills: wider outputs use rows.
+// odd rows at row oh, ki = 2 the even ones at oh + 1. Copies cost fills: wide outputs use rows.
 struct DirectInput {
   int64_t H, W, stride, H_out, W_out;
   bool flat;
@@ -176,22 +174,22 @@ struct DirectInput {
   kernels::Conv3x3Input in{};
 
   DirectInput(int64_t C, int64_t H_, int64_t W_, int64_t stride_)
-      : H(H_), W(W_), stride(stride_), H_out((H - 1) / stride + 1), W_out((W - 1) / stride + 1), flat(W_out < 16) {
-    const int64_t Hp = H + 2, Wp = W + 2, S = (Wp + 1) / 2;
+      : H(H_), W(W_), stride(stride_), H_out((H - 1) / stride + 1), W_out((W - 1) / stride + 1),
+        flat(stride == 2 || W_out < 16) {
+    const int64_t Hp = H + 2, Wp = W + 2;
     in.C = C;
     if (flat) {
       copy = ((stride == 1 ? Hp : H_out + 1) * W_out + 15) / 16 * 16;
       in.row = 0;
       in.plane = (stride == 1 ? 3 : 6) * copy + 16;  // slack: reads run up to a vector past the last tap
     } else {
-      in.row = stride == 1 ? Wp : 2 * S;
-      in.plane = ((stride == 1 ? Hp * Wp : 2 * Hp * S) + 32 + 15) / 16 * 16;
+      in.row = Wp;
+      in.plane = (Hp * Wp + 32 + 15) / 16 * 16;
     }
     for (int ki = 0; ki < 3; ++ki)
       for (int kj = 0; kj < 3; ++kj) {
         const int64_t flat_tap = stride == 1 ? kj * copy + ki * W_out : (2 * kj + (ki == 1)) * copy + (ki == 2) * W_out;
-        const int64_t row_tap = stride == 1 ? ki * Wp + kj : ki * S + (kj == 1 ? Hp * S : kj / 2);
-        in.tap[ki * 3 + kj] = flat ? flat_tap : row_tap;
+        in.tap[ki * 3 + kj] = flat ? flat_tap : ki * Wp + kj;
       }
   }
   // The output as the kernels see it: flat, one row of all pixels.
@@ -201,58 +199,29 @@ struct DirectInput {
   // Fills the planes of C channels from x (C, H, W).
   void fill(const float* x, float* xp) const {
     for (int64_t c = 0; c < in.C; ++c) {
-      if (flat)
-        fill_flat(x + c * H * W, xp + c * in.plane);
-      else
-        fill_rows(x + c * H * W, xp + c * in.plane);
-    }
-  }
-
- private:
-  void fill_rows(const float* src, float* p) const {
-    const int64_t Wp = W + 2, S = (Wp + 1) / 2, Hp = H + 2;
-    if (stride == 1) {
-      std::fill(p, p + Wp, 0.f);
-      for (int64_t ih = 0; ih < H; ++ih) {
-        float* row = p + (ih + 1) * Wp;
-        row[0] = row[W + 1] = 0.f;
-        std::memcpy(row + 1, src + ih * W, sizeof(float) * W);
+      const float* src = x + c * H * W;
+      float* p = xp + c * in.plane;
+      if (!flat) {
+        std::fill(p, p + W + 2, 0.f);
+        for (int64_t ih = 0; ih < H; ++ih) {
+          float* row = p + (ih + 1) * (W + 2);
+          row[0] = row[W + 1] = 0.f;
+          std::memcpy(row + 1, src + ih * W, sizeof(float) * W);
+        }
+        std::fill(p + (H + 1) * (W + 2), p + in.plane, 0.f);
+        continue;
       }
-      std::fill(p + (H + 1) * Wp, p + in.plane, 0.f);
-    } else {  // bordered column j = iw + 1: odd j ← even iw, even j ≥ 2 ← odd iw
-      float* odd_plane = p + Hp * S;
-      std::fill(p, p + S, 0.f);
-      std::fill(p + (H + 1) * S, odd_plane + S, 0.f);
-      std::fill(odd_plane + (H + 1) * S, p + in.plane, 0.f);
-      const int64_t n_even = (W + 1) / 2, n_odd = W / 2;
-      for (int64_t ih = 0; ih < H; ++ih) {
-        float* even = p + (ih + 1) * S;
-        float* odd = odd_plane + (ih + 1) * S;
-        kernels::kernels().split_even_odd(src + ih * W, W, odd, even + 1);
-        even[0] = 0.f;
-        std::fill(even + 1 + n_odd, even + S, 0.f);
-        std::fill(odd + n_even, odd + S, 0.f);
+      std::fill(p, p + in.plane, 0.f);
+      if (stride == 2) {
+        kernels::kernels().stride2_planes(src, H, W, p, copy);
+        continue;
       }
-    }
-  }
-
-  void fill_flat(const float* src, float* p) const {
-    std::fill(p, p + in.plane, 0.f);
-    if (stride == 1) {  // copy kj, row ih + 1: [0, x_ih[0 .. W−2]], x_ih, [x_ih[1 .. W−1], 0]
+      // copy kj, row ih + 1: [0, x_ih[0 .. W−2]], x_ih, [x_ih[1 .. W−1], 0]
       float *left = p + W, *middle = p + copy + W, *right = p + 2 * copy + W;
       std::memcpy(middle, src, sizeof(float) * H * W);
       std::memcpy(left + 1, src, sizeof(float) * (H * W - 1));
       std::memcpy(right, src + 1, sizeof(float) * (H * W - 1));
       for (int64_t ih = 0; ih < H; ++ih) left[ih * W] = right[ih * W + W - 1] = 0.f;
-    } else {  // bordered row 2r + par = input row ih: copy kj holds x_ih[2·ow + kj − 1]
-      for (int64_t ih = 0; ih < H; ++ih) {
-        const int64_t par = (ih + 1) % 2, r = (ih + 1) / 2;
-        float* row[3];
-        for (int kj = 0; kj < 3; ++kj) row[kj] = p + (2 * kj + par) * copy + r * W_out;
-        kernels::kernels().split_even_odd(src + ih * W, W, row[1], row[2]);  // x[2·ow], x[2·ow + 1]
-        row[0][0] = 0.f;
-        for (int64_t ow = 1; ow < W_out; ++ow) row[0][ow] = row[2][ow - 1];  // x[2·ow − 1]; rows too short for memcpy
-      }
     }
   }
 };
@@ -508,7 +477,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
           const int64_t nb = std::min(B, end - n);
           float* xp = scratch(0, nb * x_step);
           for (int64_t b = 0; b < nb; ++b) planes.fill(x + (n + b) * g.C_in * HW, xp + b * x_step);
-          const auto kernel = planes.flat ? k.conv3x3_backward_weight_small : k.conv3x3_backward_weight;
+          const auto kernel = planes.W_out < 16 ? k.conv3x3_backward_weight_small : k.conv3x3_backward_weight;
           kernel(dy + n * dy_step, xp, planes.in, planes.rows(), planes.columns(), g.C_out, partial.data() + c * size,
                  nb, x_step, dy_step);
         }
