@@ -476,10 +476,12 @@ constexpr int kConvOut = 4, kConvSeg = 3, kWeightOut = 4;
 #endif
 
 // The channel × tap loop of the direct 3×3 register tiles: body(base, w) for every input channel
-// c and tap k, base = channel c's plane at tap k, w = the packed weights of (c, k) (kBlock floats).
+// c in [c0, c1) and tap k, base = channel c's plane at tap k, w = the packed weights of (c, k)
+// (kBlock floats).
 template <int64_t kBlock, int kTaps, typename Body>
-inline void for_each_channel_tap(const float* xp, const Conv3x3Input& in, const float* wb, Body body) {
-  for (int64_t c = 0; c < in.C; ++c) {
+inline void for_each_channel_tap(const float* xp, const Conv3x3Input& in, int64_t c0, int64_t c1, const float* wb,
+                                 Body body) {
+  for (int64_t c = c0; c < c1; ++c) {
     const float* xc = xp + c * in.plane;
     const float* wc = wb + c * kTaps * kBlock;
 #pragma GCC unroll 9
@@ -490,38 +492,45 @@ inline void for_each_channel_tap(const float* xp, const Conv3x3Input& in, const 
 template <typename V, int kTaps>
 void conv3x3_taps(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y) {
   const int64_t C = in.C, per_row = (W + V::width - 1) / V::width, segments = H * per_row;
-  for (int64_t ob = 0; ob < M; ob += kConvOut) {
-    const float* wb = wp + (ob / kConvOut) * C * kTaps * kConvOut;
-    const int64_t rows = min_i64(kConvOut, M - ob);
-    for (int64_t s0 = 0; s0 < segments; s0 += kConvSeg) {
-      int64_t at[kConvSeg], out[kConvSeg];
-      int lanes[kConvSeg];
-      for (int t = 0; t < kConvSeg; ++t) {  // a short last tile repeats its last segment
-        const int64_t s = min_i64(s0 + t, segments - 1), oh = s / per_row, ow = (s % per_row) * V::width;
-        at[t] = oh * in.row + ow;
-        out[t] = oh * W + ow;
-        lanes[t] = static_cast<int>(min_i64(V::width, W - ow));
-      }
-      typename V::reg acc[kConvOut][kConvSeg];
-#pragma GCC unroll 4
-      for (auto& row : acc)
-#pragma GCC unroll 4
-        for (auto& a : row) a = V::zero();
-      for_each_channel_tap<kConvOut, kTaps>(xp, in, wb, [&](const float* base, const float* wt) {
-        typename V::reg xv[kConvSeg];
-#pragma GCC unroll 4
-        for (int t = 0; t < kConvSeg; ++t) xv[t] = V::load(base + at[t]);
-#pragma GCC unroll 4
-        for (int r = 0; r < kConvOut; ++r) {
-          const auto wv = V::set1(wt[r]);
-#pragma GCC unroll 4
-          for (int t = 0; t < kConvSeg; ++t) acc[r][t] = V::fma(wv, xv[t], acc[r][t]);
+  // Flat layouts (row 0): input channels in chunks whose planes fit L1 (32 KiB), since every
+  // tile reads its chunk's planes whole, again for every block of output channels; chunks after
+  // the first add to y. Rows (row > 0): a tile reads a few rows, which the next tile reuses.
+  const int64_t chunk = in.row == 0 ? std::max<int64_t>(1, 8192 / in.plane) : C;
+  for (int64_t c0 = 0; c0 < C; c0 += chunk)
+    for (int64_t ob = 0; ob < M; ob += kConvOut) {
+      const float* wb = wp + (ob / kConvOut) * C * kTaps * kConvOut;
+      const int64_t rows = min_i64(kConvOut, M - ob);
+      for (int64_t s0 = 0; s0 < segments; s0 += kConvSeg) {
+        int64_t at[kConvSeg], out[kConvSeg];
+        int lanes[kConvSeg];
+        for (int t = 0; t < kConvSeg; ++t) {  // a short last tile repeats its last segment
+          const int64_t s = min_i64(s0 + t, segments - 1), oh = s / per_row, ow = (s % per_row) * V::width;
+          at[t] = oh * in.row + ow;
+          out[t] = oh * W + ow;
+          lanes[t] = static_cast<int>(min_i64(V::width, W - ow));
         }
-      });
-      for (int64_t r = 0; r < rows; ++r)
-        for (int t = 0; t < kConvSeg; ++t) store_n<V>(y + (ob + r) * H * W + out[t], acc[r][t], lanes[t]);
+        typename V::reg acc[kConvOut][kConvSeg];
+#pragma GCC unroll 4
+        for (int r = 0; r < kConvOut; ++r)
+#pragma GCC unroll 4
+          for (int t = 0; t < kConvSeg; ++t)
+            acc[r][t] = c0 == 0 || r >= rows ? V::zero() : load_n<V>(y + (ob + r) * H * W + out[t], lanes[t]);
+        for_each_channel_tap<kConvOut, kTaps>(xp, in, c0, min_i64(C, c0 + chunk), wb, [&](const float* base,
+                                                                                         const float* wt) {
+          typename V::reg xv[kConvSeg];
+#pragma GCC unroll 4
+          for (int t = 0; t < kConvSeg; ++t) xv[t] = V::load(base + at[t]);
+#pragma GCC unroll 4
+          for (int r = 0; r < kConvOut; ++r) {
+            const auto wv = V::set1(wt[r]);
+#pragma GCC unroll 4
+            for (int t = 0; t < kConvSeg; ++t) acc[r][t] = V::fma(wv, xv[t], acc[r][t]);
+          }
+        });
+        for (int64_t r = 0; r < rows; ++r)
+          for (int t = 0; t < kConvSeg; ++t) store_n<V>(y + (ob + r) * H * W + out[t], acc[r][t], lanes[t]);
+      }
     }
-  }
 }
 
 template <typename V>
@@ -563,7 +572,7 @@ void conv3x3_small(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W
       for (auto& row : acc)
 #pragma GCC unroll 4
         for (auto& a : row) a = V::zero();
-      for_each_channel_tap<block, 9>(xp, in, wb, [&](const float* base, const float* wk) {
+      for_each_channel_tap<block, 9>(xp, in, 0, in.C, wb, [&](const float* base, const float* wk) {
         typename V::reg wv[kSmallVec];
 #pragma GCC unroll 4
         for (int v = 0; v < kSmallVec; ++v) wv[v] = in_register<V>(V::load(wk + v * V::width));
