@@ -714,7 +714,8 @@ void conv3x3_backward_weight_small(const float* dy, const float* xp, const Conv3
       for (int v = 0; v < kSmallOut; ++v)
         for (int k = 0; k < 9; ++k) {
           V::store(lanes, acc[v][k]);
-          for (int64_t i = 0, o = ob + v * V::width; i < V::width && o + i < M; ++i) dw[((o + i) * C + c) * 9 + k] += lanes[i];
+          for (int64_t i = 0, o = ob + v * V::width; i < V::width && o + i < M; ++i)
+            dw[((o + i) * C + c) * 9 + k] += lanes[i];
         }
     }
 }
@@ -725,9 +726,10 @@ void conv3x3_backward_weight_small(const float* dy, const float* xp, const Conv3
 template <typename V>
 void stride2_planes(const float* x, int64_t H, int64_t W, float* p, int64_t copy) {
   const int64_t W_out = (W + 1) / 2;
-  auto columns = [&](const float* r, int64_t at, typename V::reg& even, typename V::reg& odd) {  // r[at + 2i], r[at + 2i + 1]
-    V::deinterleave(load_n<V>(r + at, lanes_within<V>(at, W)), load_n<V>(r + at + V::width, lanes_within<V>(at + V::width, W)),
-                    even, odd);
+  // even[i] = r[at + 2i], odd[i] = r[at + 2i + 1], 0 past the row's end
+  auto columns = [&](const float* r, int64_t at, typename V::reg& even, typename V::reg& odd) {
+    V::deinterleave(load_n<V>(r + at, lanes_within<V>(at, W)),
+                    load_n<V>(r + at + V::width, lanes_within<V>(at + V::width, W)), even, odd);
   };
   for (int64_t ih = 0; ih < H; ++ih) {
     const float* r = x + ih * W;

@@ -145,11 +145,12 @@ void depthwise_forward(const ConvGeometry& g, const float* x, const float* w, co
 
 
 // 3×3 convolutions with padding 1, stride 1 or 2 run a direct kernel: kernels::conv3x3 (vectors
-// along output rows) when the output is at least 8 wide, kernels::conv3x3_small (vectors across
+// along output pixels) when the output is at least 8 wide, kernels::conv3x3_small (vectors across
 // output channels) when narrower. No column matrix, no packing by the BLAS, no col2im. At stride
 // 1, dx is the same convolution of dy with the kernel transposed and rotated by 180°; at stride 2,
-// dx keeps im2col + sgemm. The weight gradient reduces over pixels and loses to sgemm beyond
-// 64×128 channels, and on narrower outputs, which waste vector lanes (`make bench`: README).
+// four smaller ones, one per output parity (direct3x3_stride2_input_gradient; im2col + sgemm when
+// dy is under 8 wide). The weight gradient loses to sgemm beyond 64×128 channels, and on outputs
+// under 8 wide (`make bench`: README).
 bool is_direct3x3(const ConvGeometry& g) {
   return g.groups == 1 && g.kH == 3 && g.kW == 3 && g.stride_h == g.stride_w && g.stride_h <= 2 && g.pad_h == 1 &&
          g.pad_w == 1 && g.dil_h == 1 && g.dil_w == 1;
@@ -313,7 +314,8 @@ void direct3x3(const ConvGeometry& g, const float* x, const float* w, float* y, 
     float* xp = scratch(0, in * planes.in.plane);
     for (int64_t n = n0; n < n1; ++n) {
       planes.fill(x + n * in * H * W, xp);
-      kernel(xp, planes.in, planes.rows(), planes.columns(), packed.data(), out, y + n * out * planes.H_out * planes.W_out);
+      kernel(xp, planes.in, planes.rows(), planes.columns(), packed.data(), out,
+             y + n * out * planes.H_out * planes.W_out);
     }
   });
 }
