@@ -34,12 +34,15 @@ int threads_from_environment() {
 // the caller runs chunk 0 and waits for the rest. Workers and the caller spin for a short while
 // (kSpin) before sleeping on a condition variable: a wake-up through the kernel takes tens of
 // microseconds on a virtual machine, as long as many whole regions (a training step has hundreds).
-constexpr auto kSpin = std::chrono::microseconds(50);
+// Past kYieldAfter the spin yields between checks: when the scheduler has put the waiting thread
+// on the CPU of the one it waits for, that one runs instead (MLPNet's step: 0.35 ms bound to one
+// CPU without yields, 0.22 with; 0.16 on two).
+constexpr auto kSpin = std::chrono::microseconds(50), kYieldAfter = std::chrono::microseconds(5);
 
 // Calls done() until it holds or kSpin has passed; whether it held.
 template <typename Done>
 bool spin_until(Done done) {
-  const auto until = std::chrono::steady_clock::now() + kSpin;
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     for (int i = 0; i < 64; ++i) {
       if (done()) return true;
@@ -47,7 +50,9 @@ bool spin_until(Done done) {
       __builtin_ia32_pause();
 #endif
     }
-    if (std::chrono::steady_clock::now() > until) return false;
+    const auto spun = std::chrono::steady_clock::now() - start;
+    if (spun > kSpin) return false;
+    if (spun > kYieldAfter) std::this_thread::yield();
   }
 }
 
