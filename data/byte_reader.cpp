@@ -1,54 +1,132 @@
 #include "data/byte_reader.hpp"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 
 namespace shears::data {
 
+struct ByteReader::Stream {
+  static constexpr size_t kBuffer = size_t{1} << 17;
+  Stream(const std::string& path, const std::string& format) : file(path, format + " file") {}
+  ~Stream() {
+    if (inflating) inflateEnd(&z);
+  }
+  InputFile file;
+  bool gzip = false, inflating = false, member_done = false, eof = false;
+  z_stream z{};
+  std::vector<uint8_t> in = std::vector<uint8_t>(kBuffer), out = std::vector<uint8_t>(kBuffer);
+  size_t in_begin = 0, in_end = 0, out_begin = 0, out_end = 0;
+  int64_t file_offset = 0;  // compressed bytes consumed from the file
+
+  size_t in_left() const { return in_end - in_begin; }
+  // Tops the input buffer up (keeping what is left); false when the file has no more bytes.
+  bool read_input() {
+    if (eof) return false;
+    std::memmove(in.data(), in.data() + in_begin, in_left());
+    in_end = in_left(), in_begin = 0;
+    ssize_t n;
+    while ((n = ::read(file.fd(), in.data() + in_end, in.size() - in_end)) < 0 && errno == EINTR) {
+    }
+    SHEARS_CHECK(n >= 0, file.path(), "cannot read (", std::strerror(errno), ")");
+    eof = n == 0;
+    in_end += static_cast<size_t>(n);
+    return n > 0;
+  }
+};
+
 namespace {
-gzFile as_gz(void* file) { return static_cast<gzFile>(file); }
+// Named before opening, in the words the dataset readers' errors have always used.
+std::string existing(std::string path, const std::string& format) {
+  std::error_code ec;
+  SHEARS_CHECK(std::filesystem::exists(path, ec), format, path, ": no such file");
+  return path;
+}
 }  // namespace
 
-ByteReader::ByteReader(std::string path, std::string format) : path_(std::move(path)), format_(std::move(format)) {
-  std::error_code ec;
-  SHEARS_CHECK(std::filesystem::is_regular_file(path_, ec), format_, path_, ": no such file");
-  file_size_ = static_cast<int64_t>(std::filesystem::file_size(path_, ec));
-  SHEARS_CHECK(!ec, format_, path_, ": cannot read its size (", ec.message(), ")");
-  file_ = gzopen(path_.c_str(), "rb");
-  SHEARS_CHECK(file_ != nullptr, format_, path_, ": cannot open (", std::strerror(errno), ")");
-  gzbuffer(as_gz(file_), 1 << 17);
-  if (gzdirect(as_gz(file_))) raw_size_ = file_size_;
+ByteReader::ByteReader(std::string path, std::string format)
+    : path_(existing(std::move(path), format)), format_(std::move(format)),
+      stream_(std::make_unique<Stream>(path_, format_)) {
+  Stream& s = *stream_;
+  while (s.in_left() < 2 && s.read_input()) {
+  }
+  s.gzip = s.in_left() >= 2 && s.in[0] == 0x1f && s.in[1] == 0x8b;
+  if (s.gzip) {
+    SHEARS_CHECK(inflateInit2(&s.z, 15 + 16) == Z_OK, format_, path_, ": cannot start inflating (out of memory)");
+    s.inflating = true;
+  }
 }
 
-ByteReader::~ByteReader() { gzclose(as_gz(file_)); }
+ByteReader::~ByteReader() = default;
+
+bool ByteReader::gzipped() const { return stream_->gzip; }
+int64_t ByteReader::file_size() const { return stream_->file.size(); }
+
+bool ByteReader::fill() {
+  Stream& s = *stream_;
+  s.out_begin = s.out_end = 0;
+  if (!s.gzip) {  // raw: the input buffer is the data
+    if (s.in_left() == 0 && !s.read_input()) return false;
+    std::swap(s.in, s.out);
+    s.out_end = s.in_end, s.in_begin = s.in_end = 0;
+    return true;
+  }
+  while (s.out_end == 0) {
+    if (s.in_left() == 0 && !s.read_input()) {
+      SHEARS_CHECK(s.member_done, format_, path_, ": corrupt or truncated gzip data (the stream ends inside a member) ",
+                   "after ", offset_, " decompressed bytes");
+      return false;
+    }
+    if (s.member_done) {  // more bytes after a member: another member, or trailing garbage
+      while (s.in_left() < 2 && s.read_input()) {
+      }
+      SHEARS_CHECK(s.in_left() >= 2 && s.in[s.in_begin] == 0x1f && s.in[s.in_begin + 1] == 0x8b, format_, path_,
+                   ": unexpected data after the last gzip member at file offset ", s.file_offset,
+                   ": expected another gzip member (1f 8b) or the end of the file");
+      inflateReset(&s.z);
+      s.member_done = false;
+    }
+    s.z.next_in = s.in.data() + s.in_begin;
+    s.z.avail_in = static_cast<uInt>(s.in_left());
+    s.z.next_out = s.out.data();
+    s.z.avail_out = static_cast<uInt>(s.out.size());
+    const int status = inflate(&s.z, Z_NO_FLUSH);
+    const size_t used = s.in_left() - s.z.avail_in;
+    s.in_begin += used, s.file_offset += static_cast<int64_t>(used);
+    s.out_end = s.out.size() - s.z.avail_out;
+    SHEARS_CHECK(status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR, format_, path_,
+                 ": corrupt or truncated gzip data (", s.z.msg ? s.z.msg : zError(status), ") after ",
+                 offset_ + static_cast<int64_t>(s.out_end), " decompressed bytes");
+    s.member_done = status == Z_STREAM_END;
+    if (!s.member_done && used == 0 && s.out_end == 0)  // inflate needs more than the buffer holds
+      SHEARS_CHECK(s.read_input(), format_, path_, ": corrupt or truncated gzip data (the stream ends inside a ",
+                   "member) after ", offset_, " decompressed bytes");
+  }
+  return true;
+}
 
 int64_t ByteReader::read(uint8_t* dst, int64_t n) {
+  Stream& s = *stream_;
   int64_t got = 0;
   while (got < n) {
-    unsigned want = static_cast<unsigned>(std::min<int64_t>(n - got, INT_MAX));
-    int r = gzread(as_gz(file_), dst + got, want);
-    int err = Z_OK;
-    const char* message = gzerror(as_gz(file_), &err);
-    // zlib reports a gzip stream cut short as Z_BUF_ERROR alongside a short (even zero) read.
-    SHEARS_CHECK(r >= 0 && (err == Z_OK || err == Z_STREAM_END), format_, path_, ": corrupt or truncated gzip data (",
-                 message, ") after ", offset_ + std::max(r, 0), " decompressed bytes");
-    got += r;
-    offset_ += r;
-    if (static_cast<unsigned>(r) < want) break;
+    if (s.out_begin == s.out_end && !fill()) break;
+    const int64_t take = std::min<int64_t>(n - got, static_cast<int64_t>(s.out_end - s.out_begin));
+    std::memcpy(dst + got, s.out.data() + s.out_begin, static_cast<size_t>(take));
+    s.out_begin += static_cast<size_t>(take), got += take, offset_ += take;
   }
   return got;
 }
 
 int64_t ByteReader::append(std::vector<uint8_t>& out, int64_t n) {
   constexpr int64_t kChunk = int64_t{1} << 24;
-  if (raw_size_ >= 0) n = std::min(n, std::max<int64_t>(raw_size_ - offset_, 0));
+  if (!gzipped()) n = std::min(n, std::max<int64_t>(file_size() - offset_, 0));
   const size_t start = out.size();
   int64_t got = 0;
   while (got < n) {
@@ -64,11 +142,8 @@ int64_t ByteReader::append(std::vector<uint8_t>& out, int64_t n) {
 }
 
 bool ByteReader::at_end() {
-  uint8_t byte;
-  if (read(&byte, 1) == 0) return true;
-  SHEARS_CHECK(gzungetc(byte, as_gz(file_)) != -1, format_, path_, ": cannot push back a byte");
-  --offset_;
-  return false;
+  Stream& s = *stream_;
+  return s.out_begin == s.out_end && !fill();
 }
 
 }  // namespace shears::data

@@ -1,10 +1,12 @@
 #include "data/cifar.hpp"
 
 #include <filesystem>
-#include <fstream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "data/byte_reader.hpp"
 
 namespace shears::data {
@@ -42,11 +44,12 @@ std::string find_folder(const std::string& dir, const char* subdir, const char* 
 std::vector<std::string> class_names(const std::string& folder, const Format& format) {
   const fs::path path = fs::path(folder) / format.names_file;
   std::vector<std::string> names;
-  std::ifstream in(path);
-  if (!in) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
     for (int64_t k = 0; k < format.num_classes(); ++k) names.push_back(std::to_string(k));
     return names;
   }
+  std::istringstream in(read_input_file(path.string(), std::string(format.name) + " class names", int64_t{1} << 20));
   for (std::string line; std::getline(in, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     if (!line.empty()) names.push_back(line);

@@ -8,13 +8,13 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "data/list_directory.hpp"
 #include "data/stb_image.hpp"
 #include "data/transforms.hpp"
@@ -53,10 +53,17 @@ bool is_image_file(const fs::directory_entry& entry) {
 }
 
 // Image files under `dir`, in os.walk order sorted as torchvision does: by folder, then by name.
-std::vector<fs::path> images_under(const fs::path& dir, const std::string& root) {
+// `folders` and `files` hold what earlier classes reached: a folder or an image reached a second
+// time (through a symlink or a hard link) is refused, so no image is read twice or under two labels.
+std::vector<fs::path> images_under(const fs::path& dir, const std::string& root, FileIds& folders, FileIds& files) {
   std::vector<std::pair<std::string, std::string>> found;
-  for (const auto& entry : list_directory(dir, true, "image folder", root))
-    if (is_image_file(entry)) found.emplace_back(entry.path().parent_path().string(), entry.path().filename().string());
+  for (const auto& entry : list_directory(dir, "image folder", root, folders)) {
+    if (!is_image_file(entry)) continue;
+    const auto [first, fresh] = files.emplace(file_id(entry.path(), "image folder", root), entry.path());
+    SHEARS_CHECK(fresh, "image folder", root, ": ", entry.path().string(), " and ", first->second.string(),
+                 " are the same file (a link): each image is read once");
+    found.emplace_back(entry.path().parent_path().string(), entry.path().filename().string());
+  }
   std::sort(found.begin(), found.end());
   std::vector<fs::path> paths;
   for (const auto& [folder, name] : found) paths.push_back(fs::path(folder) / name);
@@ -163,11 +170,8 @@ void check_png_chunks(const std::string& bytes, const std::string& name) {
 // Decodes one file to `channels` × H × W bytes-as-floats.
 Image decode(const fs::path& path, int64_t channels, int64_t max_pixels) {
   const std::string name = path.string();
-  std::ifstream in(path, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  SHEARS_CHECK(in.good() || in.eof(), "image folder", name, ": cannot read the file");
-  SHEARS_CHECK(bytes.size() <= size_t{INT_MAX}, "image folder", name, ": ", bytes.size(),
-               " bytes, more than stb_image reads (", INT_MAX, ")");
+  // (At most INT_MAX bytes: stb_image reads no more.)
+  const std::string bytes = read_input_file(name, "image", INT_MAX);
   check_jpeg_huffman_tables(bytes, name);
   check_pnm_header(bytes, name);
   check_png_chunks(bytes, name);
@@ -221,6 +225,7 @@ std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, cons
 
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
+  FileIds folders_read{{file_id(root, "image folder", root), root}}, files_read;
   const int64_t image_bytes = options.channels * options.height * options.width;
   for (const std::string& name : folders) {
     const fs::path folder = fs::path(root) / name;
@@ -229,7 +234,7 @@ std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, cons
                  "' is not one of the training set's ", classes.size(), " classes (", class_list(classes),
                  "): val/ and test/ may leave classes out but not add any");
     const int64_t label = known - classes.begin();
-    const std::vector<fs::path> files = images_under(folder, root);
+    const std::vector<fs::path> files = images_under(folder, root, folders_read, files_read);
     SHEARS_CHECK(!files.empty(), "image folder", folder.string(), ": class '", name, "' has no images (looked for ",
                  extension_list(), ")");
     for (const fs::path& file : files) {

@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 
 namespace shears::safetensors {
 
@@ -423,25 +424,10 @@ std::string limit_text(const Limits& limits) {
 }
 
 std::string read_file(const std::string& path, const Limits& limits) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) fail(path, "file", "a readable file", system_error_text());
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) fail(path, "file", "a readable file", system_error_text());
-  if (!S_ISREG(st.st_mode)) fail(path, "file", "a regular file", "a directory or special file");
-  if (static_cast<uint64_t>(st.st_size) > limits.max_bytes)
-    fail(path, "file size", limit_text(limits), concat(st.st_size, " bytes"));
-  std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(path, "file", "a readable file", system_error_text());
-    if (n == 0)
-      fail(path, "file", concat(bytes.size(), " bytes (its size when opened)"),
-           concat(done, ": it shrank while reading"));
-    done += static_cast<std::size_t>(n);
-  }
-  return bytes;
+  InputFile file(path, "file");
+  if (static_cast<uint64_t>(file.size()) > limits.max_bytes)
+    fail(path, "file size", limit_text(limits), concat(file.size(), " bytes"));
+  return file.read_all();
 }
 
 // ---- writing ----

@@ -3,6 +3,7 @@
 // and the loader's determinism across worker counts.
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -625,13 +626,13 @@ TEST_CASE("image folder errors name the folder or file", "[data]") {
     }
   }
   SECTION("a directory walk that fails is a shears::Error naming the dataset") {
-    // The walk holds one descriptor per level: 30 nested folders exhaust a few spare (EMFILE).
+    // The walk holds one descriptor at a time, however deep the tree: with none spare it fails (EMFILE).
     std::string nested = dir / "root/a";
     for (int k = 0; k < 30; ++k) nested += "/n";
     fs::create_directories(nested);
-    FewFileDescriptors few(4);
+    FewFileDescriptors few(0);
     CHECK_THROWS_WITH(load_image_folder(dir / "root"), Contains("image folder: " + dir / "root") &&
-                                                           Contains("cannot list " + dir / "root/a") &&
+                                                           Contains("cannot list " + dir / "root") &&
                                                            Contains("Too many open files"));
   }
   SECTION("no class folders, no directory, bad options") {
@@ -940,6 +941,89 @@ TEST_CASE("open_dataset: names, directories and the standard transforms", "[data
   CHECK_THROWS_WITH(open_dataset(empty.str()), Contains("no dataset recognised"));
   options.val_fraction = 0.999;
   CHECK_THROWS_WITH(open_dataset("synthetic", options), Contains("both parts must be non-empty"));
+}
+
+}  // namespace shears::data
+
+namespace shears::data {
+
+TEST_CASE("readers refuse a FIFO or a device at once instead of blocking or reading forever", "[data]") {
+  TempDir dir;
+  REQUIRE(::mkfifo((dir / "images").c_str(), 0600) == 0);  // no writer: a blocking open never returns
+  CHECK_THROWS_WITH(read_idx(dir / "images", 3), Contains(dir / "images") && Contains("got a FIFO"));
+  CHECK_THROWS_WITH(read_idx("/dev/zero", 3), Contains("/dev/zero") && Contains("got a character device"));
+  fs::create_directories(dir / "cifar");
+  REQUIRE(::mkfifo((dir / "cifar/test_batch.bin").c_str(), 0600) == 0);
+  for (int k = 1; k <= 5; ++k) write_file(dir / ("cifar/data_batch_" + std::to_string(k) + ".bin"), Bytes(3073, 0));
+  CHECK_THROWS_WITH(load_cifar10(dir / "cifar"), Contains("test_batch.bin") && Contains("got a FIFO"));
+}
+
+TEST_CASE("gzip: concatenated members are read, bytes after the last member are refused", "[data]") {
+  TempDir dir;
+  const Bytes pixels = iota_bytes(4 * 2 * 3), whole = idx_bytes({4, 2, 3}, pixels);
+  // Two members, split inside the data, as `cat a.gz b.gz` makes: one stream of bytes.
+  write_gz(dir / "a.gz", Bytes(whole.begin(), whole.begin() + 13));
+  write_gz(dir / "b.gz", Bytes(whole.begin() + 13, whole.end()));
+  Bytes joined = read_file(dir / "a.gz"), second = read_file(dir / "b.gz");
+  joined.insert(joined.end(), second.begin(), second.end());
+  write_file(dir / "images.gz", joined);
+  CHECK(read_idx(dir / "images.gz", 3).data == pixels);
+
+  // What follows the last member must be another member: garbage, zeros or half a header are refused,
+  // as trailing bytes after a raw file are.
+  for (const Bytes& tail : {Bytes{'x', 'y', 'z'}, Bytes(16, 0), Bytes{0x1f}}) {
+    Bytes bad = read_file(dir / "images.gz");
+    bad.insert(bad.end(), tail.begin(), tail.end());
+    write_file(dir / "bad.gz", bad);
+    CHECK_THROWS_WITH(read_idx(dir / "bad.gz", 3),
+                      Contains(dir / "bad.gz") && Contains("unexpected data after the last gzip member"));
+  }
+  Bytes raw = whole;
+  raw.push_back('x');
+  write_file(dir / "raw", raw);
+  CHECK_THROWS_WITH(read_idx(dir / "raw", 3), Contains("unexpected data after offset"));
+}
+
+TEST_CASE("image folders: a symlink cycle or a file reached twice is refused naming the link", "[data]") {
+  TempDir dir;
+  fs::create_directories(dir / "root/cat");
+  fs::create_directories(dir / "root/dog");
+  fs::create_directories(dir / "outside/more");
+  std::vector<uint8_t> pixels(2 * 2 * 3, 9);
+  for (const char* name : {"root/cat/1.png", "root/dog/2.png", "outside/more/3.png"})
+    REQUIRE(stbi_write_png((dir / name).c_str(), 2, 2, 3, pixels.data(), 2 * 3));
+  auto load = [&] { return load_image_folder(dir / "root", {.channels = 3, .height = 2, .width = 2}); };
+  REQUIRE(load()->size() == 2);
+
+  SECTION("a link to a folder outside the tree is followed, as torchvision does") {
+    fs::create_directory_symlink(dir / "outside", dir / "root/cat/extra");
+    CHECK(load()->size() == 3);
+  }
+  SECTION("a link to the class folder itself (.) is a cycle") {
+    fs::create_directory_symlink(".", dir / "root/cat/self");
+    CHECK_THROWS_WITH(load(), Contains(dir / "root/cat/self") && Contains("symlink cycle"));
+  }
+  SECTION("two links to . (which would multiply without end) are refused as fast") {
+    fs::create_directory_symlink(".", dir / "root/cat/x");
+    fs::create_directory_symlink(".", dir / "root/cat/y");
+    CHECK_THROWS_WITH(load(), Contains("symlink cycle"));
+  }
+  SECTION("a link to .. reaches the root and the other classes") {
+    fs::create_directory_symlink("..", dir / "root/cat/up");
+    CHECK_THROWS_WITH(load(), Contains(dir / "root/cat/up") && Contains("same folder"));
+  }
+  SECTION("a link to another class's folder would label its images twice") {
+    fs::create_directory_symlink("../dog", dir / "root/cat/dogs");
+    CHECK_THROWS_WITH(load(), Contains(dir / "root/cat/dogs") && Contains("same folder"));
+  }
+  SECTION("a file linked into a second class (hard or symbolic) is read once at most") {
+    fs::create_hard_link(dir / "root/dog/2.png", dir / "root/cat/2.png");
+    CHECK_THROWS_WITH(load(), Contains(dir / "root/cat/2.png") && Contains(dir / "root/dog/2.png") &&
+                                  Contains("same file"));
+    fs::remove(dir / "root/cat/2.png");
+    fs::create_symlink(dir / "root/cat/1.png", dir / "root/cat/again.png");
+    CHECK_THROWS_WITH(load(), Contains("again.png") && Contains("same file"));
+  }
 }
 
 }  // namespace shears::data

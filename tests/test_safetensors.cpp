@@ -1,6 +1,7 @@
 // safetensors: round trips, the writer's exact bytes, atomic writes, one hand-made bad file per
 // validation rule, and files exchanged with numpy / PyTorch (tools/safetensors_np.py).
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -359,8 +360,16 @@ TEST_CASE("load names the file when it cannot be read", "[safetensors]") {
   TempDir dir;
   const std::string missing = (dir.path / "missing.safetensors").string();
   CHECK_THROWS_WITH(load(missing), missing + ": file: expected a readable file, got No such file or directory");
-  CHECK_THROWS_WITH(load(dir.path.string()),
-                    dir.path.string() + ": file: expected a regular file, got a directory or special file");
+  CHECK_THROWS_WITH(load(dir.path.string()), dir.path.string() + ": file: expected a regular file, got a directory");
+}
+
+TEST_CASE("load refuses a FIFO or a device at once instead of blocking or reading forever", "[safetensors]") {
+  TempDir dir;
+  const std::string fifo = (dir.path / "w.safetensors").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);  // no writer: a blocking open would never return
+  CHECK_THROWS_WITH(load(fifo), fifo + ": file: expected a regular file, got a FIFO");
+  CHECK_THROWS_WITH(load("/dev/zero"), "/dev/zero: file: expected a regular file, got a character device");
+  CHECK_THROWS_WITH(load("/dev/urandom"), "/dev/urandom: file: expected a regular file, got a character device");
 }
 
 // ---- hand-made bad files: one per validation rule ----
