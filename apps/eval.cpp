@@ -23,16 +23,21 @@ int run(const EvalConfig& c) {
   EvalResult r = evaluate(*model, loader, d.num_classes);
   std::printf("%s on %s test (%lld images): loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f images/s\n", c.weights.c_str(),
               d.splits.name.c_str(), (long long)r.samples, r.loss, r.top1, r.top5, r.samples / r.seconds);
+  if (r.nonfinite > 0)
+    std::printf("%lld of %lld images have non-finite logits (NaN or infinity): counted wrong; the model has diverged "
+                "or its weights overflow\n",
+                (long long)r.nonfinite, (long long)r.samples);
   const auto& classes = d.splits.test->classes();
   std::printf("\nper-class accuracy and confusion matrix (rows: true class, columns: predicted)\n");
   std::printf("%-14s %7s |", "class", "acc %");
   for (size_t j = 0; j < classes.size(); ++j) std::printf(" %5zu", j);
+  if (r.nonfinite) std::printf(" %5s", "NaN");  // the column of non-finite rows
   std::printf("\n");
   for (size_t i = 0; i < classes.size(); ++i) {
     int64_t total = 0;
     for (int64_t v : r.confusion[i]) total += v;
     std::printf("%2zu %-11.11s %7.2f |", i, classes[i].c_str(), total ? 100.0 * r.confusion[i][i] / total : 0.0);
-    for (int64_t v : r.confusion[i]) std::printf(" %5lld", (long long)v);
+    for (size_t j = 0; j < classes.size() + (r.nonfinite ? 1 : 0); ++j) std::printf(" %5lld", (long long)r.confusion[i][j]);
     std::printf("\n");
   }
   return 0;

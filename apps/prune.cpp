@@ -326,7 +326,9 @@ std::pair<Latency, Latency> time_inference(nn::Module& dense, nn::Module& pruned
 nlohmann::ordered_json to_json(const EvalResult& r) { return {{"loss", r.loss}, {"acc1", r.top1}, {"acc5", r.top5}}; }
 
 void print_eval(const char* label, const EvalResult& r) {
-  std::printf("%-11s loss %.4f  top-1 %6.2f%%  top-5 %6.2f%%\n", label, r.loss, r.top1, r.top5);
+  std::printf("%-11s loss %.4f  top-1 %6.2f%%  top-5 %6.2f%%", label, r.loss, r.top1, r.top5);
+  if (r.nonfinite) std::printf("  (%lld with non-finite logits, counted wrong)", (long long)r.nonfinite);
+  std::printf("\n");
   std::fflush(stdout);
 }
 

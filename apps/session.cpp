@@ -78,10 +78,17 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
       ->capture_default_str();
 }
 
+bool finite_row(const float* row, int64_t C) {
+  for (int64_t c = 0; c < C; ++c)
+    if (!std::isfinite(row[c])) return false;
+  return true;
+}
+
 int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k) {
   int64_t N = logits.size(0), C = logits.size(1), correct = 0;
   for (int64_t n = 0; n < N; ++n) {
     const float* row = logits.data() + n * C;
+    if (!finite_row(row, C)) continue;  // a NaN compares false with everything: it would rank the target first
     float target = row[labels[n]];
     // Classes ranked before the target: higher scores, and equal ones of lower index (the argmax
     // convention), so that a collapsed network with constant logits is not counted as always right.
@@ -97,7 +104,7 @@ EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_cla
   bool was_training = model.is_training();
   model.eval();
   EvalResult r;
-  r.confusion.assign(num_classes, std::vector<int64_t>(num_classes, 0));
+  r.confusion.assign(num_classes, std::vector<int64_t>(num_classes + 1, 0));
   auto start = std::chrono::steady_clock::now();
   double loss_sum = 0;
   int64_t top1 = 0, top5 = 0;
@@ -110,6 +117,11 @@ EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_cla
     top5 += count_topk(logits, batch->labels, std::min<int64_t>(5, num_classes));
     for (int64_t i = 0; i < n; ++i) {
       const float* row = logits.data() + i * logits.size(1);
+      if (!finite_row(row, logits.size(1))) {
+        ++r.nonfinite;
+        r.confusion[batch->labels[i]][num_classes]++;
+        continue;
+      }
       int64_t best = std::max_element(row, row + logits.size(1)) - row;
       r.confusion[batch->labels[i]][best]++;
     }
