@@ -472,9 +472,14 @@ int run(TrainConfig c, CLI::App& cli) {
     if (root) append_line(events, event.dump());
     std::map<std::string, std::string> meta{{"epoch", std::to_string(epoch + 1)}, {"test_top1", std::to_string(test.top1)}};
     if (root) model->save_checkpoint((dir / "last.safetensors").string(), meta);
-    double selection = val ? val->top1 : test.top1;  // the best epoch is chosen on held-out data when there is some
-    if (selection > best_top1) {
-      best_top1 = selection;
+    // The best epoch is chosen on held-out data when there is some, and never from an evaluation
+    // whose loss is not finite (a diverged model).
+    const EvalResult& chosen_on = val ? *val : test;
+    if (chosen_on.nonfinite > 0)
+      std::printf("  %lld %s images have non-finite logits (counted wrong)\n", (long long)chosen_on.nonfinite,
+                  val ? "val" : "test");
+    if (std::isfinite(chosen_on.loss) && chosen_on.top1 > best_top1) {
+      best_top1 = chosen_on.top1;
       if (root) model->save_checkpoint((dir / "best.safetensors").string(), meta);
     }
     if (root) save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses);
