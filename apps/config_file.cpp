@@ -1,29 +1,27 @@
 #include "apps/config_file.hpp"
 
+#include "core/config_file.hpp"
 #include "core/error.hpp"
 
 namespace shears::app {
 
 void apply_config_file(CLI::App& cli, const std::string& path) {
-  std::vector<CLI::ConfigItem> items;
-  try {
-    items = CLI::ConfigTOML().from_file(path);
-  } catch (const CLI::Error& e) {
-    throw Error(path + ": cannot read the config file: " + e.what());
-  }
-  for (const CLI::ConfigItem& item : items) {
-    if (item.name == "++" || item.name == "--") continue;  // section markers
-    bool own_section = item.parents.empty() || (item.parents.size() == 1 && item.parents[0] == cli.get_name());
-    SHEARS_CHECK(own_section, path, "key '", item.fullname(), "' belongs to no section of `shears ", cli.get_name(), "`");
-    CLI::Option* option = cli.get_option_no_throw("--" + item.name);
-    SHEARS_CHECK(option != nullptr, path, "unknown key '", item.name, "': expected one of the flags of `shears ",
+  for (const config::Item& item : config::read(path)) {
+    const std::string where = path + ": line " + std::to_string(item.line);
+    const bool own_section = item.sections.empty() || (item.sections.size() == 1 && item.sections[0] == cli.get_name());
+    SHEARS_CHECK(own_section, where, "key '", item.key, "' belongs to no section of `shears ", cli.get_name(), "`");
+    CLI::Option* option = cli.get_option_no_throw("--" + item.key);
+    SHEARS_CHECK(option != nullptr, where, "unknown key '", item.key, "': expected one of the flags of `shears ",
                  cli.get_name(), "` without the leading --");
     if (option->count() > 0) continue;  // the command line wins
+    // An empty list, written `[]` or (as CLI11 writes an empty vector) `""`, leaves the default.
+    const bool empty_list = option->get_expected_max() > 1 && (item.values.empty() || item.values == std::vector<std::string>{""});
+    if (empty_list) continue;
     try {
-      option->add_result(item.inputs);
+      option->add_result(item.values);
       option->run_callback();
     } catch (const CLI::Error& e) {
-      throw Error(path + ": key '" + item.name + "': " + e.what());
+      throw Error(where + ": key '" + item.key + "': " + e.what());
     }
   }
 }

@@ -1,5 +1,6 @@
-// `--config FILE`: apply_config_file (CLI11's TOML/INI reader, then each key onto its flag) on a
-// subcommand with the kinds of flags shears' subcommands have.
+// `--config FILE`: apply_config_file (the strict reader of core/config_file, then each key onto its
+// flag) on a subcommand with the kinds of flags shears' subcommands have. `make fuzz` runs it with
+// inputs up to the reader's 1 MiB cap, so that depth and length bugs are within reach.
 #include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
