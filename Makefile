@@ -21,7 +21,7 @@ else
 endif
 
 LIB_SRCS   := $(wildcard core/*.cpp core/ops/*.cpp core/kernels/*.cpp nn/*.cpp nn/models/*.cpp \
-                         optim/*.cpp data/*.cpp prune/*.cpp) \
+                         optim/*.cpp data/*.cpp prune/*.cpp train/*.cpp) \
               $(filter-out dist/mpi.cpp dist/no_mpi.cpp,$(wildcard dist/*.cpp)) $(MPI_SRC)
 APP_SRCS   := $(wildcard apps/*.cpp)
 TEST_SRCS  := $(wildcard tests/*.cpp)
@@ -109,7 +109,7 @@ DEMO_SWEEP := runs/demo-sweep
 DEMO_REPORT := runs/demo-report
 demo: $(APP) | deps
 	$(APP) info
-	$(APP) train --model mlpnet --data fashion-mnist --epochs 10 --lr 0.1 --output $(DEMO_RUN)
+	$(APP) train --model mlpnet --data fashion-mnist --epochs 10 --lr 0.1 --output $(DEMO_RUN) --overwrite
 	$(APP) eval --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist
 	rm -rf $(DEMO_SWEEP)
 	$(APP) sweep --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist \

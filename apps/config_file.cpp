@@ -14,9 +14,9 @@ void apply_config_file(CLI::App& cli, const std::string& path) {
     SHEARS_CHECK(option != nullptr, where, "unknown key '", item.key, "': expected one of the flags of `shears ",
                  cli.get_name(), "` without the leading --");
     if (option->count() > 0) continue;  // the command line wins
-    // An empty list, written `[]` or (as CLI11 writes an empty vector) `""`, leaves the default.
-    const bool empty_list = option->get_expected_max() > 1 && (item.values.empty() || item.values == std::vector<std::string>{""});
-    if (empty_list) continue;
+    // An empty value, `""` or `[]`, leaves the flag at its default: that is how a run's config.toml
+    // writes a flag that was not given and has no default to show (limit-train, widths, resume).
+    if (item.values.empty() || item.values == std::vector<std::string>{""}) continue;
     try {
       option->add_result(item.values);
       option->run_callback();

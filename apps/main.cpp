@@ -1,5 +1,8 @@
 // `shears`: the only place that prints errors and chooses an exit code (DESIGN.md §2.12).
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 #include "apps/commands.hpp"
@@ -7,6 +10,9 @@
 #include "core/version.hpp"
 
 int main(int argc, char** argv) {
+  // A closed pipe on stdout or stderr (`shears train … | head`) makes writes fail instead of ending
+  // the process: a training goes on and saves (apps/train.cpp notes the failure in its log).
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"shears: train and prune neural networks on the CPU"};
   app.set_version_flag("--version", shears::kVersion);
   app.require_subcommand(1);
@@ -24,15 +30,24 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  int status = 0;
   try {
     for (const auto& command : commands)
       if (command.cli->parsed()) return command.run();
   } catch (const shears::Error& e) {
     std::fprintf(stderr, "shears: error: %s\n", e.what());
-    return 1;
+    status = 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "shears: error: out of memory: the operating system refused an allocation outside the "
+                         "tensors (lower --batch-size, --workers or the data size, or raise the memory limit)\n");
+    status = 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "shears: unexpected error: %s\n", e.what());
-    return 2;
+    status = 2;
   }
-  return 0;
+  // After an error, leave without the libraries' exit handlers: out of memory, OpenBLAS's shutdown
+  // waits for its threads, which retry their own failed allocations for ever. Every file shears
+  // writes is complete (written atomically, closed) by the time an error reaches here.
+  std::fflush(nullptr);
+  std::_Exit(status);
 }

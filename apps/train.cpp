@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -23,6 +24,7 @@
 #include "apps/config_file.hpp"
 #include "apps/prune.hpp"
 #include "apps/session.hpp"
+#include "core/config_file.hpp"
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
@@ -35,6 +37,7 @@
 #include "optim/schedule.hpp"
 #include "prune/model_fusion.hpp"
 #include "prune/sfw.hpp"
+#include "train/run_folder.hpp"
 
 namespace shears::app {
 
@@ -70,6 +73,7 @@ struct TrainConfig {
   double split_finetune_lr = 0.01;
   int64_t stop_after = 0;  // epochs to run in this invocation (0: to the end)
   bool skip_nonfinite = false;  // skip steps whose loss or gradients hold NaN/Inf instead of stopping
+  bool overwrite = false;       // replace the run the output folder holds
   std::string output, resume, config;
 };
 
@@ -83,6 +87,21 @@ extern "C" void on_interrupt(int sig) {
   interrupted = true;
   std::signal(sig, SIG_DFL);
 }
+
+// Installs on_interrupt for the training loop; the default actions come back however it ends
+// (an error too, so that a signal then ends the process).
+struct InterruptHandlers {
+  InterruptHandlers() {
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+  }
+  ~InterruptHandlers() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+  }
+  InterruptHandlers(const InterruptHandlers&) = delete;
+  InterruptHandlers& operator=(const InterruptHandlers&) = delete;
+};
 
 template <class T>
 T sfw_choice(const std::string& flag, const std::string& value, const std::vector<std::pair<std::string, T>>& choices) {
@@ -156,7 +175,7 @@ struct TrainingProgress {
 };
 
 void save_training_state(const fs::path& path, const nn::Module& model, const optim::Optimizer& opt, int64_t epoch,
-                         double best_top1, const std::vector<double>& epoch_losses) {
+                         double best_top1, const std::vector<double>& epoch_losses, const std::string& config) {
   std::vector<safetensors::Entry> entries;
   for (safetensors::Entry& e : model.state_dict()) entries.push_back({kWeights + e.name, e.value, e.dtype});
   for (const auto& [name, t] : opt.state_dict()) entries.push_back({name, t, safetensors::Dtype::F32});
@@ -164,12 +183,41 @@ void save_training_state(const fs::path& path, const nn::Module& model, const op
   for (double l : epoch_losses) losses += (losses.empty() ? "" : ",") + detail::concat(std::setprecision(17), l);
   safetensors::save(path.string(), entries,
                     {{"optimizer", opt.name()}, {"epoch", std::to_string(epoch)}, {"best_top1", std::to_string(best_top1)},
-                     {"epoch_losses", losses}});
+                     {"epoch_losses", losses}, {"config", config}});
 }
 
-// Restores what save_training_state wrote.
-TrainingProgress load_training_state(const fs::path& path, nn::Module& model, optim::Optimizer& opt) {
+// Flags that may change when a run resumes: where it runs and how fast, not what it computes.
+const std::set<std::string> kResumeMayChange{"config", "output", "resume", "stop-after", "threads", "workers",
+                                             "overwrite", "skip-nonfinite"};
+
+// A state saved by another optimizer, or by a run of other settings, would continue a different
+// run: refused with what differs.
+void check_same_run(const fs::path& path, const safetensors::File& state, const optim::Optimizer& opt,
+                    const std::string& config) {
+  auto saved = [&](const char* key) {
+    auto it = state.metadata.find(key);
+    return it == state.metadata.end() ? std::string() : it->second;
+  };
+  SHEARS_CHECK(saved("optimizer") == opt.name(), path.string(), "the training state was saved by the optimizer '",
+               saved("optimizer"), "', this run uses '", opt.name(), "': --resume continues the same run");
+  if (saved("config").empty()) {
+    std::printf("note: %s was written by an older shears and does not record its settings: they are not checked\n",
+                path.c_str());
+    return;
+  }
+  const std::vector<std::string> differ = config::differences(config::parse(saved("config"), path.string() + " (config)"),
+                                                              config::parse(config, "the command line"), kResumeMayChange);
+  std::string list;
+  for (const std::string& d : differ) list += "\n  " + d;
+  SHEARS_CHECK(differ.empty(), path.string(), "the training state belongs to a run with other settings (saved -> now):",
+               list, "\n--resume continues the same run: give its settings (its config.toml works with --config)");
+}
+
+// Restores what save_training_state wrote, after checking that it belongs to this run.
+TrainingProgress load_training_state(const fs::path& path, nn::Module& model, optim::Optimizer& opt,
+                                     const std::string& config) {
   safetensors::File s = safetensors::load(path.string());
+  check_same_run(path, s, opt, config);
   std::vector<safetensors::Entry> weights;
   optim::NamedTensors state;
   for (safetensors::Entry& e : s.tensors) {
@@ -228,6 +276,18 @@ void keep_logged_epochs(const fs::path& path, int64_t epochs) {
   std::ofstream(path, std::ios::trunc) << kept;
 }
 
+// A closed stdout or stderr (`shears train … | head`) never ends a run (SIGPIPE is ignored, see
+// apps/main.cpp): the first failed write is noted in events.jsonl, once, and the run goes on.
+void note_output_error(const fs::path& events, int64_t epoch, bool root) {
+  static bool noted = false;
+  if (noted || !root || !(std::ferror(stdout) || std::ferror(stderr))) return;
+  noted = true;
+  append_line(events, nlohmann::json{{"event", "output_error"}, {"epoch", epoch},
+                                     {"message", "standard output or error could not be written (closed pipe or full "
+                                                 "disk); the run goes on, its figures are in summary.csv and here"}}
+                          .dump());
+}
+
 // --sched keep|decrease_3|decrease_3_180|dynamic_change: SFW's per-epoch schemes (ALGORITHMS.md §4.4).
 std::optional<prune::LrScheme> epoch_scheme(const std::string& sched) {
   for (const char* name : {"keep", "decrease_3", "decrease_3_180", "dynamic_change"})
@@ -268,14 +328,10 @@ int run(TrainConfig c, CLI::App& cli) {
   SHEARS_CHECK(c.batch_size > 0 && c.epochs > 0, "train", "--batch-size and --epochs must be positive");
   SHEARS_CHECK(!c.output.empty(), "train", "--output DIR is required (the run folder)");
   SHEARS_CHECK(!(c.distributed && c.sfw_init), "train", "--sfw-init runs its own training loop, which is not distributed");
+  SHEARS_CHECK(!(c.overwrite && !c.resume.empty()), "train", "--overwrite replaces the run in the folder and --resume ",
+               "continues it: give one of them");
   fs::path dir(c.output);
-  if (root) {
-    fs::create_directories(dir);
-    for (const std::string& tmp : safetensors::remove_temp_files(dir.string()))
-      std::printf("removed %s, left by a run killed while saving\n", tmp.c_str());
-    std::ofstream config(dir / "config.toml");
-    config << cli.config_to_str(true, false);
-  }
+  const std::string config = cli.config_to_str(true, false);
 
   OpenedData d = open_data(c.data);
   if (c.split_part >= 0) {  // --split-data: part k of a split fixed by the seed, and an initialisation of its own
@@ -320,13 +376,24 @@ int run(TrainConfig c, CLI::App& cli) {
   int64_t first_epoch = 0;
   double best_top1 = -1.0;
   std::vector<double> epoch_losses;  // mean training loss of every finished epoch
+  const fs::path state = fs::path(c.resume).replace_extension(".optim.safetensors");
   if (!c.resume.empty()) {
-    fs::path state = fs::path(c.resume).replace_extension(".optim.safetensors");
-    TrainingProgress progress = load_training_state(state, *model, *opt);
+    TrainingProgress progress = load_training_state(state, *model, *opt, config);
     first_epoch = progress.epochs_done, best_top1 = progress.best_top1, epoch_losses = progress.epoch_losses;
     SHEARS_CHECK(!scheme || static_cast<int64_t>(epoch_losses.size()) == first_epoch, state.string(), "holds the losses of ",
                  epoch_losses.size(), " epochs, not ", first_epoch, ": the lr scheme '", c.sched,
                  "' needs them (written by an older shears? start the run again)");
+  }
+  // The folder is made (and locked) only now that the flags, the data, the model and any state to
+  // resume from are known good: a run refused before its first epoch leaves no folder behind.
+  std::optional<train::RunFolder> folder;
+  if (root) {
+    folder.emplace(dir, train::RunFolderOptions{.resume = !c.resume.empty(), .overwrite = c.overwrite});
+    for (const std::string& tmp : safetensors::remove_temp_files(dir.string()))
+      std::printf("removed %s, left by a run killed while saving\n", tmp.c_str());
+    std::ofstream(dir / "config.toml") << config;
+  }
+  if (!c.resume.empty()) {
     if (root)
       for (const fs::path& log : {dir / "summary.csv", dir / "events.jsonl"}) keep_logged_epochs(log, first_epoch);
     std::printf("resumed from %s (weights and optimizer state) after epoch %lld\n", state.c_str(),
@@ -358,8 +425,7 @@ int run(TrainConfig c, CLI::App& cli) {
         << "epoch,train_loss,train_top1,val_loss,val_top1,test_loss,test_top1,test_top5,lr,seconds,images_per_second\n";
     std::ofstream(events).flush();
   }
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
+  InterruptHandlers interrupt_handlers;
   const optim::NamedTensors named_params = model->named_parameters();
   int64_t run_of_skips = 0;  // --skip-nonfinite: steps skipped in a row, across epochs
 
@@ -458,6 +524,7 @@ int run(TrainConfig c, CLI::App& cli) {
       comm.reset_sync_stats();
     }
     std::fflush(stdout);
+    note_output_error(events, epoch + 1, root);
     char row[320];
     std::snprintf(row, sizeof row, "%lld,%.6f,%.4f,%s,%.6f,%.4f,%.4f,%.8g,%.3f,%.1f", (long long)epoch + 1,
                   loss_sum / seen, 100.0 * correct / seen, val_cells, test.loss, test.top1, test.top5, lr, train_seconds,
@@ -482,17 +549,20 @@ int run(TrainConfig c, CLI::App& cli) {
       best_top1 = chosen_on.top1;
       if (root) model->save_checkpoint((dir / "best.safetensors").string(), meta);
     }
-    if (root) save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses);
+    if (root)
+      save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses, config);
   }
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
   if (last_epoch < c.epochs) {
     std::printf("stopped after epoch %lld of %lld; continue with --resume %s\n", (long long)last_epoch,
                 (long long)c.epochs, (dir / "last.safetensors").c_str());
     return 0;
   }
-  std::printf("done: best %s top-1 %.2f%%; run folder %s (summary.csv, events.jsonl, last/best.safetensors)\n",
-              val_loader ? "val" : "test", best_top1, dir.c_str());
+  if (best_top1 < 0)
+    std::printf("done: no epoch had a finite %s loss, so there is no best.safetensors; run folder %s\n",
+                val_loader ? "val" : "test", dir.c_str());
+  else
+    std::printf("done: best %s top-1 %.2f%%; run folder %s (summary.csv, events.jsonl, last/best.safetensors)\n",
+                val_loader ? "val" : "test", best_top1, dir.c_str());
   return 0;
 }
 
@@ -638,11 +708,14 @@ Command add_train_command(CLI::App& app) {
   cli->add_option("--config", c->config, "a TOML/INI file whose keys are these flags")->check(CLI::ExistingFile);
   cli->add_option("--model", c->model, "architecture (see `shears info --models`)")->capture_default_str();
   cli->add_option("--widths", c->widths, "comma-separated layer widths, e.g. vgg11_bn's 8 convs (see nn/models/)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cli->add_option("--width-multiplier", c->width_multiplier, "mobilenet_v1")->capture_default_str();
   add_data_flags(*cli, c->data);
-  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str();
-  cli->add_option("--epochs", c->epochs)->capture_default_str();
+  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  cli->add_option("--epochs", c->epochs)->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   cli->add_option("--opt", c->opt, "sgd, adam, adamw or sfw (Frank-Wolfe; use --lr 1, no weight decay)")->capture_default_str();
   cli->add_option("--lr", c->lr)->capture_default_str();
   cli->add_option("--momentum", c->momentum)->capture_default_str();
@@ -653,16 +726,20 @@ Command add_train_command(CLI::App& app) {
                   "constant, step, multistep, cosine or onecycle (per iteration); SFW's per-epoch keep, decrease_3, "
                   "decrease_3_180 or dynamic_change")
       ->capture_default_str();
-  cli->add_option("--warmup-epochs", c->warmup_epochs)->capture_default_str();
+  cli->add_option("--warmup-epochs", c->warmup_epochs)->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--warmup-factor", c->warmup_factor, "warm-up starts at this fraction of --lr")->capture_default_str();
-  cli->add_option("--decay-epochs", c->decay_epochs, "step: epochs between decays")->capture_default_str();
-  cli->add_option("--decay-milestones", c->decay_milestones, "multistep: epochs at which to decay");
+  cli->add_option("--decay-epochs", c->decay_epochs, "step: epochs between decays")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  cli->add_option("--decay-milestones", c->decay_milestones, "multistep: epochs at which to decay")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--decay-rate", c->decay_rate, "step/multistep: factor per decay")->capture_default_str();
   cli->add_option("--min-lr", c->min_lr, "cosine: the final lr")->capture_default_str();
   cli->add_option("--label-smoothing", c->label_smoothing)->capture_default_str();
   cli->add_option("--clip-grad", c->clip_grad, "clip the gradient norm to this (0: off)")->capture_default_str();
   cli->add_option("--sfw-k-frac", c->sfw_k_frac, "sfw: K per tensor as a fraction (density) of its entries")->capture_default_str();
-  cli->add_option("--sfw-k", c->sfw_k, "sfw: minimum K per tensor (K = min(max(k, floor(frac*n)), n))")->capture_default_str();
+  cli->add_option("--sfw-k", c->sfw_k, "sfw: minimum K per tensor (K = min(max(k, floor(frac*n)), n))")->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cli->add_option("--sfw-tau", c->sfw_tau, "sfw: tau (initialization: D = 2*tau*|theta_init|; radius; diameter)")->capture_default_str();
   cli->add_option("--sfw-tau-mode", c->sfw_tau_mode, "sfw: initialization, radius or diameter")->capture_default_str();
   cli->add_option("--sfw-constraint", c->sfw_constraint, "sfw: k-sparse, l1, l2 or linf")->capture_default_str();
@@ -670,21 +747,27 @@ Command add_train_command(CLI::App& app) {
   cli->add_option("--sfw-rescale", c->sfw_rescale, "sfw: lr rescaling gradient, diameter or none")->capture_default_str();
   cli->add_option("--sfw-unconstrained-lr", c->sfw_unconstrained_lr, "sfw: SGD lr of unconstrained tensors")->capture_default_str();
   cli->add_flag("--sfw-init", c->sfw_init, "sfw: learn the initial per-tensor scales first (SFW-Init)");
-  cli->add_option("--sfw-init-iters", c->sfw_init_iters, "sfw: SFW-Init iterations")->capture_default_str();
+  cli->add_option("--sfw-init-iters", c->sfw_init_iters, "sfw: SFW-Init iterations")->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000000}));
   cli->add_option("--seed", c->data.seed)->capture_default_str();
-  cli->add_option("--threads", c->threads, "threads per rank (0: SHEARS_NUM_THREADS, or the cores shared among the ranks)");
+  cli->add_option("--threads", c->threads, "threads per rank (0: SHEARS_NUM_THREADS, or the cores shared among the ranks)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_flag("--distributed", c->distributed,
                 "data-parallel over the ranks of mpirun: each trains on its shard, gradients averaged (--batch-size is per "
                 "rank); with --split-data, one part per rank");
   cli->add_option("--split-data", c->split_data,
-                  "train K models on K disjoint parts of the data, then combine them (naive, OT fusion, PaF, FaP)");
+                  "train K models on K disjoint parts of the data, then combine them (naive, OT fusion, PaF, FaP)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_option("--split-sparsity", c->split_sparsity, "split-data: channel sparsity of PaF and FaP")->capture_default_str();
   cli->add_option("--split-finetune-epochs", c->split_finetune_epochs, "split-data: fine-tuning of each combined model")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--split-finetune-lr", c->split_finetune_lr, "split-data: its lr (cosine-decayed)")->capture_default_str();
   cli->add_option("--output,-o", c->output, "run folder")->required();
   cli->add_option("--resume", c->resume, "continue from a run's last.safetensors");
-  cli->add_option("--stop-after", c->stop_after, "run only this many epochs now (resume later with --resume)");
+  cli->add_option("--stop-after", c->stop_after, "run only this many epochs now (resume later with --resume)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
+  cli->add_flag("--overwrite", c->overwrite, "replace the run the --output folder holds (its checkpoints and logs)");
   cli->add_flag("--skip-nonfinite", c->skip_nonfinite,
                 "skip steps whose loss or gradients hold NaN/Inf (counted in the log) instead of stopping");
   return {cli, [c, cli] {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <new>
 #include <system_error>
 #include <utility>
 
@@ -54,7 +55,12 @@ InputFile::~InputFile() {
 int InputFile::release() { return std::exchange(fd_, -1); }
 
 std::string InputFile::read_all() {
-  std::string bytes(static_cast<std::size_t>(size_), '\0');
+  std::string bytes;
+  try {
+    bytes.resize(static_cast<std::size_t>(size_));
+  } catch (const std::bad_alloc&) {
+    throw Error(detail::concat(path_, ": ", what_, ": out of memory holding its ", size_, " bytes"));
+  }
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::read(fd_, bytes.data() + done, bytes.size() - done);

@@ -8,6 +8,7 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -68,7 +69,15 @@ class Pool {
     stopping_ = false;
     // New workers start from the current generation, so they never take a finished job for a new one.
     uint64_t current = generation_;
-    for (int w = 0; w + 1 < threads; ++w) workers_.emplace_back([this, w, current] { loop(w + 1, current); });
+    for (int w = 0; w + 1 < threads; ++w) {
+      try {
+        workers_.emplace_back([this, w, current] { loop(w + 1, current); });
+      } catch (const std::system_error& e) {  // the process or the machine is out of threads
+        stop();
+        throw Error(detail::concat("thread pool: cannot start thread ", w + 2, " of ", threads, " (", e.what(),
+                                   "): lower --threads or SHEARS_NUM_THREADS"));
+      }
+    }
   }
 
   void run(int chunks, const std::function<void(int)>& chunk) {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <new>
 
 #include "core/error.hpp"
 #include "core/file.hpp"
@@ -132,7 +133,11 @@ int64_t ByteReader::append(std::vector<uint8_t>& out, int64_t n) {
   while (got < n) {
     // Grow geometrically, but only past data that has actually arrived.
     int64_t step = std::min(n - got, std::max<int64_t>(kChunk, static_cast<int64_t>(out.size())));
-    out.resize(start + got + step);
+    try {
+      out.resize(start + got + step);
+    } catch (const std::bad_alloc&) {
+      throw Error(detail::concat(format_, ": ", path_, ": out of memory holding ", start + got + step, " bytes of its data"));
+    }
     int64_t r = read(out.data() + start + got, step);
     got += r;
     if (r < step) break;

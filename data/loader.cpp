@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <system_error>
 
 #include "core/error.hpp"
 #include "data/seeding.hpp"
@@ -50,7 +51,15 @@ void DataLoader::start_epoch(int64_t epoch) {
   stop_ = false;
   next_batch_ = 0;
   next_to_build_ = 0;
-  for (int w = 0; w < options_.num_workers; ++w) workers_.emplace_back([this] { worker_loop(); });
+  for (int w = 0; w < options_.num_workers; ++w) {
+    try {
+      workers_.emplace_back([this] { worker_loop(); });
+    } catch (const std::system_error& e) {  // the process or the machine is out of threads
+      stop_workers();
+      throw Error(detail::concat("data loader: cannot start worker thread ", w + 1, " of ", options_.num_workers, " (",
+                                 e.what(), "): lower --workers"));
+    }
+  }
 }
 
 void DataLoader::stop_workers() {
