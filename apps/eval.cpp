@@ -50,8 +50,10 @@ Command add_eval_command(CLI::App& app) {
   auto c = std::make_shared<EvalConfig>();
   cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
   add_data_flags(*cli, c->data);
-  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str();
-  cli->add_option("--threads", c->threads);
+  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  cli->add_option("--threads", c->threads)
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   return {cli, [c] { return run(*c); }};
 }
 

@@ -469,7 +469,8 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
   cli.add_flag("--fold-bn", s.fold_bn,
                "with --structured: fold BatchNorms into their producers first (Intra-Fusion's default pruning)");
   cli.add_option("--group-index", s.group_index,
-                 "with --structured: prune only this group, counted from the output (0 = nearest the logits)");
+                 "with --structured: prune only this group, counted from the output (0 = nearest the logits)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 20));
   cli.add_option("--fusion-source-mass", s.fusion_source_mass, "intrafusion: uniform, importance or radical")
       ->capture_default_str();
   cli.add_option("--fusion-target-mass", s.fusion_target_mass, "intrafusion: uniform, importance or radical")
@@ -480,27 +481,36 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
   cli.add_flag("--dimensionality-preserving", s.dimensionality_preserving,
                "intrafusion/--fold-bn: zero the removed channels instead of cutting them (widths kept)");
   cli.add_option("--round-to", s.round_to, "with --structured: keep a multiple of this many channels")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cli.add_option("--score-batches", s.score_batches, "training batches scored by snip, grasp and taylor")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   cli.add_option("--bn-recalibrate", s.bn_recalibrate,
                  "after pruning, re-estimate BatchNorm statistics on N training batches (0: keep the dense ones)")
-      ->capture_default_str();
-  cli.add_option("--synflow-rounds", s.synflow_rounds)->capture_default_str();
-  cli.add_option("--spode-steps", s.spode_steps, "spode: steps N of the mask ODE")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
+  cli.add_option("--synflow-rounds", s.synflow_rounds)->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  cli.add_option("--spode-steps", s.spode_steps, "spode: steps N of the mask ODE")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   cli.add_option("--spode-radius", s.spode_radius, "spode: step radius over the smallest feasible (> 1)")
       ->capture_default_str();
   cli.add_option("--samples", s.swap_samples, "swap/lr/woodfisher: training samples n of G per stage")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cli.add_option("--stages", s.swap_stages, "swap/lr/woodfisher/magnitude: stages of the cubic schedule (1: one-shot)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
   cli.add_option("--stage-finetune-epochs", s.stage_finetune_epochs,
                  "with --stages > 1: fine-tuning epochs after every stage but the last (with --lr, --momentum, --wd)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli.add_option("--eps", s.swap_eps, "swap: entropic regularisation (<= 1e-10: exact OT; inf: product plan)")
       ->capture_default_str();
   cli.add_flag("--eps-relative", s.swap_eps_relative, "swap: --eps is a multiple of mean(M) at each plan");
-  cli.add_option("--sinkhorn-iters", s.sinkhorn_iters, "swap: Sinkhorn iteration cap")->capture_default_str();
+  cli.add_option("--sinkhorn-iters", s.sinkhorn_iters, "swap: Sinkhorn iteration cap")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
   cli.add_option("--sinkhorn-tol", s.sinkhorn_tol, "swap: Sinkhorn stop on the row-marginal error (L1)")
       ->capture_default_str();
   cli.add_flag("--sinkhorn-plain", s.sinkhorn_plain,
@@ -513,22 +523,26 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
       ->capture_default_str();
   cli.add_flag("--update-weights", s.update_weights, "swap/lr --solver code: write the step's values");
   cli.add_option("--inner-iters", s.inner_iters, "swap/lr: IHT steps per stage (-1: 1 for code, 20 for principled)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{-1}, int64_t{1000000000}));
   cli.add_option("--resolve-iters", s.resolve_iters,
                  "swap/lr principled: conjugate-gradient steps of the re-solve on the support (0: plain IHT)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000000}));
   cli.add_option("--grad-noise", s.grad_noise, "swap/lr/woodfisher: noise scale c of the per-sample gradients (0: off)")
       ->capture_default_str();
   cli.add_option("--grad-noise-prop", s.grad_noise_prop, "fraction of each gradient's entries that get noise")
       ->capture_default_str();
-  cli.add_option("--wf-block", s.wf_block, "woodfisher: block size B of the Fisher")->capture_default_str();
+  cli.add_option("--wf-block", s.wf_block, "woodfisher: block size B of the Fisher")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cli.add_option("--wf-damp", s.wf_damp, "woodfisher: damping delta")->capture_default_str();
   cli.add_option("--wf-update", s.wf_update, "woodfisher: apply the OBS correction to the surviving weights")
       ->capture_default_str();
 }
 
 void add_finetune_flags(CLI::App& cli, FineTune& ft) {
-  cli.add_option("--finetune-epochs", ft.epochs, "fine-tune with the masks fixed (0: off)")->capture_default_str();
+  cli.add_option("--finetune-epochs", ft.epochs, "fine-tune with the masks fixed (0: off)")->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli.add_option("--lr", ft.lr, "fine-tuning learning rate (cosine-decayed)")->capture_default_str();
   cli.add_option("--momentum", ft.momentum)->capture_default_str();
   cli.add_option("--weight-decay,--wd", ft.weight_decay)->capture_default_str();
@@ -658,11 +672,14 @@ Command add_prune_command(CLI::App& app) {
   cli->add_option("--sparsity", c->spec.sparsity, "fraction of the prunable weights set to zero")->required();
   add_prune_flags(*cli, c->spec);
   add_finetune_flags(*cli, c->ft);
-  cli->add_option("--batch-size,-b", c->spec.batch_size, "batch size for scoring and fine-tuning")->capture_default_str();
+  cli->add_option("--batch-size,-b", c->spec.batch_size, "batch size for scoring and fine-tuning")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cli->add_option("--latency-runs", c->latency_runs, "timed forwards of one test batch, before and after")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--seed", c->data.seed)->capture_default_str();
-  cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)");
+  cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_option("--output,-o", c->output, "folder for pruned.safetensors and metrics.json")->required();
   return {cli, [c, cli] { return run(*c, *cli); }};
 }

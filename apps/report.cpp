@@ -622,12 +622,16 @@ Command add_report_command(CLI::App& app) {
   auto* quick = cli->add_flag("--quick", c->quick, "a smoke-scale plan, a minute or two on 2 cores (the default)");
   cli->add_flag("--full", c->full, "the plan the claims deserve: more epochs, sparsities and seeds (hours)")
       ->excludes(quick);
-  cli->add_option("--seeds", c->seeds, "seeds (dense models per network); default 1 quick, 3 full");
+  cli->add_option("--seeds", c->seeds, "seeds (dense models per network); default 1 quick, 3 full")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
   cli->add_option("--data", c->data, "dataset name or folder")->capture_default_str();
   cli->add_option("--data-dir", c->data_dir, "where datasets live");
-  cli->add_option("--limit-train", c->limit_train, "use only the first N training images (smoke tests)");
-  cli->add_option("--limit-test", c->limit_test, "use only the first N test images (smoke tests)");
-  cli->add_option("--threads", c->threads, "threads per step (0: SHEARS_NUM_THREADS or all cores)");
+  cli->add_option("--limit-train", c->limit_train, "use only the first N training images (smoke tests)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cli->add_option("--limit-test", c->limit_test, "use only the first N test images (smoke tests)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cli->add_option("--threads", c->threads, "threads per step (0: SHEARS_NUM_THREADS or all cores)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   return {cli, [c] { return run(*c); }};
 }
 
