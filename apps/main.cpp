@@ -1,4 +1,4 @@
-// `shears`: the only place that prints errors and chooses an exit code (DESIGN.md §2.12).
+// `shears`: the only place that prints errors and chooses an exit code (docs/design.md#errors).
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>

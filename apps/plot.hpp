@@ -1,6 +1,6 @@
 // A small SVG writer for line plots with error bands: the accuracy-vs-sparsity figure of
-// `shears sweep` (ECOSYSTEM.md §1.8: one line per method, mean ± std across seeds as a band, the
-// dense accuracy as a horizontal line).
+// `shears sweep` (docs/design.md#sweep-plots: one line per method, mean ± std across seeds as a
+// band, the dense accuracy as a horizontal line).
 #pragma once
 #include <filesystem>
 #include <optional>

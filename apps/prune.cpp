@@ -3,16 +3,16 @@
 // MACs, theoretical and measured speed-up and a per-layer sparsity table; writes the pruned
 // checkpoint and metrics.json.
 //
-// metrics.json uses ShrinkBench's vocabulary (ECOSYSTEM.md §1.8): `size` and `flops` are the dense
-// model's (before pruning), `size_nz` and `flops_nz` the pruned model's nonzero parameters and
-// FLOPs, so that `compression_ratio` = size / size_nz and `theoretical_speedup` = flops / flops_nz
-// compare the two for masks and channel removal alike. FLOPs = 2 × MACs, per image, Conv2d and
-// Linear only (nn/summary.hpp); `macs`/`macs_nz` are given too. `loss`, `acc1`, `acc5` are the
-// final model's (fine-tuned if --finetune-epochs > 0), on the test split, accuracies in percent;
-// `dense`, `pruned` and `finetuned` hold the three evaluations. `sparsity` is the fraction of
-// zeros among all Conv2d/Linear weights of the dense model (removed channels count as zeros),
-// `layers` the same per tensor. `latency_ms` times a forward of one test batch (median, std;
-// the two models alternate).
+// metrics.json uses ShrinkBench's vocabulary (docs/design.md#pruning-metrics): `size` and `flops`
+// are the dense model's (before pruning), `size_nz` and `flops_nz` the pruned model's nonzero
+// parameters and FLOPs, so that `compression_ratio` = size / size_nz and
+// `theoretical_speedup` = flops / flops_nz compare the two for masks and channel removal alike.
+// FLOPs = 2 × MACs, per image, Conv2d and Linear only (nn/summary.hpp); `macs`/`macs_nz` are given
+// too. `loss`, `acc1`, `acc5` are the final model's (fine-tuned if --finetune-epochs > 0), on the
+// test split, accuracies in percent; `dense`, `pruned` and `finetuned` hold the three evaluations.
+// `sparsity` is the fraction of zeros among all Conv2d/Linear weights of the dense model (removed
+// channels count as zeros), `layers` the same per tensor. `latency_ms` times a forward of one test
+// batch (median, std; the two models alternate).
 #include "apps/prune.hpp"
 
 #include <algorithm>
@@ -205,7 +205,7 @@ prune::FusionNormalization parse_normalization(const std::string& name) {
 }
 
 // Taylor scores read the gradients held by the parameters: sum them over the scoring batches in
-// eval mode (running BN statistics, ALGORITHMS.md §2.10).
+// eval mode (running BN statistics; docs/algorithms/intra-fusion.md#the-official-code-and-shears).
 void accumulate_gradients(nn::Module& model, const PruneSpec& spec, const OpenedData& d) {
   bool was_training = model.is_training();
   model.eval();
@@ -232,7 +232,8 @@ void prune_structured(nn::Module& model, const PruneSpec& spec, const OpenedData
   prune::ChannelTarget target{spec.sparsity, parse_distribution(spec.distribution), spec.max_layer_sparsity,
                               spec.round_to};
   // Intra-Fusion, its "default pruning" baseline (--fold-bn) and the one-group protocol all work on
-  // the BN-folded model; importances are then computed after folding (§2.5).
+  // the BN-folded model; importances are then computed after folding
+  // (docs/algorithms/intra-fusion.md#protocols).
   bool fused = spec.method == "intrafusion";
   bool fold = fused || spec.fold_bn || spec.group_index >= 0;
   SHEARS_CHECK(!(spec.group_index >= 0 && !ignored.empty()), "--group-index",

@@ -1,6 +1,6 @@
 // What `shears prune` and `shears sweep` share: the pruning flags, one pruning step on a loaded
-// model, fine-tuning with the masks fixed, and the counts of ShrinkBench's metrics (ECOSYSTEM.md
-// §1.8): parameters and multiply-accumulates, all and nonzero.
+// model, fine-tuning with the masks fixed, and the counts of ShrinkBench's metrics
+// (docs/design.md#pruning-metrics): parameters and multiply-accumulates, all and nonzero.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
@@ -26,8 +26,9 @@ struct PruneSpec {
   double max_layer_sparsity = 1.0;
   bool structured = false;
   std::string importance = "l1";  // structured: l1, l2, lamp, bn, taylor, random
-  // Structured: method "remove" (plain channel removal) or "intrafusion" (ALGORITHMS.md §2); both
-  // fold BatchNorms first with fold_bn or a group_index (the one-group protocol of §2.5).
+  // Structured: method "remove" (plain channel removal) or "intrafusion" (docs/algorithms/intra-fusion.md);
+  // both fold BatchNorms first with fold_bn or a group_index (the one-group protocol of
+  // docs/algorithms/intra-fusion.md#protocols).
   bool fold_bn = false;
   int64_t group_index = -1;  // ≥ 0: only this group, counted from the output
   std::string fusion_source_mass = "uniform", fusion_target_mass = "uniform";
@@ -36,16 +37,17 @@ struct PruneSpec {
   bool dimensionality_preserving = false;
   int64_t round_to = 1;
   int64_t score_batches = 1, batch_size = 128;  // training batches for snip, grasp and taylor
-  // After pruning, re-estimate BatchNorm running statistics on this many training batches (S.6),
-  // for any method; 0: keep the dense model's (SpODE re-estimates on its own batch regardless).
+  // After pruning, re-estimate BatchNorm running statistics on this many training batches
+  // (docs/algorithms/baselines.md#bn-recalibration), for any method; 0: keep the dense model's
+  // (SpODE re-estimates on its own batch regardless).
   int64_t bn_recalibrate = 0;
   int64_t synflow_rounds = 100;
-  int64_t spode_steps = 100;   // ALGORITHMS.md §3: N steps of the ODE
+  int64_t spode_steps = 100;   // N steps of the ODE (docs/algorithms/spode.md#options)
   double spode_radius = 1.1;   // step radius over the smallest feasible one
   std::string spode_trace;     // where to write the per-step trace (CSV); empty: nowhere
-  // swap, lr, woodfisher (ALGORITHMS.md §1, §5; prune/swap.hpp): n fresh samples per stage, T stages
-  // of the cubic schedule (also gradual magnitude pruning when T > 1), stage_finetune_epochs of
-  // fine-tuning with `finetune`'s settings after every stage but the last.
+  // swap, lr, woodfisher (docs/algorithms/swap.md#gradual-protocol; prune/swap.hpp): n fresh samples
+  // per stage, T stages of the cubic schedule (also gradual magnitude pruning when T > 1),
+  // stage_finetune_epochs of fine-tuning with `finetune`'s settings after every stage but the last.
   int64_t swap_samples = 1000, swap_stages = 1, stage_finetune_epochs = 1;
   double swap_eps = 1.0, swap_lambda = 0.01;
   bool swap_eps_relative = false;  // ε × mean(M)
@@ -58,7 +60,7 @@ struct PruneSpec {
   bool wf_update = true;        // woodfisher: the OBS correction
   int64_t inner_iters = -1;     // -1: 1 for the code solver, 20 for the principled one
   int64_t resolve_iters = 30;
-  double grad_noise = 0.0, grad_noise_prop = 0.1;  // §1.4
+  double grad_noise = 0.0, grad_noise_prop = 0.1;  // docs/algorithms/swap.md#gradient-noise
   int64_t wf_block = 1000;
   double wf_damp = 1e-3;
   FineTune finetune;       // the fine-tune flags (lr, momentum, weight decay, batch size)

@@ -169,7 +169,8 @@ struct Plan {
   }
 };
 
-// Settings of the two plans. Sparsities follow ALGORITHMS.md §6.
+// Settings of the two plans. Sparsities span the ranges of the "What we expect on Fashion-MNIST"
+// section of each page under docs/algorithms/.
 struct Scale {
   int64_t mlp_epochs, vgg_epochs, vgg_train_images, swap_samples, spode_steps;  // vgg_train_images 0: all
   std::vector<double> swap_sparsities, spode_sparsities, sfw_sparsities, fusion_sparsities;
@@ -403,7 +404,8 @@ Section swap_section(const Plan& plan) {
   Verdict first = verdict_of(ordering && regression_wins, ordering || regression_wins);
   Verdict second = growth >= 0.5 ? Verdict::reproduced : growth <= -0.5 ? Verdict::not_reproduced : Verdict::mixed;
   std::string md = "## SWAP — sparse entropic Wasserstein regression (You & Cheng, ICLR 2024)\n\n";
-  md += "**Claim** (ALGORITHMS.md §1.9): at high sparsity, pruning by regression on per-sample gradients beats "
+  md += "**Claim** (docs/algorithms/swap.md#what-we-expect-on-fashion-mnist): at high sparsity, pruning by "
+        "regression on per-sample gradients beats "
         "magnitude by far (LR ≫ MP) and the entropic Wasserstein version is at least as good (SWAP ≥ LR); with noisy "
         "gradients SWAP degrades less than LR, so the SWAP − LR gap grows with the noise.\n\n";
   md += fmt("Setting: MLPNet 784-40-20-10 (dense top-1 %s %%), one-shot global pruning of fc1–fc3 without fine-tuning, "
@@ -444,7 +446,8 @@ Section fusion_section(const Plan& plan) {
                   sparsities.front(), last_gap, sparsities.back());
   }
   std::string md = "## Intra-Fusion — optimal-transport fusion of pruned channels (Theus et al., ICLR 2024)\n\n";
-  md += "**Claim** (ALGORITHMS.md §2.9): with the same importance, fusing every channel of a group into the kept ones "
+  md += "**Claim** (docs/algorithms/intra-fusion.md#what-we-expect-on-fashion-mnist): with the same importance, "
+        "fusing every channel of a group into the kept ones "
         "with an exact OT plan recovers more accuracy than deleting the pruned channels, without any data or "
         "fine-tuning, by more as the sparsity grows.\n\n";
   const Scale k = scale_of(plan.c.full);
@@ -509,7 +512,8 @@ Section spode_section(const Plan& plan) {
   }
   SHEARS_ASSERT(!detail.empty());  // both plans hold sparsities of at least 0.98
   std::string md = "## SpODE — pruning along the sparsity-indexed ODE of optimal masks (Mo, Shi & Pan, ICML 2023)\n\n";
-  md += "**Claim** (ALGORITHMS.md §3.9): at very low density, following the path of optimal masks keeps more "
+  md += "**Claim** (docs/algorithms/spode.md#what-we-expect-on-fashion-mnist): at very low density, following the "
+        "path of optimal masks keeps more "
         "accuracy than one-shot scores: PSO ≥ magnitude ≥ the others at density ≤ 2 %.\n\n";
   md += fmt("Setting: MLPNet (dense top-1 %s %%), global unstructured pruning without fine-tuning, %lld ODE steps; "
             "SpODE writes its regrowth trace to spode_trace.csv in `shears prune` runs.\n\n",
@@ -534,7 +538,8 @@ Section sfw_section(const Plan& plan) {
   bool flat = sfw >= dense_sfw.mean - 5.0, beats = sfw > sgd;
   std::string md = "## SFW — training with stochastic Frank-Wolfe for pruning-friendly networks (Lu et al., ICLR "
                    "2022)\n\n";
-  md += "**Claim** (ALGORITHMS.md §4.10): a network trained once with SFW over K-sparse polytopes can be magnitude-"
+  md += "**Claim** (docs/algorithms/sfw.md#what-we-expect-on-fashion-mnist): a network trained once with SFW over "
+        "K-sparse polytopes can be magnitude-"
         "pruned to high sparsity with little loss and no retraining: its accuracy curve stays flat to ≥ 90 % sparsity, "
         "where SGD + magnitude pruning collapses.\n\n";
   md += fmt("Setting: MLP 784-128-128-10; SGD (dense top-1 %s %%) and SFW with lr 1, momentum 0.9, decrease_3 (dense "

@@ -58,7 +58,8 @@ struct TrainConfig {
   int64_t warmup_epochs = 0, decay_epochs = 30;
   std::vector<int64_t> decay_milestones;
   double decay_rate = 0.1, min_lr = 0.0, warmup_factor = 0.1, label_smoothing = 0.0, clip_grad = 0.0;
-  // --opt sfw (ALGORITHMS.md §4): per-tensor K-sparse polytopes sized from the initial weights.
+  // --opt sfw: per-tensor K-sparse polytopes sized from the initial weights
+  // (docs/algorithms/sfw.md#sizing-the-constraints).
   std::string sfw_constraint = "k-sparse", sfw_tau_mode = "initialization", sfw_rescale = "gradient", sfw_scope = "all";
   int64_t sfw_k = 10, sfw_init_iters = 390;
   double sfw_k_frac = 0.05, sfw_tau = 15.0, sfw_unconstrained_lr = 0.1;
@@ -288,7 +289,8 @@ void note_output_error(const fs::path& events, int64_t epoch, bool root) {
                           .dump());
 }
 
-// --sched keep|decrease_3|decrease_3_180|dynamic_change: SFW's per-epoch schemes (ALGORITHMS.md §4.4).
+// --sched keep|decrease_3|decrease_3_180|dynamic_change: SFW's per-epoch schemes
+// (docs/algorithms/sfw.md#learning-rate-schemes).
 std::optional<prune::LrScheme> epoch_scheme(const std::string& sched) {
   for (const char* name : {"keep", "decrease_3", "decrease_3_180", "dynamic_change"})
     if (sched == name) return prune::lr_scheme_from_string(sched);
@@ -400,7 +402,8 @@ int run(TrainConfig c, CLI::App& cli) {
                 (long long)first_epoch);
   }
 
-  if (c.opt == "sfw" && c.sfw_init && first_epoch == 0) {  // SFW-Init (ALGORITHMS.md §4.6), on its own shuffle
+  // SFW-Init (docs/algorithms/sfw.md#sfw-init), on its own shuffle.
+  if (c.opt == "sfw" && c.sfw_init && first_epoch == 0) {
     data::DataLoader init_loader(d.splits.train, d.train_transform, {c.batch_size, true, true, c.data.seed + 1, c.data.workers, 2});
     int64_t init_epoch = 0;
     init_loader.start_epoch(init_epoch);
@@ -566,13 +569,13 @@ int run(TrainConfig c, CLI::App& cli) {
   return 0;
 }
 
-// --split-data K (issue 12; ALGORITHMS.md §2.6, whose procedure the authors did not publish; this
-// is ours). K models, model k on part k of a random split of the training set (fixed by --seed)
-// and initialised from seed + k, are trained with no communication: one per rank under mpirun
-// with --distributed (each rank writes its part's run folder), else one after another. Rank 0
-// then combines their last weights (each rank sends its own, so no shared disk is needed) four
-// ways, each evaluated on the test set as is and after --split-finetune-epochs of fine-tuning on
-// the whole training set:
+// --split-data K (issue 12; docs/algorithms/intra-fusion.md#split-data-paf-and-fap: the authors did
+// not publish their procedure; this one is ours). K models, model k on part k of a random split of
+// the training set (fixed by --seed) and initialised from seed + k, are trained with no
+// communication: one per rank under mpirun with --distributed (each rank writes its part's run
+// folder), else one after another. Rank 0 then combines their last weights (each rank sends its
+// own, so no shared disk is needed) four ways, each evaluated on the test set as is and after
+// --split-finetune-epochs of fine-tuning on the whole training set:
 //   naive  the plain average of the K models (no alignment), the baseline;
 //   ot     OT fusion: models 1..K-1 aligned to model 0, then averaged (prune/model_fusion.hpp);
 //   paf    prune, then fuse: each model pruned by Intra-Fusion (l1 importance, the same channel

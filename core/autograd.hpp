@@ -1,4 +1,4 @@
-// Define-by-run autograd (DESIGN.md §2.3): every op that sees an input requiring a gradient
+// Define-by-run autograd (docs/design.md#autograd): every op that sees an input requiring a gradient
 // records a Node holding its inputs and a backward closure; backward() walks the recorded graph
 // in reverse topological order, accumulating with +=, and frees it as it goes.
 #pragma once

@@ -1,4 +1,4 @@
-// Two tiers of errors (DESIGN.md §2.12): a user mistake throws shears::Error with
+// Two tiers of errors (docs/design.md#errors): a user mistake throws shears::Error with
 // what was expected and what was got; a broken internal invariant asserts.
 #pragma once
 #include <cassert>

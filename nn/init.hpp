@@ -1,5 +1,6 @@
-// Initialisers with torch.nn.init's formulas (1.13), drawing from one seeded shears::Generator
-// (DESIGN.md §3: one --seed drives everything). They fill a tensor in place, outside autograd.
+// Initialisers with torch.nn.init's formulas (1.13), drawing from one seeded shears::Generator (one
+// --seed drives everything: docs/design.md#seeds-and-determinism). They fill a tensor in place,
+// outside autograd.
 //   fan_in  = size(1) · receptive field,  fan_out = size(0) · receptive field
 //   (receptive field = product of the dims after the first two; a 1-D tensor has fan_in = size(0))
 //   kaiming: gain = √(2 / (1 + a²)) (leaky_relu with slope a; nonlinearity='relu' is a = 0),

@@ -1,13 +1,14 @@
 // Module: the tree of layers behind every model. Parameters, buffers and children are registered
 // by name in registration order, so the dotted paths of the tree are PyTorch's state_dict keys
-// (`layer2.0.downsample.0.weight`, DESIGN.md §2.7–2.8) and survive structured pruning: nothing is
+// (`layer2.0.downsample.0.weight`, docs/design.md#names) and survive structured pruning: nothing is
 // ever fetched by position, and a layer reads its tensors and children back from the registry at
 // each call, so replacing one (`set_parameter`, `replace`) changes the model consistently (a
 // layer's sizes, a depthwise conv's groups included, are read from its tensors: nn/layers.hpp).
 //
-// Masks follow torch.nn.utils.prune (ECOSYSTEM.md §1.4): a mask attached to a parameter makes the
-// forward use `parameter ⊙ mask` (so the raw parameter's gradient is masked too); checkpoints hold
-// either the masked values under the plain name (dense) or `<name>_orig` + `<name>_mask`.
+// Masks follow torch.nn.utils.prune (docs/algorithms/README.md#masks): a mask attached to a
+// parameter makes the forward use `parameter ⊙ mask` (so the raw parameter's gradient is masked
+// too); checkpoints hold either the masked values under the plain name (dense) or `<name>_orig` +
+// `<name>_mask`.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,6 +1,6 @@
-// safetensors reader and writer. The rules cited below come from huggingface/safetensors
-// README.md § Format ("the spec") and the reference implementation safetensors/src/tensor.rs
-// (ECOSYSTEM.md §1.1).
+// safetensors reader and writer. The rules cited below come from the "Format" section of
+// huggingface/safetensors README.md ("the spec") and the reference implementation
+// safetensors/src/tensor.rs; how shears uses the format: docs/design.md#checkpoints.
 #include "nn/safetensors.hpp"
 
 #include <fcntl.h>
@@ -83,7 +83,7 @@ std::string all_dtype_names() {
   return names;
 }
 
-// ---- error messages: "<path>: <subject>: expected …, got …" (DESIGN.md §2.12) ----
+// ---- error messages: "<path>: <subject>: expected …, got …" (docs/design.md#errors) ----
 
 [[noreturn]] void fail(const std::string& path, const std::string& subject, const std::string& expected,
                        const std::string& got) {

@@ -1,5 +1,5 @@
-// safetensors checkpoints: read and write per the format in huggingface/safetensors README.md
-// § Format and its reference implementation safetensors/src/tensor.rs (ECOSYSTEM.md §1.1):
+// safetensors checkpoints (docs/design.md#checkpoints): read and write per the "Format" section of
+// huggingface/safetensors README.md and its reference implementation safetensors/src/tensor.rs:
 //   u64 little-endian N · N bytes of JSON header · byte buffer to the end of the file.
 // Values live in memory as float32 whatever the dtype on disk.
 #pragma once

@@ -1,4 +1,4 @@
-// Magnitude, random, SNIP, GraSP and SynFlow scores (ALGORITHMS.md §5).
+// Magnitude, random, SNIP, GraSP and SynFlow scores (docs/algorithms/baselines.md#unstructured-scores).
 #include "prune/baselines.hpp"
 
 #include <cmath>

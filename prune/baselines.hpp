@@ -1,9 +1,9 @@
-// Unstructured pruning baselines (ALGORITHMS.md §5): each returns one score per entry of the named
-// parameters (higher = more important, pruned lowest first through masks_from_scores), except
-// SynFlow, which is iterative and returns the masks. Scores are computed on a clone of the model,
-// so the model itself (its gradients, BN statistics, mode) is never touched; masks already
-// attached to it are respected (the clone's forward uses them, and mark_pruned gives its pruned
-// entries −∞ here, so they stay pruned).
+// Unstructured pruning baselines (docs/algorithms/baselines.md#unstructured-scores): each returns
+// one score per entry of the named parameters (higher = more important, pruned lowest first through
+// masks_from_scores), except SynFlow, which is iterative and returns the masks. Scores are computed
+// on a clone of the model, so the model itself (its gradients, BN statistics, mode) is never
+// touched; masks already attached to it are respected (the clone's forward uses them, and
+// mark_pruned gives its pruned entries −∞ here, so they stay pruned).
 //
 // Data-dependent scores run the clone in eval mode by default (BN uses running statistics, so a
 // score does not depend on how the batch was composed); `train_mode` switches to batch statistics.
@@ -43,9 +43,11 @@ NamedTensors grasp_scores(const nn::Module& model, const std::vector<std::string
 
 struct SynflowOptions {
   int64_t rounds = 100;
-  // ALGORITHMS.md §5 says train mode, but with batch statistics an all-ones batch of one sample
-  // normalises a BatchNorm1d (and any 1×1 map) to β = 0, zeroing every score behind it; eval mode
-  // (running statistics, made positive like everything else) keeps the network linear in |θ|.
+  // The reference runs SynFlow in train mode
+  // (docs/algorithms/baselines.md#the-official-code-and-shears), but with batch statistics an
+  // all-ones batch of one sample normalises a BatchNorm1d (and any 1×1 map) to β = 0, zeroing every
+  // score behind it; eval mode (running statistics, made positive like everything else) keeps the
+  // network linear in |θ|.
   bool train_mode = false;
 };
 

@@ -1,4 +1,4 @@
-// Batch-norm folding (ALGORITHMS.md S.4; see bn_fold.hpp for the departures from the reference).
+// Batch-norm folding (docs/algorithms/baselines.md#bn-folding; see bn_fold.hpp for the departures from the reference).
 #include "prune/bn_fold.hpp"
 
 #include <cmath>

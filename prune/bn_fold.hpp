@@ -1,4 +1,6 @@
-// Batch-norm folding (ALGORITHMS.md S.4), the first step of Intra-Fusion (§2.5, §2.10).
+// Batch-norm folding (docs/algorithms/baselines.md#bn-folding), the first step of Intra-Fusion
+// (docs/algorithms/intra-fusion.md#protocols; the reference's folding is described in
+// docs/algorithms/intra-fusion.md#the-official-code-and-shears).
 //
 // A Conv2d or Linear `y = Wx + b` whose output goes straight into a BatchNorm (running mean μ,
 // running variance σ², affine γ, β, eps e) is rewritten, per output channel c, as

@@ -1,4 +1,4 @@
-// BatchNorm re-estimation (ALGORITHMS.md S.6); see bn_recalibrate.hpp.
+// BatchNorm re-estimation (docs/algorithms/baselines.md#bn-recalibration); see bn_recalibrate.hpp.
 #include "prune/bn_recalibrate.hpp"
 
 #include <map>

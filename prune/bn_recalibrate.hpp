@@ -1,4 +1,4 @@
-// BatchNorm re-estimation after mask changes (ALGORITHMS.md S.6).
+// BatchNorm re-estimation after mask changes (docs/algorithms/baselines.md#bn-recalibration).
 //
 // recalibrate_batch_norm forgets the running statistics of every BatchNorm of `model` that tracks
 // them and re-estimates them on `batches`: each batch goes through the model in train mode under a

@@ -1,4 +1,4 @@
-// Dependency groups by tracing one forward (ALGORITHMS.md S.5).
+// Dependency groups by tracing one forward (docs/algorithms/baselines.md#dependency-groups).
 #include "prune/groups.hpp"
 
 #include <algorithm>

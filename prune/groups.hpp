@@ -1,4 +1,4 @@
-// Channel dependency groups (ALGORITHMS.md S.5; ECOSYSTEM.md §1.5, Torch-Pruning's DepGraph).
+// Channel dependency groups (docs/algorithms/baselines.md#dependency-groups; after Torch-Pruning's DepGraph).
 //
 // A group is the maximal set of tensor slices that must lose the same channel indices: the output
 // channels of the Conv2d/Linear layers producing a feature map (weight rows, bias), the per-channel

@@ -1,4 +1,4 @@
-// Channel importances (ALGORITHMS.md §5, §2.3).
+// Channel importances (docs/algorithms/baselines.md#channel-importances).
 #include "prune/importance.hpp"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
-// Channel importance for structured pruning (ALGORITHMS.md §5 "Channel importances", §2.3;
-// ECOSYSTEM.md §1.5): a pluggable function from a dependency group to one score per channel
+// Channel importance for structured pruning (docs/algorithms/baselines.md#channel-importances, in
+// Torch-Pruning's vocabulary): a pluggable function from a dependency group to one score per channel
 // (higher = more important). Built-ins follow Torch-Pruning's GroupMagnitudeImportance
 // convention: per member, the channel's slice norm (producer rows, depthwise filters, consumer
 // columns; biases and BN tensors are not counted), averaged over the members, then divided by the
@@ -19,7 +19,7 @@ using Importance = std::function<std::vector<float>(const nn::Module& model, con
 // Σ|w| (p = 1, L1) or Σw² (p = 2, L2) over each channel's weight slices.
 Importance magnitude_importance(int p = 1);
 // LAMP (Lee et al. 2021) over the channels' Σw² scores: sorted descending, each divided by the sum
-// of all scores at least as large, so a group's largest channel scores 1 (ALGORITHMS.md §5).
+// of all scores at least as large, so a group's largest channel scores 1.
 Importance lamp_importance();
 // |γ| of the group's BatchNorm members (mean over them); throws for a group without BN.
 Importance bn_scale_importance();

@@ -1,4 +1,4 @@
-// Intra-Fusion (ALGORITHMS.md §2.1–2.5, §2.10; see intra_fusion.hpp for the departures).
+// Intra-Fusion (docs/algorithms/intra-fusion.md; see intra_fusion.hpp for the departures).
 #include "prune/intra_fusion.hpp"
 
 #include <algorithm>

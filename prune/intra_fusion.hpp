@@ -1,5 +1,7 @@
 // Intra-Fusion (Theus et al., "Towards Meta-Pruning via Optimal Transport", ICLR 2024;
-// ALGORITHMS.md §2.1–2.5, §2.10; S.3 exact OT, S.4 BN folding, S.5 groups).
+// docs/algorithms/intra-fusion.md, with exact OT in docs/algorithms/intra-fusion.md#exact-ot-emd,
+// BN folding in docs/algorithms/baselines.md#bn-folding and groups in
+// docs/algorithms/baselines.md#dependency-groups).
 //
 // Structured pruning that keeps the importance ranking of plain pruning but, instead of deleting
 // the low-importance channels of a dependency group, fuses every channel of the group into the
@@ -15,9 +17,10 @@
 //      producer rows and biases become W'[q] = Σ_j T_p[q, j] W[j], consumer columns
 //      W'[:, q] = Σ_j T[q, j] W[:, j], where T_p = T (normalization = code, the reference's
 //      choice: the group's pre-activations come out scaled by N·β_q) or T with its rows divided
-//      by their sums (function_preserving: a weighted average; duplicates are kept exactly, §2.4);
-//   5. BatchNorm tensors and depthwise convs (not fused, §2.10) take the kept channels by index,
-//      and the pruned channels are then removed physically (prune::remove_channels).
+//      by their sums (function_preserving: a weighted average; duplicates are kept exactly);
+//   5. BatchNorm tensors and depthwise convs (not fused, as in the reference) take the kept
+//      channels by index, and the pruned channels are then removed physically
+//      (prune::remove_channels).
 // The BatchNorms must be folded first (prune::fold_batch_norms), so that they are identities and
 // selection by index is exact; intra_fusion_prune and intra_fusion_prune_network do that, and at
 // the end give the producers they had to give a bias their bias-free form back
@@ -95,11 +98,12 @@ ot::Matrix selection_matrix(int64_t channels, const std::vector<int64_t>& kept);
 void apply_fusion(nn::Module& model, const Group& group, const std::vector<int64_t>& kept, const ot::Matrix& producer,
                   const ot::Matrix& consumer, bool preserve_dimensions = false);
 
-// The data-free protocol of §2.5 on one group: fold every BatchNorm (S.4), enumerate the groups
-// from the output backwards (index 0 is the group closest to the logits), plan and apply the
-// fusion of group `group_index` at `sparsity`. Returns the fusion plan (kept channels included).
+// The data-free protocol on one group (docs/algorithms/intra-fusion.md#protocols): fold every
+// BatchNorm (prune/bn_fold.hpp), enumerate the groups from the output backwards (index 0 is the
+// group closest to the logits), plan and apply the fusion of group `group_index` at `sparsity`.
+// Returns the fusion plan (kept channels included).
 // Folding may replace bias-free producers, dropping their gradients: for Taylor importance, fold
-// first, accumulate the gradients in eval mode (§2.10), then call plan_fusion and apply_fusion.
+// first, accumulate the gradients in eval mode, then call plan_fusion and apply_fusion.
 FusionPlan intra_fusion_prune(nn::Module& model, const Shape& input_shape, int64_t group_index, double sparsity,
                               const IntraFusionOptions& options = {});
 

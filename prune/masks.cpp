@@ -1,4 +1,4 @@
-// Exact-count masks from scores (ALGORITHMS.md §0.2, §5).
+// Exact-count masks from scores (docs/algorithms/README.md#tie-breaking).
 #include "prune/masks.hpp"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
-// Masks keyed by parameter name (ALGORITHMS.md §0.2, §5; ECOSYSTEM.md §1.4).
+// Masks keyed by parameter name, in torch.nn.utils.prune's vocabulary (docs/algorithms/README.md#masks;
+// ties: docs/algorithms/README.md#tie-breaking; the scores: docs/algorithms/baselines.md#unstructured-scores).
 //
 // A method produces one score per prunable entry; masks_from_scores keeps the highest scores and
 // prunes exactly prune_count(s, d) = floor(s·d) entries (global) or floor(s·d_l) per tensor

@@ -1,7 +1,8 @@
-// Cross-model fusion for Split-Data training (issue 12; ALGORITHMS.md §2.6): K models of one
-// architecture, trained apart, become one by aligning their channels to a reference model and
-// averaging — the weight-based OTFusion of Singh & Jaggi ("Model Fusion via Optimal Transport",
-// NeurIPS 2020), with this project's exact OT (S.3) and dependency groups (S.5).
+// Cross-model fusion for Split-Data training (issue 12;
+// docs/algorithms/intra-fusion.md#model-fusion): K models of one architecture, trained apart,
+// become one by aligning their channels to a reference model and averaging — the weight-based
+// OTFusion of Singh & Jaggi ("Model Fusion via Optimal Transport", NeurIPS 2020), with this
+// project's exact OT (prune/ot.hpp) and dependency groups (prune/groups.hpp).
 //
 // What align_channels does, for `model` against `reference` (same names and shapes):
 //   1. the dependency groups of `reference` (prune::dependency_groups), in forward order;

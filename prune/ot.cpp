@@ -1,5 +1,6 @@
-// Exact (network simplex) and entropic (stabilised Sinkhorn) optimal transport (ALGORITHMS.md
-// S.2, S.3; see ot.hpp for the departures from the reference codes).
+// Exact (network simplex) and entropic (stabilised Sinkhorn) optimal transport
+// (docs/algorithms/intra-fusion.md#optimal-transport-solvers; see ot.hpp for the departures from the
+// reference codes).
 #include "prune/ot.hpp"
 
 #include <lemon/network_simplex.h>
@@ -62,7 +63,7 @@ double log_sum_exp(const std::vector<double>& x) {
   return top + std::log(s);
 }
 
-// Log-domain half steps (S.2): f_i = ε log a_i − ε LSE_j((g_j − C_ij)/ε) and the same for g, with
+// Log-domain half steps: f_i = ε log a_i − ε LSE_j((g_j − C_ij)/ε) and the same for g, with
 // f + g − C ≤ 0 kept implicit. Cheap to call once; n·k exps each.
 void log_update_rows(std::vector<double>& f, const std::vector<double>& g, const std::vector<double>& a,
                      const Matrix& cost, double eps) {

@@ -1,5 +1,5 @@
-// Optimal transport between two discrete measures (ALGORITHMS.md S.2 and S.3), shared by
-// Intra-Fusion (§2, exact plans) and SWAP (§1, entropic plans and their ε → 0 limit).
+// Optimal transport between two discrete measures (docs/algorithms/intra-fusion.md#optimal-transport-solvers),
+// shared by Intra-Fusion (exact plans) and SWAP (entropic plans and their ε → 0 limit).
 //
 // Both solvers take source masses a (length N), target masses b (length K) and a cost matrix M
 // (N×K, row-major) and return a dense float64 plan Π (N×K) with Π1 = a and Πᵀ1 = b.
@@ -11,13 +11,13 @@
 // remainders (ties to the lower index). Uniform masses 1/N, 1/K are therefore represented
 // exactly; others within 1/S of their normalised value. The plan is scaled back to a's total.
 // The pivot rule is LEMON's block search, which is deterministic for a given input, so the choice
-// among the many optimal plans of a degenerate problem is reproducible (ALGORITHMS.md §2.10).
+// among the many optimal plans of a degenerate problem is reproducible.
 // Departure from the reference (POT ot.emd): no iteration cap; b must have a's total to 1e-6
 // relative and is then rescaled to it (POT rescales silently).
 //
 // sinkhorn: min ⟨Π, M⟩ + ε Σ Π_ij (log Π_ij − 1) by Sinkhorn's scaling iterations on the kernel
 // exp((f_i + g_j − M_ij)/ε), whose potentials f, g absorb the scalings whenever these leave
-// [1e-30, 1e30] (a log-domain sweep then restarts them; S.2's stabilised form; the kernel in
+// [1e-30, 1e30] (a log-domain sweep then restarts them: the stabilised form; the kernel in
 // float32, scalings and sums in float64): two
 // matrix-vector products an iteration, and finite for small ε. The row-marginal error
 // ‖Π1 − a‖₁ is compared with the tolerance every iteration. By default the scalings are

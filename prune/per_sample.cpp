@@ -1,4 +1,4 @@
-// Per-sample gradients from one backward per block (ALGORITHMS.md S.1).
+// Per-sample gradients from one backward per block (docs/algorithms/swap.md#per-sample-gradients).
 #include "prune/per_sample.hpp"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
-// Per-sample gradient matrix G (n × p) for chosen Linear and Conv2d weights (ALGORITHMS.md S.1),
-// used by SWAP and the Fisher baselines (WoodFisher, CHITA).
+// Per-sample gradient matrix G (n × p) for chosen Linear and Conv2d weights
+// (docs/algorithms/swap.md#per-sample-gradients), used by SWAP and the Fisher baselines (WoodFisher,
+// CHITA).
 //
 // Row i is the gradient of cross_entropy on sample i alone with respect to the named weights,
 // flattened in the order of `names` (each row-major), with masked entries 0 (the gradient of the

@@ -1,4 +1,5 @@
-// Prunable tensors and sparsity targets (ALGORITHMS.md §0.1).
+// Prunable tensors and sparsity targets (docs/algorithms/README.md#scope,
+// docs/algorithms/README.md#sparsity-and-density).
 #include "prune/scope.hpp"
 
 #include <algorithm>

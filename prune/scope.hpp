@@ -1,5 +1,5 @@
-// Which tensors a pruning method may touch, and how much of them (ALGORITHMS.md §0.1, §5;
-// ECOSYSTEM.md §1.4, §2 rows 4 and 7).
+// Which tensors a pruning method may touch, and how much of them (docs/algorithms/README.md#scope,
+// docs/algorithms/README.md#sparsity-and-density, docs/algorithms/README.md#global-and-per-layer-distribution).
 //
 // Prunable by default: the `weight` of every Conv2d and Linear module (biases, BN parameters and
 // buffers are not). `include` adds and `exclude` removes parameters whose full dotted name matches

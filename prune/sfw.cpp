@@ -1,4 +1,4 @@
-// SFW-pruning: constraints, LMOs, the optimizer, lr schemes and SFW-Init (ALGORITHMS.md §4; the
+// SFW-pruning: constraints, LMOs, the optimizer, lr schemes and SFW-Init (docs/algorithms/sfw.md; the
 // departures from the official code are listed in sfw.hpp).
 #include "prune/sfw.hpp"
 
@@ -160,7 +160,7 @@ double frank_wolfe_gap(const Constraint& c, const Tensor& grad, const Tensor& x)
   return k.dot(grad.data(), x.data(), x.numel()) - k.dot(grad.data(), v.data(), v.numel());
 }
 
-// ---- Constraint construction (§4.2)
+// ---- Constraint construction (docs/algorithms/sfw.md#sizing-the-constraints)
 
 int64_t sparse_k(int64_t n, int64_t k_abs, double k_frac) {
   SHEARS_CHECK(n >= 1, "sfw", "a constrained tensor needs at least one entry");
@@ -195,7 +195,7 @@ Constraints make_constraints(const optim::NamedTensors& params, const Constraint
   return out;
 }
 
-// ---- The optimizer (§4.3)
+// ---- The optimizer (docs/algorithms/sfw.md#the-optimizer-step)
 
 namespace {
 
@@ -289,7 +289,7 @@ void Sfw::step() {
   ++steps_;
 }
 
-// ---- Learning-rate schemes (§4.4)
+// ---- Learning-rate schemes (docs/algorithms/sfw.md#learning-rate-schemes)
 
 LrScheme lr_scheme_from_string(const std::string& name) {
   if (name == "keep") return LrScheme::keep;
@@ -325,7 +325,7 @@ double lr_scheme_factor(LrScheme scheme, int64_t epoch, int64_t epochs, const st
   return f;
 }
 
-// ---- SFW-Init (§4.6)
+// ---- SFW-Init (docs/algorithms/sfw.md#sfw-init)
 
 namespace {
 

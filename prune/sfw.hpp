@@ -1,12 +1,12 @@
 // SFW-pruning (Lu et al., ICLR 2022, "Learning Pruning-Friendly Networks via Frank-Wolfe"):
 // stochastic Frank-Wolfe training over a K-sparse polytope per tensor, after which the dense
-// model is magnitude-pruned to any sparsity without retraining. Implements ALGORITHMS.md §4:
-//   §4.1  constraint sets and their closed-form linear minimisation oracles (LMO)
-//   §4.2  the K rule, the radius rule (modes initialization | radius | diameter), feasibility
-//   §4.3  the optimizer step (EMA momentum, lr rescaling by gradient | diameter | none, clamp)
-//   §4.4  the learning-rate schemes keep | decrease_3 | decrease_3_180 | dynamic_change
-//   §4.6  SFW-Init (learned per-tensor scales, GradInit adapted to SFW)
-// Pruning after training (§4.5) is global magnitude pruning: prune/masks.hpp with |θ| scores.
+// model is magnitude-pruned to any sparsity without retraining. Implements docs/algorithms/sfw.md:
+//   #constraint-sets-and-the-lmo  constraint sets and their closed-form linear minimisation oracles (LMO)
+//   #sizing-the-constraints       the K rule, the radius rule (modes initialization | radius | diameter), feasibility
+//   #the-optimizer-step           the optimizer step (EMA momentum, lr rescaling by gradient | diameter | none, clamp)
+//   #learning-rate-schemes        the learning-rate schemes keep | decrease_3 | decrease_3_180 | dynamic_change
+//   #sfw-init                     SFW-Init (learned per-tensor scales, GradInit adapted to SFW)
+// Pruning after training (#pruning-after-sfw-training) is global magnitude pruning: prune/masks.hpp with |θ| scores.
 //
 // Departures from the official code (VITA-Group/SFW-Once-for-All-Pruning @ 84ec0780), on purpose:
 // - Constraints are bound to parameters by name, not by position in a list (the reference
@@ -24,8 +24,9 @@
 // - The dynamic_change scheme compares epoch-mean losses (the paper) unless
 //   reference_last_batch_loss is set (the code records the last mini-batch's loss).
 // - SFW-Init needs the gradient of a loss that contains a gradient; shears' autograd has no double
-//   backward, so it uses the first-order approximation of §4.7 (g, v and α held constant, so
-//   ∂L1/∂θ = (1 − α)·∂L1/∂θ′). The released code's defects listed in §4.6 are not reproduced.
+//   backward, so it uses a first-order approximation (docs/algorithms/sfw.md#sfw-init: g, v and α
+//   held constant, so ∂L1/∂θ = (1 − α)·∂L1/∂θ′). The released code's defects are not reproduced
+//   (docs/algorithms/sfw.md#the-official-code-and-shears).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -40,7 +41,7 @@
 
 namespace shears::prune {
 
-// A convex set C ⊂ R^n for one parameter tensor (§4.7). All sizes are the tensor's numel.
+// A convex set C ⊂ R^n for one parameter tensor. All sizes are the tensor's numel.
 class Constraint {
  public:
   virtual ~Constraint() = default;
@@ -76,7 +77,7 @@ class KSparsePolytope : public Constraint {
   double tau_;
 };
 
-// { x : ‖x‖_p ≤ r } for p = 1, 2 or ∞ (ablations, §4.7–4.8). L2 diameter: 2r for p = 1, 2 and
+// { x : ‖x‖_p ≤ r } for p = 1, 2 or ∞ (for ablations). L2 diameter: 2r for p = 1, 2 and
 // 2r√n for p = ∞, so from a diameter D the radius is D/2 (p = 1, 2) or D/(2√n) (p = ∞), the
 // reference's convention. LMO: p = 1 −r·sign(d_i) at the first largest |d_i|; p = 2 −r·d/‖d‖;
 // p = ∞ −r·sign(d) (sign(0) taken as +1, as the reference's masked_fill). Zero d: v = 0 (p = 1, 2).
@@ -122,11 +123,11 @@ struct ConstraintOptions {
   double tau = 15.0;
 };
 
-// K_l = min(max(k_abs, floor(k_frac·n)), n) (§4.2); throws unless n ≥ 1, k_abs ≥ 0, k_frac ∈ [0, 1]
+// K_l = min(max(k_abs, floor(k_frac·n)), n); throws unless n ≥ 1, k_abs ≥ 0, k_frac ∈ [0, 1]
 // and the result is ≥ 1.
 int64_t sparse_k(int64_t n, int64_t k_abs, double k_frac);
 
-// One constraint per parameter in scope, sized by §4.2's rules; ν_l = ‖θ_l‖₂ of `params` as given
+// One constraint per parameter in scope, sized by the K and radius rules; ν_l = ‖θ_l‖₂ of `params` as given
 // (1 when zero). Throws on invalid options.
 Constraints make_constraints(const optim::NamedTensors& params, const ConstraintOptions& options);
 
@@ -139,7 +140,7 @@ struct SfwOptions {
   double unconstrained_lr = 0.1;  // SGD lr of parameters without a constraint
 };
 
-// The optimizer (§4.3). Two groups: constrained parameters (lr = options.lr) and unconstrained
+// The optimizer. Two groups: constrained parameters (lr = options.lr) and unconstrained
 // ones (lr = options.unconstrained_lr); scale_lr scales both. For a constrained θ with direction
 // d (the momentum buffer, or the gradient when ρ = 0):
 //   v = LMO(d);  α = clamp(η·‖d‖/‖θ − v‖ | η/D | η, 0, 1);  θ ← (1 − α)·θ + α·v
@@ -151,7 +152,7 @@ class Sfw : public optim::Optimizer {
   void step() override;
   const char* name() const override { return "sfw"; }
 
-  // Replaces every constrained parameter by shift_inside of itself (§4.2: before training).
+  // Replaces every constrained parameter by shift_inside of itself (before training).
   void make_feasible();
   const Constraints& constraints() const { return constraints_; }
   const SfwOptions& options() const { return options_; }
@@ -166,7 +167,7 @@ class Sfw : public optim::Optimizer {
   SfwOptions options_;
 };
 
-// §4.4: the lr factor (relative to η₀) in effect during epoch `epoch` (0-based) of `epochs`,
+// Learning-rate schemes: the lr factor (relative to η₀) in effect during epoch `epoch` (0-based) of `epochs`,
 // replaying the rules at the start of every epoch 0..epoch. `epoch_losses[j]` is the training
 // loss recorded for epoch j (its mean, or its last batch's loss to reproduce the code); at least
 // `epoch` entries are needed for dynamic_change.
@@ -188,7 +189,7 @@ struct SfwInitReport {
   std::map<std::string, double> scales;  // a_l, by parameter name
 };
 
-// SFW-Init (§4.6): learns one scale a_l per parameter so that one SFW step (of `opt`, at its
+// SFW-Init: learns one scale a_l per parameter so that one SFW step (of `opt`, at its
 // current lr η, from the gradient of CE on [B0; B1]) lowers CE on [B0; B2] the most; every
 // iteration draws three batches from `next_batch`, takes an Adam step on the scales with
 // s_l = clip(⟨∂(L1/η)/∂θ_l, θ_l⟩·u_l/‖θ_l‖) and sets θ_l ← θ_l·a_l·u_l/‖θ_l‖ (u_l: the initial

@@ -1,4 +1,4 @@
-// SpODE / PSO (ALGORITHMS.md §3, S.6); see spode.hpp for the layout and the departures.
+// SpODE / PSO (docs/algorithms/spode.md); see spode.hpp for the layout and the departures.
 #include "prune/spode.hpp"
 
 #include <algorithm>
@@ -84,7 +84,7 @@ double loss_and_descent(nn::Module& model, const SoftMask& mask, const NamedTens
   return loss.item();
 }
 
-// While alive: the model in train mode (BN uses batch statistics, §3.4) with no parameter
+// While alive: the model in train mode (BN uses batch statistics) with no parameter
 // recording gradients; on destruction the named parameters are the original tensors again, every
 // requires_grad flag, buffer (BN statistics moved by the forwards) and the mode are restored.
 class FrozenModel {
@@ -236,7 +236,8 @@ SpodeResult spode_prune(nn::Module& model, const std::vector<std::string>& names
   SHEARS_CHECK(options.bn_batches >= 0, "spode_prune", "bn_batches must be >= 0, got ", options.bn_batches);
   SHEARS_CHECK(target.sparsity < 1.0, "spode_prune", "sparsity must be < 1 (the schedule ends at density 1 - s)");
   SoftMask mask = make_soft_mask(model, names, options.structured);
-  // Structured: channels are ranked per layer to the channel density √(1 − s_p) (ALGORITHMS.md §3.4).
+  // Structured: channels are ranked per layer to the channel density √(1 − s_p)
+  // (docs/algorithms/spode.md#algorithm).
   const SparsityTarget final_target =
       options.structured ? SparsityTarget{.sparsity = 1.0 - std::sqrt(1.0 - target.sparsity),
                                           .distribution = Distribution::per_layer,

@@ -1,7 +1,9 @@
 // SpODE / PSO — pruning by following the sparsity-indexed ODE of optimal masks (Mo, Shi & Pan,
-// ICML 2023). Specification: ALGORITHMS.md §3 (symbols §3.1, the meaning of r §3.2, the official
-// code's G, polariser and schedules §3.3, the one-shot algorithm §3.4, pitfalls §3.10, testable
-// properties §3.11) and S.6 (BN re-estimation, prune/bn_recalibrate.hpp).
+// ICML 2023). Documented in docs/algorithms/spode.md: F and the meaning of r (#the-one-step-evolution),
+// the official code's G, polariser and schedules (#soft-density, #polariser, #step-size-schedules), the
+// one-shot algorithm (#algorithm), departures (#the-official-code-and-shears) and tested properties
+// (#properties-the-tests-check); BN re-estimation in docs/algorithms/baselines.md#bn-recalibration
+// (prune/bn_recalibrate.hpp).
 //
 // A post-hoc solver on a trained model. The weights θ of the named parameters stay frozen; a soft
 // mask m (one value per weight, or per input channel when `structured`) starts at 1 and moves by
@@ -23,7 +25,7 @@
 // already attached to a named parameter stays in the forward; θ is read as parameter ⊙ mask.
 //
 // Departures from the official code (github.com/mzf666/sparsity-indexed-ode @573942d6):
-// - F in closed form with its degenerate case taken literally (§3.1): when gᵀe is ‖g‖‖e‖ up to a
+// - F in closed form with its degenerate case taken literally: when gᵀe is ‖g‖‖e‖ up to a
 //   relative 1e-12 (e ∥ g, or e = 0) F = g/‖g‖²; otherwise the exact formula, without the code's
 //   absolute 1e-12 guards (which inflate x instead of handling e ∥ g). Reductions in float64.
 // - Ties in the polariser and the final top-k follow masks_from_scores (exactly floor(s·d) pruned,
@@ -36,7 +38,7 @@
 //   restored, then re-estimated by recalibrate_batch_norm (cumulative average over bn_batches
 //   fresh batches) instead of the reference's reset plus one momentum-0.1 forward.
 // - Structured: the target is a parameter sparsity s_p; channels are ranked per layer to the
-//   channel density √(1 − s_p) (§3.4), and the schedule ends at that channel density.
+//   channel density √(1 − s_p), and the schedule ends at that channel density.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -77,7 +79,7 @@ std::vector<double> soft_density_gradient(const SoftMask& mask, SoftSparsity mea
 // others to 1; returns m itself when no more than one entry would be pruned.
 std::vector<double> polarise(const SoftMask& mask, SoftSparsity measure, Distribution distribution);
 
-// The one-step evolution F for g = −∇G, e = −∇E_ε and radius ratio r > 1 (§3.1–3.2): gᵀF = 1,
+// The one-step evolution F for g = −∇G, e = −∇E_ε and radius ratio r > 1: gᵀF = 1,
 // ‖F‖ = r/‖g‖, and F maximises eᵀδ among such δ; F = g/‖g‖² in the degenerate case e ∥ g.
 std::vector<double> spode_direction(const std::vector<double>& g, const std::vector<double>& e, double r);
 

@@ -1,4 +1,5 @@
-// Channel selection and physical removal (ALGORITHMS.md S.5, §5).
+// Channel selection and physical removal (docs/algorithms/baselines.md#channel-selection and
+// docs/algorithms/baselines.md#channel-removal).
 #include "prune/structured.hpp"
 
 #include <algorithm>

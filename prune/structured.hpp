@@ -1,5 +1,5 @@
-// Structured (channel) pruning with physical removal (ALGORITHMS.md S.5, §5 "Channel
-// importances"; ECOSYSTEM.md §1.5, §2 rows 1, 2 and 5).
+// Structured (channel) pruning with physical removal, after Torch-Pruning
+// (docs/algorithms/baselines.md#structured-pruning: groups, importances, selection and removal).
 //
 // select_channels ranks each group's channels by an Importance and picks the lowest: per group
 // (the same ratio in every group) or globally (one ranking over all groups' normalised scores),

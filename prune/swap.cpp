@@ -1,4 +1,4 @@
-// SWAP and its LR baseline on one stage's problem (ALGORITHMS.md §1, S.1–S.3); see swap.hpp for
+// SWAP and its LR baseline on one stage's problem (docs/algorithms/swap.md); see swap.hpp for
 // the two solvers and the departures from the official code. The driver over a model, the noise
 // model and the schedule are in swap_prune.cpp.
 #include "prune/swap.hpp"
@@ -193,7 +193,7 @@ Plan identity_plan(const SwapProblem& problem) {
   return plan;
 }
 
-// The entropic plan between y and z = G w (S.2), or the identity for LR.
+// The entropic plan between y and z = G w (Sinkhorn, prune/ot.hpp), or the identity for LR.
 Plan make_plan(const SwapProblem& problem, const Vec& z, const SwapOptions& o) {
   if (!o.transport) return identity_plan(problem);
   const int64_t n = problem.n();

@@ -1,8 +1,11 @@
 // SWAP — sparse entropic Wasserstein regression pruning (You & Cheng, ICLR 2024), with its LR
 // baseline (CHITA's formulation: the same regression with the identity plan) and the gradual driver
-// that WoodFisher and magnitude pruning share (prune/woodfisher.hpp). Specification: ALGORITHMS.md
-// §1 (symbols §1.1, identities §1.2, the official code's stage §1.3, noise and hyper-parameters
-// §1.4, code vs paper §1.5, pitfalls §1.10, testable properties §1.11), S.1 (G), S.2/S.3 (prune/ot).
+// that WoodFisher and magnitude pruning share (prune/woodfisher.hpp). Documented in
+// docs/algorithms/swap.md: objectives and symbols (#notation-and-objectives), identities
+// (#identities), G (#per-sample-gradients), the two solvers (#the-code-solver,
+// #the-principled-solver), the driver (#gradual-protocol), noise (#gradient-noise), departures
+// (#the-official-code-and-shears) and tested properties (#properties-the-tests-check); the plans in
+// docs/algorithms/intra-fusion.md#optimal-transport-solvers (prune/ot).
 //
 // The regression of one stage: G (n × p, float32, one per-sample gradient per row), the dense
 // weights w̄ recorded before pruning, targets y = G w̄ and the current weights w (float64):
@@ -14,13 +17,13 @@
 // split across the thread pool so that results do not depend on the thread count.
 //
 // Two stage solvers, both ending in exactly k kept entries (H_k below):
-// - code (swap_stage, §1.3): the official code's single IHT step — direction d (`code`:
+// - code (swap_stage): the official code's single IHT step — direction d (`code`:
 //   Gᵀ Π (Gw − y) + λ(w − w̄); `exact`: the gradient of Q_EWR; LR: the gradient of Q_LR), τ_c by
 //   bisection on the top-k support, a 1000-step Adam line search on τ in (0, τ_c), the 1.05 growth
 //   beyond τ_c, w⁺ = H_k(w − τ d). The new mask is the support of w⁺; the weights keep their old
 //   values on it (update_weights = false, as the code) or take w⁺'s. inner_iters repeats the step
 //   (new plan each time) until the support stops changing.
-// - principled (swap_stage_exact, §1.5): IHT on the stated objective — started from the magnitude
+// - principled (swap_stage_exact): IHT on the stated objective — started from the magnitude
 //   solution H_k(w), each inner iteration computes the plan at w (the exact minimisation over Π),
 //   re-solves the weights on the support for that plan (the ridge problem restricted to the
 //   support, by conjugate gradients on the gathered columns of G; resolve_iters = 0 turns this
@@ -36,9 +39,9 @@
 //   LR alone 84.1%). From LR's solution G w ≈ y, and the plan smooths each target over samples
 //   with similar projected gradients — the "neighbourhood interpolation" of the paper.
 //
-// H_k keeps the k entries of largest |x|; among equal |x| the lower flat index wins (ALGORITHMS.md
-// §0.2), so exactly k survive. Gradual pruning prunes floor(s·p) entries at sparsity s, as
-// masks_from_scores does.
+// H_k keeps the k entries of largest |x|; among equal |x| the lower flat index wins
+// (docs/algorithms/README.md#tie-breaking), so exactly k survive. Gradual pruning prunes floor(s·p)
+// entries at sparsity s, as masks_from_scores does.
 //
 // Departures from the official code (github.com/youlei202/CBS @ce54d7dd,
 // pruners/optimal_transport_pruner.py):
@@ -50,10 +53,10 @@
 //   over G (the same iterates up to rounding; the growth stops after 10000 steps). G is computed
 //   once per stage (the code computes it twice on the same samples).
 // - When max_i w_i/(d_i + 1e-16) ≤ 0 the code's τ_c is 0 and its step degenerates to H_k(w); here
-//   the step falls back to τ = 1/L (ALGORITHMS.md §1.10) and the stage log says so.
+//   the step falls back to τ = 1/L (docs/algorithms/swap.md#the-code-solver) and the stage log says so.
 // - On the CPU the code's line search masks its direction in place (`b *= mask` aliases
 //   delta_Qw), so its final step moves only the entries of supp H_k(w); on a GPU it does not. We
-//   follow ALGORITHMS.md §1.3, i.e. the GPU behaviour (the full direction).
+//   follow the GPU behaviour (the full direction).
 // - The official noise model draws from torch's generator; ours from the seeded shears Generator.
 // - A code stage that keeps every entry (the cubic schedule's first) is skipped when the weights
 //   are not written: the code computes its plan (up to 5000 Sinkhorn iterations) to keep them all.
@@ -113,18 +116,19 @@ std::vector<double> hard_threshold(const std::vector<double>& x, int64_t k);
 std::vector<double> masked(const std::vector<double>& x, const std::vector<uint8_t>& support);
 double support_overlap(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b, int64_t k);
 
-// τ_c of §1.3: bisection (≤ 50 halvings) on [0, min(max_i w_i/(d_i + 1e-16), 100)] for the largest
+// τ_c of the code solver: bisection (≤ 50 halvings) on [0, min(max_i w_i/(d_i + 1e-16), 100)] for the largest
 // τ with top_k_support(w − τd) = top_k_support(w); 0 when that bound is ≤ 0.
 double critical_step(const std::vector<double>& w, const std::vector<double>& d, int64_t k);
 
 // σ_max(G)² + nλ by power iteration on GᵀG (a lower bound that converges from below).
 double lipschitz_constant(const SwapProblem& problem, int64_t iterations = 20, uint64_t seed = 0);
 
-// §1.4: in every row g of G, floor(prop·p) coordinates drawn uniformly without replacement get
-// N(0, (scale·std(g))²) added, std the unbiased standard deviation of the row. Seeded by `gen`.
+// The noise model (docs/algorithms/swap.md#gradient-noise): in every row g of G, floor(prop·p)
+// coordinates drawn uniformly without replacement get N(0, (scale·std(g))²) added, std the unbiased
+// standard deviation of the row. Seeded by `gen`.
 void add_gradient_noise(Tensor& G, double scale, double prop, Generator& gen);
 
-// The cubic schedule of §1.3 for stage t = 1..T: s_t = s_T + (s_0 − s_T)(1 − (t−1)/(T−1))³ (s_T if T = 1).
+// The cubic schedule for stage t = 1..T: s_t = s_T + (s_0 − s_T)(1 − (t−1)/(T−1))³ (s_T if T = 1).
 double cubic_sparsity(int64_t t, int64_t stages, double target, double initial = 0.0);
 
 enum class Solver { principled, code };
@@ -178,7 +182,8 @@ SwapStageResult swap_stage(const SwapProblem& problem, const std::vector<double>
 SwapStageResult swap_stage_exact(const SwapProblem& problem, const std::vector<double>& w, int64_t k,
                                  const SwapOptions& options);
 
-// The gradual driver (§1.3) for the Fisher-type methods and its one-shot case (stages = 1).
+// The gradual driver (docs/algorithms/swap.md#gradual-protocol) for the Fisher-type methods and its
+// one-shot case (stages = 1).
 enum class StageMethod { swap, lr, woodfisher, magnitude };
 
 struct SwapPruneOptions {
@@ -188,7 +193,7 @@ struct SwapPruneOptions {
   double lambda = 0.01;
   int64_t stages = 1;
   double initial_sparsity = 0.0;
-  double noise_scale = 0.0, noise_prop = 0.0;  // §1.4; scale 0: no noise
+  double noise_scale = 0.0, noise_prop = 0.0;  // add_gradient_noise; scale 0: no noise
   int64_t gradient_block = 32;                // samples per forward/backward for G
   uint64_t seed = 0;                          // the noise
 };
@@ -196,7 +201,7 @@ struct SwapPruneOptions {
 // Prunes the named parameters of `model` globally to target.sparsity in `stages` stages of the
 // cubic schedule. Each stage takes the next batch of `samples` (its batch size is n: one fresh
 // seeded batch per stage), computes G at the current weights in eval mode with the masks
-// temporarily all ones (so pruned entries get gradients too, §1.3), adds the noise, runs the
+// temporarily all ones (so pruned entries get gradients too), adds the noise, runs the
 // method's stage against w̄ (the weights at the call) and attaches the masks (apply_masks) with the
 // stage's weights. `between_stages(t)` runs after every stage but the last (fine-tuning with the
 // masks fixed in the gradual protocol); it may be empty. Throws unless the target is global with

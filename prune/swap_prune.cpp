@@ -1,5 +1,6 @@
-// The gradual driver of SWAP, LR, WoodFisher and magnitude over a model (ALGORITHMS.md §1.3),
-// the noise model of §1.4 and the cubic schedule; the stage solvers are in swap.cpp.
+// The gradual driver of SWAP, LR, WoodFisher and magnitude over a model, the noise model and the
+// cubic schedule (docs/algorithms/swap.md#gradual-protocol, docs/algorithms/swap.md#gradient-noise);
+// the stage solvers are in swap.cpp.
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -19,7 +20,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // While alive, the named parameters that carry a mask carry an all-ones mask instead (their raw
-// values are already 0 where pruned, so the forward is unchanged and G gets every entry, §1.3).
+// values are already 0 where pruned, so the forward is unchanged and G gets every entry).
 class OpenMasks {
  public:
   OpenMasks(nn::Module& model, const std::vector<std::string>& names) : model_(model) {

@@ -1,4 +1,4 @@
-// WoodFisher (ALGORITHMS.md §5); see woodfisher.hpp for the layout and the departures.
+// WoodFisher (docs/algorithms/swap.md#woodfisher); see woodfisher.hpp for the layout and the departures.
 #include "prune/woodfisher.hpp"
 
 #include <algorithm>

@@ -1,12 +1,12 @@
 // WoodFisher — Optimal-Brain-Surgeon pruning with a block-diagonal empirical Fisher (Singh &
-// Alistarh, NeurIPS 2020), the baseline of SWAP's paper. Specification: ALGORITHMS.md §5
-// ("WoodFisher / OBS"), S.1 (G).
+// Alistarh, NeurIPS 2020), the baseline of SWAP's paper. Documented in
+// docs/algorithms/swap.md#woodfisher; G as in docs/algorithms/swap.md#per-sample-gradients.
 //
 // For the per-sample gradients G (n × p) the empirical Fisher is F = δI + GᵀG/n. It is
 // approximated block-diagonally: each tensor of the flat weight vector is cut into blocks of B
 // consecutive entries (the last block of a tensor may be shorter; blocks never span two tensors,
 // as in the reference's per-layer blocks). The inverse of each block is built by the Woodbury
-// recursion of §5 starting from I/δ, F_i⁻¹ = F_{i−1}⁻¹ − F_{i−1}⁻¹ g_i g_iᵀ F_{i−1}⁻¹ /
+// recursion starting from I/δ, F_i⁻¹ = F_{i−1}⁻¹ − F_{i−1}⁻¹ g_i g_iᵀ F_{i−1}⁻¹ /
 // (n + g_iᵀ F_{i−1}⁻¹ g_i), applied `chunk` samples at a time: the rank-m form
 // F⁻¹ − F⁻¹U (nI + UᵀF⁻¹U)⁻¹ UᵀF⁻¹ equals m successive rank-one steps and runs as sgemm (float32,
 // like the reference; the m × m system is solved in float64). Cost O(n·B) per weight, memory B²

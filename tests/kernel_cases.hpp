@@ -1,4 +1,4 @@
-// One case list drives the kernel tests and the benchmarks (DESIGN.md §2.10): every benchmarked
+// One case list drives the kernel tests and the benchmarks (docs/design.md#case-lists): every benchmarked
 // shape is also tested (the tests run it at a small batch against the reference kernels).
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Finite-difference gradient checks for every registered op (DESIGN.md §2.9, §2.11).
+// Finite-difference gradient checks for every registered op (docs/design.md#testing).
 // For each case, inputs x_i are drawn from a seeded generator, y = f(x) and a random output
 // weighting r give L = Σ r·y; the analytic ∂L/∂x_i from backward(r) is compared with central
 // differences (L(x + h) − L(x − h)) / 2h computed with double accumulation.

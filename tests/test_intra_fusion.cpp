@@ -1,4 +1,5 @@
-// prune/bn_fold and prune/intra_fusion: ALGORITHMS.md S.4 and the testable properties of §2.11.
+// prune/bn_fold and prune/intra_fusion: docs/algorithms/baselines.md#bn-folding and the properties listed in
+// docs/algorithms/intra-fusion.md#properties-the-tests-check.
 #include <catch2/catch.hpp>
 
 #include <cmath>

@@ -1,4 +1,5 @@
-// prune/ot: exact and entropic optimal transport (ALGORITHMS.md S.2, S.3, §2.11 property 2).
+// prune/ot: exact and entropic optimal transport (docs/algorithms/intra-fusion.md#optimal-transport-solvers;
+// the properties are listed in docs/algorithms/intra-fusion.md#properties-the-tests-check).
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -1,4 +1,5 @@
-// prune/per_sample: per-sample gradients equal a loop of single-sample backwards (ALGORITHMS.md S.1).
+// prune/per_sample: per-sample gradients equal a loop of single-sample backwards
+// (docs/algorithms/swap.md#per-sample-gradients).
 #include <catch2/catch.hpp>
 
 #include "core/ops.hpp"
@@ -39,7 +40,7 @@ TEST_CASE("per-sample gradients equal single-sample backwards, in blocks, with m
     }
     test::require_close(G.rows(i, i + 1).view({p}), Tensor::from_vector({p}, row), 1e-6, 1e-4);
   }
-  // S.1: the mean of the rows is the gradient of the mean loss over the n samples.
+  // The mean of the rows is the gradient of the mean loss over the n samples.
   model->zero_grad();
   cross_entropy((*model)(x), y).backward();
   std::vector<float> full;

@@ -1,7 +1,8 @@
-// prune/sfw: the testable properties of ALGORITHMS.md §4.12 — LMO vertices and optimality (brute
-// force), feasibility of iterates and of shift_inside, the K and radius rules, the effective lr and
-// the EMA momentum, the lr schemes, the Frank-Wolfe gap on a convex problem, resume through
-// state_dict, SFW-Init's invariants, and SFW-trained vs SGD-trained magnitude pruning.
+// prune/sfw: the properties listed in docs/algorithms/sfw.md#properties-the-tests-check — LMO
+// vertices and optimality (brute force), feasibility of iterates and of shift_inside, the K and
+// radius rules, the effective lr and the EMA momentum, the lr schemes, the Frank-Wolfe gap on a
+// convex problem, resume through state_dict, SFW-Init's invariants, and SFW-trained vs SGD-trained
+// magnitude pruning.
 #include <catch2/catch.hpp>
 
 #include <cmath>

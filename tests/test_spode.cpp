@@ -1,7 +1,8 @@
-// prune/spode and prune/bn_recalibrate: the testable properties of ALGORITHMS.md §3.11 (direction,
-// first-order step, optimality, degenerate case, G(1) = 1, exp schedule, polariser, frozen
-// weights, exact final sparsity, structured broadcast), regrowth, S.6 re-estimation, and SpODE
-// against magnitude pruning on a small trained MLP without fine-tuning.
+// prune/spode and prune/bn_recalibrate: the properties listed in
+// docs/algorithms/spode.md#properties-the-tests-check (direction, first-order step, optimality,
+// degenerate case, G(1) = 1, exp schedule, polariser, frozen weights, exact final sparsity,
+// structured broadcast), regrowth, BN re-estimation, and SpODE against magnitude pruning on a small
+// trained MLP without fine-tuning.
 #include <catch2/catch.hpp>
 
 #include <cmath>

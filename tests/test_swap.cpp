@@ -1,9 +1,10 @@
-// prune/swap and prune/woodfisher: the testable properties of ALGORITHMS.md §1.11 (Sinkhorn
-// marginals and monotonicity in ε, the product plan, EMD = sorted matching, EWR(I/n) = LR, the
-// smoothed-target identity, finite differences, H_k, τ_c, IHT descent, the noise model, the cubic
-// schedule), the official code's stage started from dense weights (= magnitude), the principled
-// solver's descent, WoodFisher's Woodbury inverse and saliency (§5), the gradual driver, and
-// one-shot LR/SWAP against magnitude pruning on MLPNet trained briefly on Fashion-MNIST.
+// prune/swap and prune/woodfisher: the properties listed in
+// docs/algorithms/swap.md#properties-the-tests-check (Sinkhorn marginals and monotonicity in ε, the
+// product plan, EMD = sorted matching, EWR(I/n) = LR, the smoothed-target identity, finite
+// differences, H_k, τ_c, IHT descent, the noise model, the cubic schedule), the official code's
+// stage started from dense weights (= magnitude), the principled solver's descent, WoodFisher's
+// Woodbury inverse and saliency, the gradual driver, and one-shot LR/SWAP against magnitude pruning
+// on MLPNet trained briefly on Fashion-MNIST.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -115,7 +116,7 @@ TEST_CASE("swap: G x and Gᵀ u equal plain float64 loops, zeros of x skipped or
   CHECK_THROWS_AS(prune::mat_vec(problem, std::vector<double>(p + 1)), Error);
 }
 
-TEST_CASE("swap §1.11.1: Sinkhorn plans of the SWAP cost have marginals 1/n and a cost rising with ε", "[swap]") {
+TEST_CASE("swap: Sinkhorn plans of the SWAP cost have marginals 1/n and a cost rising with ε", "[swap]") {
   const int64_t n = 12;
   auto problem = random_problem(n, 30, 2);
   Generator gen(3);
@@ -136,7 +137,7 @@ TEST_CASE("swap §1.11.1: Sinkhorn plans of the SWAP cost have marginals 1/n and
   }
 }
 
-TEST_CASE("swap §1.11.2-3: ε → ∞ gives the product plan, ε → 0 the sorted matching", "[swap]") {
+TEST_CASE("swap: ε → ∞ gives the product plan, ε → 0 the sorted matching", "[swap]") {
   const int64_t n = 9;
   auto problem = random_problem(n, 20, 4);
   Generator gen(5);
@@ -162,7 +163,7 @@ TEST_CASE("swap §1.11.2-3: ε → ∞ gives the product plan, ε → 0 the sort
   }
 }
 
-TEST_CASE("swap §1.11.4: EWR with the identity plan is LR, and the directions reduce to its gradient", "[swap]") {
+TEST_CASE("swap: EWR with the identity plan is LR, and the directions reduce to its gradient", "[swap]") {
   const int64_t n = 15, p = 40;
   auto problem = random_problem(n, p, 6, 0.05);
   Matrix identity(n, n);
@@ -187,7 +188,7 @@ TEST_CASE("swap §1.11.4: EWR with the identity plan is LR, and the directions r
   CHECK(prune::objective_lr(problem, w) == Approx(0.5 * sum_of_squares(r) + 0.5 * n * 0.05 * sum_of_squares(d)));
 }
 
-TEST_CASE("swap §1.11.5: for a fixed plan, EWR is LR on the smoothed targets n Πᵀy up to a constant", "[swap]") {
+TEST_CASE("swap: for a fixed plan, EWR is LR on the smoothed targets n Πᵀy up to a constant", "[swap]") {
   const int64_t n = 14, p = 25;
   auto problem = random_problem(n, p, 8, 0.02);
   Generator gen(9);
@@ -208,7 +209,7 @@ TEST_CASE("swap §1.11.5: for a fixed plan, EWR is LR on the smoothed targets n 
   CHECK(c1 == Approx(c2).epsilon(1e-9));
 }
 
-TEST_CASE("swap §1.11.6: the exact direction is the gradient of Q_EWR (central differences)", "[swap]") {
+TEST_CASE("swap: the exact direction is the gradient of Q_EWR (central differences)", "[swap]") {
   const int64_t n = 10, p = 18;
   auto problem = random_problem(n, p, 10, 0.03);
   Generator gen(11);
@@ -229,10 +230,10 @@ TEST_CASE("swap §1.11.6: the exact direction is the gradient of Q_EWR (central 
     disagreement = std::max(disagreement, std::abs(n * code[j] - grad[j]) / std::max(1.0, std::abs(grad[j])));
   }
   CHECK(worst < 1e-5);
-  CHECK(disagreement > 1e-2);  // the code's direction is not this gradient (§1.5), even scaled by n
+  CHECK(disagreement > 1e-2);  // not the gradient, even scaled by n (docs/algorithms/swap.md#the-code-solver)
 }
 
-TEST_CASE("swap §1.11.7: H_k keeps exactly k entries, the lower index among ties, and is idempotent", "[swap]") {
+TEST_CASE("swap: H_k keeps exactly k entries, the lower index among ties, and is idempotent", "[swap]") {
   Generator gen(12);
   std::vector<double> x = random_vector(50, gen);
   for (int64_t k : {0, 1, 7, 25, 50}) {
@@ -257,7 +258,7 @@ TEST_CASE("swap §1.11.7: H_k keeps exactly k entries, the lower index among tie
   CHECK_THROWS_AS(prune::top_k_support(x, 51), Error);
 }
 
-TEST_CASE("swap §1.11.8: every step up to τ_c keeps the top-k support", "[swap]") {
+TEST_CASE("swap: every step up to τ_c keeps the top-k support", "[swap]") {
   Generator gen(13);
   for (int trial = 0; trial < 5; ++trial) {
     const int64_t p = 60, k = 20;
@@ -281,7 +282,7 @@ TEST_CASE("swap §1.11.8: every step up to τ_c keeps the top-k support", "[swap
   CHECK(prune::critical_step({1.0, -1.0}, {-1.0, 1.0}, 1) == 0.0);
 }
 
-TEST_CASE("swap §1.11.9: an IHT step of length 1/L never raises Q for a k-sparse w", "[swap]") {
+TEST_CASE("swap: an IHT step of length 1/L never raises Q for a k-sparse w", "[swap]") {
   const int64_t n = 20, p = 60, k = 12;
   auto problem = random_problem(n, p, 14, 0.01);
   // L against the dense eigenvalue: power iteration converges to σ_max² from below.
@@ -315,7 +316,7 @@ TEST_CASE("swap §1.11.9: an IHT step of length 1/L never raises Q for a k-spars
   }
 }
 
-TEST_CASE("swap §1.11.10: the noise changes exactly floor(prop·p) entries of every row, seeded", "[swap]") {
+TEST_CASE("swap: the noise changes exactly floor(prop·p) entries of every row, seeded", "[swap]") {
   Generator gen(16);
   const Tensor G = Tensor::randn({6, 101}, gen);
   for (double prop : {0.1, 0.25, 0.5, 1.0}) {
@@ -342,7 +343,7 @@ TEST_CASE("swap §1.11.10: the noise changes exactly floor(prop·p) entries of e
   CHECK_THROWS_AS(prune::add_gradient_noise(unchanged, 1.0, 1.5, gen), Error);
 }
 
-TEST_CASE("swap §1.11.11: the cubic schedule starts at s_0, ends at the target and never decreases", "[swap]") {
+TEST_CASE("swap: the cubic schedule starts at s_0, ends at the target and never decreases", "[swap]") {
   for (int64_t stages : {2, 5, 14}) {
     CHECK(prune::cubic_sparsity(1, stages, 0.9) == 0.0);
     CHECK(prune::cubic_sparsity(stages, stages, 0.9) == Approx(0.9).epsilon(1e-15));

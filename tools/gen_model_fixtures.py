@@ -39,7 +39,7 @@ COMMAND = "/usr/bin/python3 tools/gen_model_fixtures.py"
 # ---- The reference models, written with torchvision's own blocks where it has them.
 
 class CifarResNet(nn.Module):
-    """He et al. §4.2: 3×3 stem, three stages of n BasicBlocks with 16/32/64 planes, projection
+    """He et al., Section 4.2: 3×3 stem, three stages of n BasicBlocks with 16/32/64 planes, projection
     shortcuts (torchvision's downsample) where the shape changes. widths: out-channels of every
     conv in state_dict order (conv1, then per block conv1, conv2, [downsample.0])."""
 

@@ -1,6 +1,7 @@
 // batch_norm over (N, C) or (N, C, H, W), seen as (N, C, L) with L = H·W (or 1).
 // Training normalises with the biased batch variance and updates running statistics with the
-// unbiased one (PyTorch's rule); the backward keeps only x, the mean and 1/σ (DESIGN.md §2.2):
+// unbiased one (PyTorch's rule); the backward keeps only x, the mean and 1/σ
+// (docs/design.md#save-only-what-the-backward-reads):
 //   dx = γ·rstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂)),  M = N·L
 // Eval normalises with the running statistics, so its backward is a per-channel scale.
 // Fast kernels work channel by channel (threads split the channels, so a channel's sums are

@@ -7,7 +7,7 @@
 //   stride or the width changes.
 // Stems: imagenet = conv 7×7/2 + max-pool 3×3/2; cifar = conv 3×3/1 without max-pool.
 //
-// resnet20/32/56 (the paper's §4.2 CIFAR nets: 3 stages of n = 3/5/9 BasicBlocks with 16/32/64
+// resnet20/32/56 (the paper's Section 4.2 CIFAR nets: 3 stages of n = 3/5/9 BasicBlocks with 16/32/64
 // channels) use the cifar stem and the *projection* shortcut (the paper's option B: 1×1 conv +
 // BN where the shape changes) rather than option A's zero padding: the same names and code as
 // resnet18/50 (layer2.0.downsample.0.weight), and channel dependencies that structured pruning
