@@ -69,7 +69,17 @@ $(BUILD)/%.o: %.cpp | deps
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 # Tests find their committed fixtures, and the command they run, wherever the tree is cloned.
-$(TEST_OBJS): CXXFLAGS += -DSHEARS_FIXTURES='"$(CURDIR)/tests/fixtures"' -DSHEARS_BINARY='"$(CURDIR)/$(APP)"'
+$(TEST_OBJS): CXXFLAGS += -DSHEARS_FIXTURES='"$(CURDIR)/tests/fixtures"' -DSHEARS_BINARY='"$(CURDIR)/$(APP)"' \
+                          -DSHEARS_FUZZ_REPLAY='"$(CURDIR)/$(BUILD)/fuzz-replay"'
+
+# Each fuzz harness also as a plain program that replays its committed corpus (tests/fuzz/corpus/),
+# run by a test in `make test` (and in `make test-asan`, under the sanitizers).
+FUZZ_HARNESSES := $(wildcard tests/fuzz/fuzz_*.cpp)
+FUZZ_REPLAYS := $(FUZZ_HARNESSES:tests/fuzz/fuzz_%.cpp=$(BUILD)/fuzz-replay/%)
+$(FUZZ_REPLAYS): $(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(filter %.o,$^) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
+$(BUILD)/fuzz-replay/config: $(BUILD)/apps/config_file.o
 
 $(BUILD)/dist/mpi.o: CXXFLAGS += $(shell pkg-config --cflags mpi-c)
 
@@ -95,7 +105,7 @@ $(BENCH): $(BENCH_OBJS) $(LIB)
 	$(CXX) $(CXXFLAGS) $(BENCH_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) \
 	    -lbenchmark -o $@
 
-test: $(TESTS) $(APP) | deps
+test: $(TESTS) $(APP) $(FUZZ_REPLAYS) | deps
 	$(TESTS) $(TEST_ARGS)
 
 bench: $(BENCH) | deps
@@ -144,7 +154,8 @@ clean:
 ASAN_OPT := -O2 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -Wno-maybe-uninitialized
 test-asan: | deps
-	$(MAKE) BUILD=$(BUILD)/asan OPT="$(ASAN_OPT)" $(BUILD)/asan/shears_tests $(BUILD)/asan/shears
+	$(MAKE) BUILD=$(BUILD)/asan OPT="$(ASAN_OPT)" $(BUILD)/asan/shears_tests $(BUILD)/asan/shears \
+	    $(FUZZ_HARNESSES:tests/fuzz/fuzz_%.cpp=$(BUILD)/asan/fuzz-replay/%)
 	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(BUILD)/asan/shears_tests $(TEST_ARGS)
 
@@ -156,6 +167,10 @@ test-asan: | deps
 # $(BUILD)/fuzz-artifacts/<name>-*.
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 30
+# Inputs up to what each structure needs: 64 KiB holds several records or tensors of every binary
+# format; a config file may reach its reader's 1 MiB cap, so that depth and length bugs are reachable.
+FUZZ_MAX_LEN ?= 65536
+FUZZ_MAX_LEN_CONFIG := 1048576
 FUZZ_BUILD := $(BUILD)/fuzz
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
 FUZZ_OBJS := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(filter core/% nn/% optim/% data/%,$(LIB_SRCS)))
@@ -177,9 +192,10 @@ fuzz: | deps
 	@mkdir -p $(BUILD)/fuzz-artifacts; failed=; \
 	for name in $(FUZZ_NAMES); do \
 	    echo "== fuzz $$name: $(FUZZ_SECONDS) s"; \
-	    $(FUZZ_BUILD)/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    max_len=$(FUZZ_MAX_LEN); [ $$name = config ] && max_len=$(FUZZ_MAX_LEN_CONFIG); \
+	    $(FUZZ_BUILD)/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=$$max_len \
 	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz-artifacts/$$name- $(BUILD)/fuzz-corpus/$$name \
-	        || failed="$$failed $$name"; \
+	        tests/fuzz/corpus/$$name || failed="$$failed $$name"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make fuzz: findings in$$failed (inputs in $(BUILD)/fuzz-artifacts)"; exit 1; fi
 
@@ -194,5 +210,15 @@ $(FUZZ_BUILD)/make_corpus: $(BUILD)/tests/fuzz/make_corpus.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
 
-.PHONY: test-asan fuzz
--include $(BUILD)/tests/fuzz/make_corpus.d
+# `make fuzz-merge` minimises what `make fuzz` found into the committed corpora: tests/fuzz/corpus/<name>
+# keeps the smallest inputs that cover every feature seen (libFuzzer's -merge).
+fuzz-merge:
+	@for name in $(FUZZ_NAMES); do \
+	    mkdir -p tests/fuzz/corpus/$$name.new; \
+	    $(FUZZ_BUILD)/$$name -merge=1 -max_len=$(FUZZ_MAX_LEN_CONFIG) tests/fuzz/corpus/$$name.new \
+	        tests/fuzz/corpus/$$name $(BUILD)/fuzz-corpus/$$name 2>&1 | tail -1; \
+	    rm -rf tests/fuzz/corpus/$$name; mv tests/fuzz/corpus/$$name.new tests/fuzz/corpus/$$name; \
+	done
+
+.PHONY: test-asan fuzz fuzz-merge
+-include $(BUILD)/tests/fuzz/make_corpus.d $(FUZZ_HARNESSES:tests/fuzz/%.cpp=$(BUILD)/tests/fuzz/%.d)
