@@ -135,20 +135,21 @@ Command add_bench_command(CLI::App& app) {
   auto c = std::make_shared<BenchConfig>();
   cli->add_option("--model", c->model)->capture_default_str();
   cli->add_option("--mode", c->mode, "train (forward + backward + SGD) or infer")->capture_default_str();
-  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str()
+  cli->add_option("--batch-size,-b", c->batch_size)
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
-  cli->add_option("--steps", c->steps)->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
-  cli->add_option("--warmup", c->warmup, "untimed steps first")->capture_default_str()
+  cli->add_option("--steps", c->steps)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  cli->add_option("--warmup", c->warmup, "untimed steps first")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
-  cli->add_option("--in-channels", c->in_channels)->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  cli->add_option("--input-size", c->input_size)->capture_default_str()
+  cli->add_option("--in-channels", c->in_channels)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  cli->add_option("--input-size", c->input_size)
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
-  cli->add_option("--num-classes", c->num_classes)->capture_default_str()
+  cli->add_option("--num-classes", c->num_classes)
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  cli->add_option("--threads", c->threads)
-      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  cli->add_option("--threads", c->threads)->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_flag("--compare-torch", c->compare_torch, "time the same model in PyTorch (python3-torch) and print the ratio");
   return {cli, [c] { return run(*c); }};
 }

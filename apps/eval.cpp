@@ -24,9 +24,10 @@ int run(const EvalConfig& c) {
   std::printf("%s on %s test (%lld images): loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f images/s\n", c.weights.c_str(),
               d.splits.name.c_str(), (long long)r.samples, r.loss, r.top1, r.top5, r.samples / r.seconds);
   if (r.nonfinite > 0)
-    std::printf("%lld of %lld images have non-finite logits (NaN or infinity): counted wrong; the model has diverged "
-                "or its weights overflow\n",
-                (long long)r.nonfinite, (long long)r.samples);
+    std::printf(
+        "%lld of %lld images have non-finite logits (NaN or infinity): counted wrong; the model has diverged "
+        "or its weights overflow\n",
+        (long long)r.nonfinite, (long long)r.samples);
   const auto& classes = d.splits.test->classes();
   std::printf("\nper-class accuracy and confusion matrix (rows: true class, columns: predicted)\n");
   std::printf("%-14s %7s |", "class", "acc %");
@@ -37,7 +38,8 @@ int run(const EvalConfig& c) {
     int64_t total = 0;
     for (int64_t v : r.confusion[i]) total += v;
     std::printf("%2zu %-11.11s %7.2f |", i, classes[i].c_str(), total ? 100.0 * r.confusion[i][i] / total : 0.0);
-    for (size_t j = 0; j < classes.size() + (r.nonfinite ? 1 : 0); ++j) std::printf(" %5lld", (long long)r.confusion[i][j]);
+    for (size_t j = 0; j < classes.size() + (r.nonfinite ? 1 : 0); ++j)
+      std::printf(" %5lld", (long long)r.confusion[i][j]);
     std::printf("\n");
   }
   return 0;
@@ -50,10 +52,10 @@ Command add_eval_command(CLI::App& app) {
   auto c = std::make_shared<EvalConfig>();
   cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
   add_data_flags(*cli, c->data);
-  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str()
+  cli->add_option("--batch-size,-b", c->batch_size)
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
-  cli->add_option("--threads", c->threads)
-      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  cli->add_option("--threads", c->threads)->check(CLI::Range(int64_t{0}, int64_t{1024}));
   return {cli, [c] { return run(*c); }};
 }
 

@@ -38,8 +38,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shears: error: %s\n", e.what());
     status = 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "shears: error: out of memory: the operating system refused an allocation outside the "
-                         "tensors (lower --batch-size, --workers or the data size, or raise the memory limit)\n");
+    std::fprintf(stderr,
+                 "shears: error: out of memory: the operating system refused an allocation outside the "
+                 "tensors (lower --batch-size, --workers or the data size, or raise the memory limit)\n");
     status = 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "shears: unexpected error: %s\n", e.what());

@@ -491,9 +491,11 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
                  "after pruning, re-estimate BatchNorm statistics on N training batches (0: keep the dense ones)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
-  cli.add_option("--synflow-rounds", s.synflow_rounds)->capture_default_str()
+  cli.add_option("--synflow-rounds", s.synflow_rounds)
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
-  cli.add_option("--spode-steps", s.spode_steps, "spode: steps N of the mask ODE")->capture_default_str()
+  cli.add_option("--spode-steps", s.spode_steps, "spode: steps N of the mask ODE")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   cli.add_option("--spode-radius", s.spode_radius, "spode: step radius over the smallest feasible (> 1)")
       ->capture_default_str();
@@ -510,7 +512,8 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
   cli.add_option("--eps", s.swap_eps, "swap: entropic regularisation (<= 1e-10: exact OT; inf: product plan)")
       ->capture_default_str();
   cli.add_flag("--eps-relative", s.swap_eps_relative, "swap: --eps is a multiple of mean(M) at each plan");
-  cli.add_option("--sinkhorn-iters", s.sinkhorn_iters, "swap: Sinkhorn iteration cap")->capture_default_str()
+  cli.add_option("--sinkhorn-iters", s.sinkhorn_iters, "swap: Sinkhorn iteration cap")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000000}));
   cli.add_option("--sinkhorn-tol", s.sinkhorn_tol, "swap: Sinkhorn stop on the row-marginal error (L1)")
       ->capture_default_str();
@@ -534,7 +537,8 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
       ->capture_default_str();
   cli.add_option("--grad-noise-prop", s.grad_noise_prop, "fraction of each gradient's entries that get noise")
       ->capture_default_str();
-  cli.add_option("--wf-block", s.wf_block, "woodfisher: block size B of the Fisher")->capture_default_str()
+  cli.add_option("--wf-block", s.wf_block, "woodfisher: block size B of the Fisher")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cli.add_option("--wf-damp", s.wf_damp, "woodfisher: damping delta")->capture_default_str();
   cli.add_option("--wf-update", s.wf_update, "woodfisher: apply the OBS correction to the surviving weights")
@@ -542,7 +546,8 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
 }
 
 void add_finetune_flags(CLI::App& cli, FineTune& ft) {
-  cli.add_option("--finetune-epochs", ft.epochs, "fine-tune with the masks fixed (0: off)")->capture_default_str()
+  cli.add_option("--finetune-epochs", ft.epochs, "fine-tune with the masks fixed (0: off)")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli.add_option("--lr", ft.lr, "fine-tuning learning rate (cosine-decayed)")->capture_default_str();
   cli.add_option("--momentum", ft.momentum)->capture_default_str();
@@ -673,7 +678,8 @@ Command add_prune_command(CLI::App& app) {
   cli->add_option("--sparsity", c->spec.sparsity, "fraction of the prunable weights set to zero")->required();
   add_prune_flags(*cli, c->spec);
   add_finetune_flags(*cli, c->ft);
-  cli->add_option("--batch-size,-b", c->spec.batch_size, "batch size for scoring and fine-tuning")->capture_default_str()
+  cli->add_option("--batch-size,-b", c->spec.batch_size, "batch size for scoring and fine-tuning")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cli->add_option("--latency-runs", c->latency_runs, "timed forwards of one test batch, before and after")
       ->capture_default_str()

@@ -404,10 +404,11 @@ Section swap_section(const Plan& plan) {
   Verdict first = verdict_of(ordering && regression_wins, ordering || regression_wins);
   Verdict second = growth >= 0.5 ? Verdict::reproduced : growth <= -0.5 ? Verdict::not_reproduced : Verdict::mixed;
   std::string md = "## SWAP — sparse entropic Wasserstein regression (You & Cheng, ICLR 2024)\n\n";
-  md += "**Claim** (docs/algorithms/swap.md#what-we-expect-on-fashion-mnist): at high sparsity, pruning by "
-        "regression on per-sample gradients beats "
-        "magnitude by far (LR ≫ MP) and the entropic Wasserstein version is at least as good (SWAP ≥ LR); with noisy "
-        "gradients SWAP degrades less than LR, so the SWAP − LR gap grows with the noise.\n\n";
+  md +=
+      "**Claim** (docs/algorithms/swap.md#what-we-expect-on-fashion-mnist): at high sparsity, pruning by "
+      "regression on per-sample gradients beats "
+      "magnitude by far (LR ≫ MP) and the entropic Wasserstein version is at least as good (SWAP ≥ LR); with noisy "
+      "gradients SWAP degrades less than LR, so the SWAP − LR gap grows with the noise.\n\n";
   md += fmt("Setting: MLPNet 784-40-20-10 (dense top-1 %s %%), one-shot global pruning of fc1–fc3 without fine-tuning, "
             "n = %lld per-sample gradients, `--inner-iters 0 --eps 1 --eps-relative`: LR is the ridge re-solve of the "
             "regression on magnitude's support, SWAP one entropic plan (ε = mean(M)) at LR's solution and a re-solve "
@@ -446,10 +447,11 @@ Section fusion_section(const Plan& plan) {
                   sparsities.front(), last_gap, sparsities.back());
   }
   std::string md = "## Intra-Fusion — optimal-transport fusion of pruned channels (Theus et al., ICLR 2024)\n\n";
-  md += "**Claim** (docs/algorithms/intra-fusion.md#what-we-expect-on-fashion-mnist): with the same importance, "
-        "fusing every channel of a group into the kept ones "
-        "with an exact OT plan recovers more accuracy than deleting the pruned channels, without any data or "
-        "fine-tuning, by more as the sparsity grows.\n\n";
+  md +=
+      "**Claim** (docs/algorithms/intra-fusion.md#what-we-expect-on-fashion-mnist): with the same importance, "
+      "fusing every channel of a group into the kept ones "
+      "with an exact OT plan recovers more accuracy than deleting the pruned channels, without any data or "
+      "fine-tuning, by more as the sparsity grows.\n\n";
   const Scale k = scale_of(plan.c.full);
   const std::string trained_on = k.vgg_train_images > 0 && plan.c.limit_train == 0
                                      ? fmt(" on the first %lld training images", (long long)k.vgg_train_images)
@@ -512,9 +514,10 @@ Section spode_section(const Plan& plan) {
   }
   SHEARS_ASSERT(!detail.empty());  // both plans hold sparsities of at least 0.98
   std::string md = "## SpODE — pruning along the sparsity-indexed ODE of optimal masks (Mo, Shi & Pan, ICML 2023)\n\n";
-  md += "**Claim** (docs/algorithms/spode.md#what-we-expect-on-fashion-mnist): at very low density, following the "
-        "path of optimal masks keeps more "
-        "accuracy than one-shot scores: PSO ≥ magnitude ≥ the others at density ≤ 2 %.\n\n";
+  md +=
+      "**Claim** (docs/algorithms/spode.md#what-we-expect-on-fashion-mnist): at very low density, following the "
+      "path of optimal masks keeps more "
+      "accuracy than one-shot scores: PSO ≥ magnitude ≥ the others at density ≤ 2 %.\n\n";
   md += fmt("Setting: MLPNet (dense top-1 %s %%), global unstructured pruning without fine-tuning, %lld ODE steps; "
             "SpODE writes its regrowth trace to spode_trace.csv in `shears prune` runs.\n\n",
             cell_text(dense).c_str(), (long long)scale_of(plan.c.full).spode_steps);
@@ -538,10 +541,11 @@ Section sfw_section(const Plan& plan) {
   bool flat = sfw >= dense_sfw.mean - 5.0, beats = sfw > sgd;
   std::string md = "## SFW — training with stochastic Frank-Wolfe for pruning-friendly networks (Lu et al., ICLR "
                    "2022)\n\n";
-  md += "**Claim** (docs/algorithms/sfw.md#what-we-expect-on-fashion-mnist): a network trained once with SFW over "
-        "K-sparse polytopes can be magnitude-"
-        "pruned to high sparsity with little loss and no retraining: its accuracy curve stays flat to ≥ 90 % sparsity, "
-        "where SGD + magnitude pruning collapses.\n\n";
+  md +=
+      "**Claim** (docs/algorithms/sfw.md#what-we-expect-on-fashion-mnist): a network trained once with SFW over "
+      "K-sparse polytopes can be magnitude-"
+      "pruned to high sparsity with little loss and no retraining: its accuracy curve stays flat to ≥ 90 % sparsity, "
+      "where SGD + magnitude pruning collapses.\n\n";
   md += fmt("Setting: MLP 784-128-128-10; SGD (dense top-1 %s %%) and SFW with lr 1, momentum 0.9, decrease_3 (dense "
             "top-1 %s %%), the same epochs; global magnitude pruning without fine-tuning.\n\n",
             cell_text(dense_sgd).c_str(), cell_text(dense_sfw).c_str());

@@ -60,7 +60,8 @@ OpenedData open_data(const DataChoice& choice) {
 void add_data_flags(CLI::App& cli, DataChoice& choice) {
   cli.add_option("--data", choice.data, "dataset name or directory")->capture_default_str();
   cli.add_option("--data-dir", choice.data_dir, "where the dataset's files are");
-  cli.add_option("--input-size", choice.input_size, "pad images to this size (0: the dataset's)")->capture_default_str()
+  cli.add_option("--input-size", choice.input_size, "pad images to this size (0: the dataset's)")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
   cli.add_option("--limit-train", choice.limit_train, "use only the first N training images (0: all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
@@ -73,7 +74,8 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
                  "image folders: refuse larger images (width x height pixels)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  cli.add_option("--workers", choice.workers, "data loader threads")->capture_default_str()
+  cli.add_option("--workers", choice.workers, "data loader threads")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{256}));
   cli.add_option("--augment", choice.augment,
                  "training augmentation: standard (the dataset's usual: crop and flip on CIFAR, none otherwise), "

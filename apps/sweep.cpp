@@ -227,11 +227,13 @@ Command add_sweep_command(CLI::App& app) {
       ->required()
       ->delimiter(',');
   cli->add_option("--sparsities", c->sparsities, "comma-separated fractions, e.g. 0.5,0.7,0.9")->required()->delimiter(',');
-  cli->add_option("--seeds", c->seeds, "seeds per cell: --seed, --seed + 1, …")->capture_default_str()
+  cli->add_option("--seeds", c->seeds, "seeds per cell: --seed, --seed + 1, …")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000}));
   add_prune_flags(*cli, c->spec);
   add_finetune_flags(*cli, c->ft);
-  cli->add_option("--batch-size,-b", c->spec.batch_size, "batch size for scoring and fine-tuning")->capture_default_str()
+  cli->add_option("--batch-size,-b", c->spec.batch_size, "batch size for scoring and fine-tuning")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cli->add_option("--seed", c->data.seed, "the first seed")->capture_default_str();
   cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)")

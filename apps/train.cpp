@@ -24,8 +24,8 @@
 #include "apps/config_file.hpp"
 #include "apps/prune.hpp"
 #include "apps/session.hpp"
-#include "core/config_file.hpp"
 #include "core/autograd.hpp"
+#include "core/config_file.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
@@ -183,13 +183,16 @@ void save_training_state(const fs::path& path, const nn::Module& model, const op
   std::string losses;
   for (double l : epoch_losses) losses += (losses.empty() ? "" : ",") + detail::concat(std::setprecision(17), l);
   safetensors::save(path.string(), entries,
-                    {{"optimizer", opt.name()}, {"epoch", std::to_string(epoch)}, {"best_top1", std::to_string(best_top1)},
-                     {"epoch_losses", losses}, {"config", config}});
+                    {{"optimizer", opt.name()},
+                     {"epoch", std::to_string(epoch)},
+                     {"best_top1", std::to_string(best_top1)},
+                     {"epoch_losses", losses},
+                     {"config", config}});
 }
 
 // Flags that may change when a run resumes: where it runs and how fast, not what it computes.
-const std::set<std::string> kResumeMayChange{"config", "output", "resume", "stop-after", "threads", "workers",
-                                             "overwrite", "skip-nonfinite"};
+const std::set<std::string> kResumeMayChange{"config",  "output",  "resume",    "stop-after",
+                                             "threads", "workers", "overwrite", "skip-nonfinite"};
 
 // A state saved by another optimizer, or by a run of other settings, would continue a different
 // run: refused with what differs.
@@ -206,12 +209,14 @@ void check_same_run(const fs::path& path, const safetensors::File& state, const 
                 path.c_str());
     return;
   }
-  const std::vector<std::string> differ = config::differences(config::parse(saved("config"), path.string() + " (config)"),
-                                                              config::parse(config, "the command line"), kResumeMayChange);
+  const std::vector<std::string> differ =
+      config::differences(config::parse(saved("config"), path.string() + " (config)"),
+                          config::parse(config, "the command line"), kResumeMayChange);
   std::string list;
   for (const std::string& d : differ) list += "\n  " + d;
-  SHEARS_CHECK(differ.empty(), path.string(), "the training state belongs to a run with other settings (saved -> now):",
-               list, "\n--resume continues the same run: give its settings (its config.toml works with --config)");
+  SHEARS_CHECK(differ.empty(), path.string(),
+               "the training state belongs to a run with other settings (saved -> now):", list,
+               "\n--resume continues the same run: give its settings (its config.toml works with --config)");
 }
 
 // Restores what save_training_state wrote, after checking that it belongs to this run.
@@ -283,9 +288,11 @@ void note_output_error(const fs::path& events, int64_t epoch, bool root) {
   static bool noted = false;
   if (noted || !root || !(std::ferror(stdout) || std::ferror(stderr))) return;
   noted = true;
-  append_line(events, nlohmann::json{{"event", "output_error"}, {"epoch", epoch},
-                                     {"message", "standard output or error could not be written (closed pipe or full "
-                                                 "disk); the run goes on, its figures are in summary.csv and here"}}
+  append_line(events, nlohmann::json{{"event", "output_error"},
+                                     {"epoch", epoch},
+                                     {"message",
+                                      "standard output or error could not be written (closed pipe or full "
+                                      "disk); the run goes on, its figures are in summary.csv and here"}}
                           .dump());
 }
 
@@ -552,8 +559,7 @@ int run(TrainConfig c, CLI::App& cli) {
       best_top1 = chosen_on.top1;
       if (root) model->save_checkpoint((dir / "best.safetensors").string(), meta);
     }
-    if (root)
-      save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses, config);
+    if (root) save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses, config);
   }
   if (last_epoch < c.epochs) {
     std::printf("stopped after epoch %lld of %lld; continue with --resume %s\n", (long long)last_epoch,
@@ -715,10 +721,10 @@ Command add_train_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cli->add_option("--width-multiplier", c->width_multiplier, "mobilenet_v1")->capture_default_str();
   add_data_flags(*cli, c->data);
-  cli->add_option("--batch-size,-b", c->batch_size)->capture_default_str()
+  cli->add_option("--batch-size,-b", c->batch_size)
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
-  cli->add_option("--epochs", c->epochs)->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  cli->add_option("--epochs", c->epochs)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   cli->add_option("--opt", c->opt, "sgd, adam, adamw or sfw (Frank-Wolfe; use --lr 1, no weight decay)")->capture_default_str();
   cli->add_option("--lr", c->lr)->capture_default_str();
   cli->add_option("--momentum", c->momentum)->capture_default_str();
@@ -729,10 +735,12 @@ Command add_train_command(CLI::App& app) {
                   "constant, step, multistep, cosine or onecycle (per iteration); SFW's per-epoch keep, decrease_3, "
                   "decrease_3_180 or dynamic_change")
       ->capture_default_str();
-  cli->add_option("--warmup-epochs", c->warmup_epochs)->capture_default_str()
+  cli->add_option("--warmup-epochs", c->warmup_epochs)
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--warmup-factor", c->warmup_factor, "warm-up starts at this fraction of --lr")->capture_default_str();
-  cli->add_option("--decay-epochs", c->decay_epochs, "step: epochs between decays")->capture_default_str()
+  cli->add_option("--decay-epochs", c->decay_epochs, "step: epochs between decays")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   cli->add_option("--decay-milestones", c->decay_milestones, "multistep: epochs at which to decay")
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
@@ -741,7 +749,8 @@ Command add_train_command(CLI::App& app) {
   cli->add_option("--label-smoothing", c->label_smoothing)->capture_default_str();
   cli->add_option("--clip-grad", c->clip_grad, "clip the gradient norm to this (0: off)")->capture_default_str();
   cli->add_option("--sfw-k-frac", c->sfw_k_frac, "sfw: K per tensor as a fraction (density) of its entries")->capture_default_str();
-  cli->add_option("--sfw-k", c->sfw_k, "sfw: minimum K per tensor (K = min(max(k, floor(frac*n)), n))")->capture_default_str()
+  cli->add_option("--sfw-k", c->sfw_k, "sfw: minimum K per tensor (K = min(max(k, floor(frac*n)), n))")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cli->add_option("--sfw-tau", c->sfw_tau, "sfw: tau (initialization: D = 2*tau*|theta_init|; radius; diameter)")->capture_default_str();
   cli->add_option("--sfw-tau-mode", c->sfw_tau_mode, "sfw: initialization, radius or diameter")->capture_default_str();
@@ -750,10 +759,12 @@ Command add_train_command(CLI::App& app) {
   cli->add_option("--sfw-rescale", c->sfw_rescale, "sfw: lr rescaling gradient, diameter or none")->capture_default_str();
   cli->add_option("--sfw-unconstrained-lr", c->sfw_unconstrained_lr, "sfw: SGD lr of unconstrained tensors")->capture_default_str();
   cli->add_flag("--sfw-init", c->sfw_init, "sfw: learn the initial per-tensor scales first (SFW-Init)");
-  cli->add_option("--sfw-init-iters", c->sfw_init_iters, "sfw: SFW-Init iterations")->capture_default_str()
+  cli->add_option("--sfw-init-iters", c->sfw_init_iters, "sfw: SFW-Init iterations")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000000}));
   cli->add_option("--seed", c->data.seed)->capture_default_str();
-  cli->add_option("--threads", c->threads, "threads per rank (0: SHEARS_NUM_THREADS, or the cores shared among the ranks)")
+  cli->add_option("--threads", c->threads,
+                  "threads per rank (0: SHEARS_NUM_THREADS, or the cores shared among the ranks)")
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_flag("--distributed", c->distributed,
                 "data-parallel over the ranks of mpirun: each trains on its shard, gradients averaged (--batch-size is per "

@@ -85,8 +85,11 @@ void* allocate_block(size_t bytes) {
   }
   if (!p) {
     live_bytes.fetch_sub(bytes, std::memory_order_relaxed);
-    throw Error(detail::concat("out of memory: a tensor of ", bytes, " bytes (", bytes >> 20, " MiB) could not be "
-                               "allocated with ", live_bytes.load() >> 20, " MiB already in tensors; lower --batch-size "
+    throw Error(detail::concat("out of memory: a tensor of ", bytes, " bytes (", bytes >> 20,
+                               " MiB) could not be "
+                               "allocated with ",
+                               live_bytes.load() >> 20,
+                               " MiB already in tensors; lower --batch-size "
                                "or the model's size, or raise the memory limit"));
   }
   return p;

@@ -141,10 +141,14 @@ class Parser {
       }
       const char e = peek();
       ++pos_;
-      if (e == 'n') out += '\n';
-      else if (e == 't') out += '\t';
-      else if (e == '"' || e == '\\') out += e;
-      else fail("an escape \\n, \\t, \\\" or \\\\ in the string, got \\" + (at_end() ? std::string() : shown(e)));
+      if (e == 'n')
+        out += '\n';
+      else if (e == 't')
+        out += '\t';
+      else if (e == '"' || e == '\\')
+        out += e;
+      else
+        fail("an escape \\n, \\t, \\\" or \\\\ in the string, got \\" + (at_end() ? std::string() : shown(e)));
     }
   }
   std::string literal_string() {

@@ -41,7 +41,8 @@ InputFile::InputFile(const std::string& path, const std::string& what, int64_t m
   if (!S_ISREG(st.st_mode) || st.st_size > max_bytes) {
     ::close(fd_);
     SHEARS_CHECK(S_ISREG(st.st_mode), path, what, ": expected a regular file, got ", file_kind(st.st_mode));
-    throw Error(detail::concat(path, ": ", what, ": expected at most ", max_bytes, " bytes, got ", st.st_size, " bytes"));
+    throw Error(
+        detail::concat(path, ": ", what, ": expected at most ", max_bytes, " bytes, got ", st.st_size, " bytes"));
   }
   size_ = st.st_size;
   // Reads of a regular file never block anyway; clear the flag so zlib and others see a plain fd.
@@ -74,7 +75,8 @@ std::string InputFile::read_all() {
   ssize_t n;
   while ((n = ::read(fd_, &extra, 1)) < 0 && errno == EINTR) {
   }
-  SHEARS_CHECK(n == 0, path_, what_, ": expected ", bytes.size(), " bytes (its size when opened): it grew while being read");
+  SHEARS_CHECK(n == 0, path_, what_, ": expected ", bytes.size(),
+               " bytes (its size when opened): it grew while being read");
   return bytes;
 }
 

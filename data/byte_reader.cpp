@@ -53,7 +53,8 @@ std::string existing(std::string path, const std::string& format) {
 }  // namespace
 
 ByteReader::ByteReader(std::string path, std::string format)
-    : path_(existing(std::move(path), format)), format_(std::move(format)),
+    : path_(existing(std::move(path), format)),
+      format_(std::move(format)),
       stream_(std::make_unique<Stream>(path_, format_)) {
   Stream& s = *stream_;
   while (s.in_left() < 2 && s.read_input()) {
@@ -136,7 +137,8 @@ int64_t ByteReader::append(std::vector<uint8_t>& out, int64_t n) {
     try {
       out.resize(start + got + step);
     } catch (const std::bad_alloc&) {
-      throw Error(detail::concat(format_, ": ", path_, ": out of memory holding ", start + got + step, " bytes of its data"));
+      throw Error(
+          detail::concat(format_, ": ", path_, ": out of memory holding ", start + got + step, " bytes of its data"));
     }
     int64_t r = read(out.data() + start + got, step);
     got += r;

@@ -14,7 +14,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // The entries of one folder, without descending.
-std::vector<fs::directory_entry> entries_of(const fs::path& dir, const std::string& format, const std::string& dataset) {
+std::vector<fs::directory_entry> entries_of(const fs::path& dir, const std::string& format,
+                                            const std::string& dataset) {
   std::vector<fs::directory_entry> entries;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))

@@ -23,11 +23,10 @@
 // ‖Π1 − a‖₁ is compared with the tolerance every iteration. By default the scalings are
 // over-relaxed (u ← u^{1−ω}(a/Kv)^ω, ω adapted to the observed rate of convergence; same fixed
 // point, often several times fewer iterations where plain Sinkhorn is slow) and plain iterations
-// finish the run; `overrelaxation = false` runs the reference's plain iterations. ε is in absolute cost units. ε ≤ 1e-10
-// gives the exact plan (emd) and ε = +∞ the product plan a bᵀ, as the reference does. Departure
-// from SWAP's reference (POT's plain sinkhorn): the stabilisation, which agrees whenever both
-// converge. A run that hits the iteration cap reports converged = false (the caller decides
-// whether to warn; nothing here prints).
+// finish the run; `overrelaxation = false` runs the reference's plain iterations. ε is in absolute cost units. ε ≤
+// 1e-10 gives the exact plan (emd) and ε = +∞ the product plan a bᵀ, as the reference does. Departure from SWAP's
+// reference (POT's plain sinkhorn): the stabilisation, which agrees whenever both converge. A run that hits the
+// iteration cap reports converged = false (the caller decides whether to warn; nothing here prints).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -64,8 +64,10 @@ TEST_CASE("a model whose logits overflow scores 0%, never 100%, and is never cho
   CHECK(contains(eval, "256 of 256 images have non-finite logits"));
 
   const fs::path wild = fresh_dir("diverged_lr");
-  Result r = run_shears("train --model mlpnet --data synthetic --epochs 1 --batch-size 32 --workers 1 --lr 50 "
-                        "--skip-nonfinite --output " + wild.string());
+  Result r = run_shears(
+      "train --model mlpnet --data synthetic --epochs 1 --batch-size 32 --workers 1 --lr 50 "
+      "--skip-nonfinite --output " +
+      wild.string());
   INFO(r.output);
   CHECK(!contains(r, "top-1 100.00%"));
   CHECK(contains(r, "non-finite logits (counted wrong)"));
@@ -128,8 +130,10 @@ TEST_CASE("run folders: one writer, no silent overwrite, --resume only of the sa
 
   // A second writer is refused naming the first one's pid while the first runs.
   const fs::path busy = fresh_dir("busy");
-  const std::string slow = std::string(SHEARS_BINARY) + " train --data synthetic --model mlpnet --batch-size 8 "
-                           "--workers 1 --epochs 1000 --output " + busy.string();
+  const std::string slow = std::string(SHEARS_BINARY) +
+                           " train --data synthetic --model mlpnet --batch-size 8 "
+                           "--workers 1 --epochs 1000 --output " +
+                           busy.string();
   Result second = run_command("(" + slow + " >/dev/null 2>&1 & pid=$!; while [ ! -s " + (busy / "lock").string() +
                               " ]; do sleep 0.05; done; " + SHEARS_BINARY + " " + kQuick + "--model mlpnet --output " +
                               busy.string() + "; echo \"holder=$pid\"; kill -9 $pid)");
@@ -157,8 +161,9 @@ TEST_CASE("a run refused before its first epoch leaves no folder; a run's config
 
 TEST_CASE("a closed stdout does not end a training: it finishes, saves, and notes it once", "[cli][robust]") {
   const fs::path dir = fresh_dir("pipe");
-  Result r = run_command("bash -c '" + std::string(SHEARS_BINARY) + " " + kQuick + "--epochs 3 --model mlpnet --output " +
-                         dir.string() + " 2>&1 | head -c 1 >/dev/null; echo status=${PIPESTATUS[0]}'");
+  Result r =
+      run_command("bash -c '" + std::string(SHEARS_BINARY) + " " + kQuick + "--epochs 3 --model mlpnet --output " +
+                  dir.string() + " 2>&1 | head -c 1 >/dev/null; echo status=${PIPESTATUS[0]}'");
   INFO(r.output);
   CHECK(contains(r, "status=0"));
   CHECK(fs::exists(dir / "best.safetensors"));
@@ -184,9 +189,9 @@ TEST_CASE("out of memory names the step and the size, and ends the process at on
 #endif
 
 TEST_CASE("extreme flag values are refused before use", "[cli][robust]") {
-  for (const std::string flags : {"--epochs 9223372036854775807", "--batch-size -5", "--batch-size 0",
-                                   "--threads 100000", "--workers 9999", "--limit-train -1", "--widths 64,-3",
-                                   "--input-size 9223372036854775807", "--stop-after -4"}) {
+  for (const std::string flags :
+       {"--epochs 9223372036854775807", "--batch-size -5", "--batch-size 0", "--threads 100000", "--workers 9999",
+        "--limit-train -1", "--widths 64,-3", "--input-size 9223372036854775807", "--stop-after -4"}) {
     Result bad = run_shears(kQuick + "--model mlpnet " + flags + " --output " + fresh_dir("extreme").string());
     INFO(flags << "\n" << bad.output);
     CHECK(bad.status != 0);

@@ -26,7 +26,8 @@ std::vector<std::string> values(const std::vector<Item>& items, const std::strin
 
 void refused(const std::string& text, int line, const std::string& why) {
   INFO(text);
-  CHECK_THROWS_WITH(parse(text, "c.toml"), Contains("c.toml: line " + std::to_string(line) + ": expected") && Contains(why));
+  CHECK_THROWS_WITH(parse(text, "c.toml"),
+                    Contains("c.toml: line " + std::to_string(line) + ": expected") && Contains(why));
 }
 
 }  // namespace
@@ -98,8 +99,9 @@ TEST_CASE("config files: regular files up to 1 MiB; a FIFO or device is refused 
 TEST_CASE("config: differences list each key that changed, leaving out the ignored ones", "[config]") {
   const auto a = parse("model=\"mlpnet\"\nlr=0.1\nthreads=2\nwidths=[1,2]\n", "a");
   const auto b = parse("model=\"resnet20\"\nlr=0.1\nthreads=1\nwidths=[1,3]\nopt=\"adam\"\n", "b");
-  CHECK(differences(a, b, {"threads"}) ==
-        std::vector<std::string>{"model: 'mlpnet' -> 'resnet20'", "opt: (absent) -> 'adam'", "widths: '[1,2]' -> '[1,3]'"});
+  CHECK(differences(a, b, {"threads"}) == std::vector<std::string>{"model: 'mlpnet' -> 'resnet20'",
+                                                                   "opt: (absent) -> 'adam'",
+                                                                   "widths: '[1,2]' -> '[1,3]'"});
   CHECK(differences(a, a, {}).empty());
 }
 

@@ -1018,8 +1018,8 @@ TEST_CASE("image folders: a symlink cycle or a file reached twice is refused nam
   }
   SECTION("a file linked into a second class (hard or symbolic) is read once at most") {
     fs::create_hard_link(dir / "root/dog/2.png", dir / "root/cat/2.png");
-    CHECK_THROWS_WITH(load(), Contains(dir / "root/cat/2.png") && Contains(dir / "root/dog/2.png") &&
-                                  Contains("same file"));
+    CHECK_THROWS_WITH(load(),
+                      Contains(dir / "root/cat/2.png") && Contains(dir / "root/dog/2.png") && Contains("same file"));
     fs::remove(dir / "root/cat/2.png");
     fs::create_symlink(dir / "root/cat/1.png", dir / "root/cat/again.png");
     CHECK_THROWS_WITH(load(), Contains("again.png") && Contains("same file"));

@@ -38,8 +38,9 @@ std::string join(const std::vector<std::string>& names) {
 }  // namespace
 
 const std::vector<std::string>& run_files() {
-  static const std::vector<std::string> files{"last.safetensors", "best.safetensors", "last.optim.safetensors",
-                                              "interrupted.safetensors", "config.toml", "summary.csv", "events.jsonl"};
+  static const std::vector<std::string> files{
+      "last.safetensors", "best.safetensors", "last.optim.safetensors", "interrupted.safetensors", "config.toml",
+      "summary.csv",      "events.jsonl"};
   return files;
 }
 
