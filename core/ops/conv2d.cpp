@@ -53,6 +53,10 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Conv2dOptions& 
 
 namespace {
 
+// Weight gradients are sums over the batch, split into this many chunks of samples whatever the
+// thread count, so that a result depends on the shapes only (up to this many threads share them).
+constexpr int64_t kSampleChunks = 4;
+
 bool is_pointwise(const ConvGeometry& g) {
   return g.kH == 1 && g.kW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 }
@@ -462,9 +466,9 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
     });
     return;
   }
-  // Each thread accumulates dW over its samples into its own buffer; the buffers are summed in
-  // thread order afterwards (the split depends only on N and the thread count).
-  int64_t chunks = std::min<int64_t>(num_threads(), g.N), size = g.C_out * K;
+  // Each chunk of samples accumulates dW into its own buffer; the buffers are summed in chunk order
+  // afterwards. The split depends only on N, never on the thread count (kSampleChunks).
+  int64_t chunks = std::min<int64_t>(kSampleChunks, g.N), size = g.C_out * K;
   std::vector<float> partial(chunks * size, 0.f);
   if (is_direct3x3_weight(g)) {
     const DirectInput planes(g.C_in, g.H, g.W, g.stride_h);
@@ -512,12 +516,12 @@ namespace {
 
 // A depthwise 3×3's dx and dw in one pass, plane after plane in memory order: each dy plane is
 // read for dx and again, from L1, for its channel's dw (two passes stream dy from memory twice;
-// these layers are bound by memory). Each thread sums dw over its samples into its own buffer,
-// added up in thread order afterwards, as in conv2d_backward_weight.
+// these layers are bound by memory). Each chunk of samples sums dw into its own buffer, added up in
+// chunk order afterwards, as in conv2d_backward_weight.
 void depthwise_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx,
                         float* dw) {
   const kernels::Table& k = kernels::kernels();
-  const int64_t C = g.C_in, HW = g.H * g.W, HWo = g.H_out * g.W_out, chunks = std::min<int64_t>(num_threads(), g.N);
+  const int64_t C = g.C_in, HW = g.H * g.W, HWo = g.H_out * g.W_out, chunks = std::min<int64_t>(kSampleChunks, g.N);
   std::vector<float> partial(chunks * C * 9, 0.f);
   parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t chunk = c0; chunk < c1; ++chunk)
