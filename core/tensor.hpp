@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace shears {
@@ -103,5 +104,8 @@ class Tensor {
  private:
   std::shared_ptr<TensorImpl> impl_;
 };
+
+// Dotted name → tensor, in registration order: parameters, buffers, optimizer state.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 }  // namespace shears

@@ -24,9 +24,8 @@
 
 namespace shears::nn {
 
-// Dotted name → tensor, in registration order (the same type optim:: uses).
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 using safetensors::Dtype;
+using shears::NamedTensors;  // (core/tensor.hpp) so that nn::NamedTensors names it too
 
 // How a masked parameter is written: its masked values under the plain name (loads into an
 // unpruned PyTorch model), or PyTorch's re-parametrised `<name>_orig` + `<name>_mask` pair.

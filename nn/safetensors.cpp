@@ -48,41 +48,6 @@ constexpr const char* kMetadataKey = "__metadata__";
 // refused while parsing: printing one for a message, as describe() does, recurses per level.
 constexpr int kMaxHeaderDepth = 16;
 
-// writer_rank: position in tensor.rs's `enum Dtype` ("MUST be in increasing alignment order"),
-// whose descending order, then the name, is the reference writer's tensor order.
-struct DtypeInfo {
-  Dtype dtype;
-  const char* name;
-  std::size_t size;
-  int writer_rank;
-};
-constexpr DtypeInfo kDtypes[] = {{Dtype::BOOL, "BOOL", 1, 0}, {Dtype::U8, "U8", 1, 1},     {Dtype::I8, "I8", 1, 2},
-                                 {Dtype::I16, "I16", 2, 3},   {Dtype::U16, "U16", 2, 4},   {Dtype::I32, "I32", 4, 7},
-                                 {Dtype::U32, "U32", 4, 8},   {Dtype::I64, "I64", 8, 11},  {Dtype::U64, "U64", 8, 12},
-                                 {Dtype::F16, "F16", 2, 5},   {Dtype::BF16, "BF16", 2, 6}, {Dtype::F32, "F32", 4, 9},
-                                 {Dtype::F64, "F64", 8, 10}};
-
-constexpr bool table_follows_enum() {
-  for (std::size_t i = 0; i < std::size(kDtypes); ++i)
-    if (static_cast<std::size_t>(kDtypes[i].dtype) != i) return false;
-  return std::size(kDtypes) == static_cast<std::size_t>(Dtype::F64) + 1;
-}
-static_assert(table_follows_enum(), "one kDtypes row per Dtype, in enum order");
-
-const DtypeInfo& info(Dtype dtype) { return kDtypes[static_cast<std::size_t>(dtype)]; }
-
-std::optional<Dtype> dtype_from_name(const std::string& name) {
-  for (const DtypeInfo& row : kDtypes)
-    if (name == row.name) return row.dtype;
-  return std::nullopt;
-}
-
-std::string all_dtype_names() {
-  std::string names;
-  for (const DtypeInfo& row : kDtypes) names += (names.empty() ? "" : ", ") + std::string(row.name);
-  return names;
-}
-
 // ---- error messages: "<path>: <subject>: expected …, got …" (docs/design.md#errors) ----
 
 [[noreturn]] void fail(const std::string& path, const std::string& subject, const std::string& expected,
@@ -171,47 +136,29 @@ void widen(const char* src, int64_t n, float* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(read_le<T>(src + i * sizeof(T)));
 }
 
-void decode(const std::string& path, const std::string& name, Dtype dtype, const char* src, int64_t n, float* dst) {
-  switch (dtype) {
-    case Dtype::BOOL:
-      for (int64_t i = 0; i < n; ++i) {
-        const auto byte = static_cast<unsigned char>(src[i]);
-        if (byte > 1) fail(path, tensor_field(name, "data"), "BOOL bytes 0 or 1", concat(+byte, " at element ", i));
-        dst[i] = byte;
-      }
-      return;
-    case Dtype::U8:
-      return widen<uint8_t>(src, n, dst);
-    case Dtype::I8:
-      return widen<int8_t>(src, n, dst);
-    case Dtype::I16:
-      return widen<int16_t>(src, n, dst);
-    case Dtype::U16:
-      return widen<uint16_t>(src, n, dst);
-    case Dtype::I32:
-      return widen<int32_t>(src, n, dst);
-    case Dtype::U32:
-      return widen<uint32_t>(src, n, dst);
-    case Dtype::I64:
-      return widen<int64_t>(src, n, dst);
-    case Dtype::U64:
-      return widen<uint64_t>(src, n, dst);
-    case Dtype::F16:
-      for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(read_le<uint16_t>(src + 2 * i));
-      return;
-    case Dtype::BF16:
-      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(read_le<uint16_t>(src + 2 * i));
-      return;
-    case Dtype::F32:
-      std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
-      return;
-    case Dtype::F64:
-      return widen<double>(src, n, dst);  // rounds to nearest float32
-  }
+void widen_f16(const char* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(read_le<uint16_t>(src + 2 * i));
 }
 
-// float32 → an integer dtype, refusing what T cannot hold exactly. The bounds are the doubles
-// −2^digits (or 0) and 2^digits (exclusive), exact where max() rounded to float would not be.
+void widen_bf16(const char* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(read_le<uint16_t>(src + 2 * i));
+}
+
+template <typename T>
+void narrow(const float* src, int64_t n, char* dst) {
+  for (int64_t i = 0; i < n; ++i) write_le(dst + i * sizeof(T), static_cast<T>(src[i]));
+}
+
+void narrow_f16(const float* src, int64_t n, char* dst) {
+  for (int64_t i = 0; i < n; ++i) write_le(dst + 2 * i, f32_to_f16(src[i]));
+}
+
+void narrow_bf16(const float* src, int64_t n, char* dst) {
+  for (int64_t i = 0; i < n; ++i) write_le(dst + 2 * i, f32_to_bf16(src[i]));
+}
+
+// Integer dtypes hold a float32 exactly only when it is an integer in range. The bounds are the
+// doubles −2^digits (or 0) and 2^digits (exclusive), exact where max() rounded to float would not be.
 template <typename T>
 bool fits(float value) {
   using Limits = std::numeric_limits<T>;
@@ -219,69 +166,86 @@ bool fits(float value) {
   return v >= low && v < high && std::trunc(v) == v;
 }
 
+bool is_bit(float value) { return value == 0.f || value == 1.f; }
+bool any_float(float) { return true; }  // floating dtypes round
+
 template <typename T>
-void narrow_integer(const std::string& path, const Entry& entry, const float* src, int64_t n, char* dst) {
+std::string integers() {
   using Limits = std::numeric_limits<T>;
-  for (int64_t i = 0; i < n; ++i) {
-    if (!fits<T>(src[i]))
-      fail(path, tensor_field(entry.name, "value"),
-           concat("integers in [", +Limits::min(), ", ", +Limits::max(), "] for ", dtype_name(entry.dtype)),
-           concat(float_text(src[i]), " at element ", i));
-    write_le(dst + i * sizeof(T), static_cast<T>(src[i]));
-  }
+  return concat("integers in [", +Limits::min(), ", ", +Limits::max(), "]");
+}
+std::string bits() { return "0 or 1"; }
+std::string floats() { return "any float"; }
+
+// writer_rank: position in tensor.rs's `enum Dtype` ("MUST be in increasing alignment order"),
+// whose descending order, then the name, is the reference writer's tensor order.
+// The codec columns: `widen` decodes n elements to float32; `holds` says whether a float32 value
+// is stored exactly (encode refuses any other, saying what `expected` allows); `narrow` encodes.
+struct DtypeInfo {
+  Dtype dtype;
+  const char* name;
+  std::size_t size;
+  int writer_rank;
+  void (*widen)(const char* src, int64_t n, float* dst);
+  bool (*holds)(float value);
+  std::string (*expected)();
+  void (*narrow)(const float* src, int64_t n, char* dst);
+};
+constexpr DtypeInfo kDtypes[] = {
+    {Dtype::BOOL, "BOOL", 1, 0, widen<uint8_t>, is_bit, bits, narrow<uint8_t>},
+    {Dtype::U8, "U8", 1, 1, widen<uint8_t>, fits<uint8_t>, integers<uint8_t>, narrow<uint8_t>},
+    {Dtype::I8, "I8", 1, 2, widen<int8_t>, fits<int8_t>, integers<int8_t>, narrow<int8_t>},
+    {Dtype::I16, "I16", 2, 3, widen<int16_t>, fits<int16_t>, integers<int16_t>, narrow<int16_t>},
+    {Dtype::U16, "U16", 2, 4, widen<uint16_t>, fits<uint16_t>, integers<uint16_t>, narrow<uint16_t>},
+    {Dtype::I32, "I32", 4, 7, widen<int32_t>, fits<int32_t>, integers<int32_t>, narrow<int32_t>},
+    {Dtype::U32, "U32", 4, 8, widen<uint32_t>, fits<uint32_t>, integers<uint32_t>, narrow<uint32_t>},
+    {Dtype::I64, "I64", 8, 11, widen<int64_t>, fits<int64_t>, integers<int64_t>, narrow<int64_t>},
+    {Dtype::U64, "U64", 8, 12, widen<uint64_t>, fits<uint64_t>, integers<uint64_t>, narrow<uint64_t>},
+    {Dtype::F16, "F16", 2, 5, widen_f16, any_float, floats, narrow_f16},
+    {Dtype::BF16, "BF16", 2, 6, widen_bf16, any_float, floats, narrow_bf16},
+    {Dtype::F32, "F32", 4, 9, widen<float>, any_float, floats, narrow<float>},
+    {Dtype::F64, "F64", 8, 10, widen<double>, any_float, floats, narrow<double>},  // widening rounds to nearest
+};
+
+constexpr bool table_follows_enum() {
+  for (std::size_t i = 0; i < std::size(kDtypes); ++i)
+    if (static_cast<std::size_t>(kDtypes[i].dtype) != i) return false;
+  return std::size(kDtypes) == static_cast<std::size_t>(Dtype::F64) + 1;
+}
+static_assert(table_follows_enum(), "one kDtypes row per Dtype, in enum order");
+
+const DtypeInfo& info(Dtype dtype) { return kDtypes[static_cast<std::size_t>(dtype)]; }
+
+std::optional<Dtype> dtype_from_name(const std::string& name) {
+  for (const DtypeInfo& row : kDtypes)
+    if (name == row.name) return row.dtype;
+  return std::nullopt;
+}
+
+std::string all_dtype_names() {
+  std::string names;
+  for (const DtypeInfo& row : kDtypes) names += (names.empty() ? "" : ", ") + std::string(row.name);
+  return names;
+}
+
+void decode(const std::string& path, const std::string& name, Dtype dtype, const char* src, int64_t n, float* dst) {
+  if (dtype == Dtype::BOOL)
+    for (int64_t i = 0; i < n; ++i)
+      if (const auto byte = static_cast<unsigned char>(src[i]); byte > 1)
+        fail(path, tensor_field(name, "data"), "BOOL bytes 0 or 1", concat(+byte, " at element ", i));
+  info(dtype).widen(src, n, dst);
 }
 
 std::string encode(const std::string& path, const Entry& entry) {
+  const DtypeInfo& row = info(entry.dtype);
   const float* src = entry.value.data();
   const int64_t n = entry.value.numel();
-  std::string bytes(static_cast<std::size_t>(n) * dtype_size(entry.dtype), '\0');
-  char* dst = bytes.data();
-  switch (entry.dtype) {
-    case Dtype::BOOL:
-      for (int64_t i = 0; i < n; ++i) {
-        if (src[i] != 0.f && src[i] != 1.f)
-          fail(path, tensor_field(entry.name, "value"), "0 or 1 for BOOL",
-               concat(float_text(src[i]), " at element ", i));
-        dst[i] = src[i] == 1.f ? 1 : 0;
-      }
-      break;
-    case Dtype::U8:
-      narrow_integer<uint8_t>(path, entry, src, n, dst);
-      break;
-    case Dtype::I8:
-      narrow_integer<int8_t>(path, entry, src, n, dst);
-      break;
-    case Dtype::I16:
-      narrow_integer<int16_t>(path, entry, src, n, dst);
-      break;
-    case Dtype::U16:
-      narrow_integer<uint16_t>(path, entry, src, n, dst);
-      break;
-    case Dtype::I32:
-      narrow_integer<int32_t>(path, entry, src, n, dst);
-      break;
-    case Dtype::U32:
-      narrow_integer<uint32_t>(path, entry, src, n, dst);
-      break;
-    case Dtype::I64:
-      narrow_integer<int64_t>(path, entry, src, n, dst);
-      break;
-    case Dtype::U64:
-      narrow_integer<uint64_t>(path, entry, src, n, dst);
-      break;
-    case Dtype::F16:
-      for (int64_t i = 0; i < n; ++i) write_le(dst + 2 * i, f32_to_f16(src[i]));
-      break;
-    case Dtype::BF16:
-      for (int64_t i = 0; i < n; ++i) write_le(dst + 2 * i, f32_to_bf16(src[i]));
-      break;
-    case Dtype::F32:
-      std::memcpy(dst, src, bytes.size());
-      break;
-    case Dtype::F64:
-      for (int64_t i = 0; i < n; ++i) write_le(dst + 8 * i, static_cast<double>(src[i]));
-      break;
-  }
+  for (int64_t i = 0; i < n; ++i)
+    if (!row.holds(src[i]))
+      fail(path, tensor_field(entry.name, "value"), concat(row.expected(), " for ", row.name),
+           concat(float_text(src[i]), " at element ", i));
+  std::string bytes(static_cast<std::size_t>(n) * row.size, '\0');
+  row.narrow(src, n, bytes.data());
   return bytes;
 }
 
@@ -483,34 +447,7 @@ class TempFile {
 const char* dtype_name(Dtype dtype) { return info(dtype).name; }
 std::size_t dtype_size(Dtype dtype) { return info(dtype).size; }
 
-bool holds_exactly(Dtype dtype, float value) {
-  switch (dtype) {
-    case Dtype::BOOL:
-      return value == 0.f || value == 1.f;
-    case Dtype::U8:
-      return fits<uint8_t>(value);
-    case Dtype::I8:
-      return fits<int8_t>(value);
-    case Dtype::I16:
-      return fits<int16_t>(value);
-    case Dtype::U16:
-      return fits<uint16_t>(value);
-    case Dtype::I32:
-      return fits<int32_t>(value);
-    case Dtype::U32:
-      return fits<uint32_t>(value);
-    case Dtype::I64:
-      return fits<int64_t>(value);
-    case Dtype::U64:
-      return fits<uint64_t>(value);
-    case Dtype::F16:
-    case Dtype::BF16:
-    case Dtype::F32:
-    case Dtype::F64:
-      break;
-  }
-  return true;
-}
+bool holds_exactly(Dtype dtype, float value) { return info(dtype).holds(value); }
 
 const Entry* File::find(const std::string& name) const {
   for (const Entry& entry : tensors)

@@ -12,7 +12,7 @@
 
 namespace shears::optim {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+using shears::NamedTensors;  // (core/tensor.hpp) so that optim::NamedTensors names it too
 
 struct ParamGroup {
   NamedTensors params;

@@ -16,8 +16,6 @@
 namespace shears::prune {
 namespace {
 
-using Vec = std::vector<double>;
-
 double dot(const Vec& a, const Vec& b) { return std::inner_product(a.begin(), a.end(), b.begin(), 0.0); }
 
 double norm(const Vec& a) { return std::sqrt(dot(a, a)); }

@@ -75,6 +75,9 @@
 
 namespace shears::prune {
 
+// A float64 vector of the regressions (n targets, or p weights).
+using Vec = std::vector<double>;
+
 // One stage's regression data (see the header comment). G is kept by columns (its transpose), so
 // that G x costs O(n·nnz(x)): the solvers mostly multiply k-sparse vectors.
 struct SwapProblem {

@@ -13,8 +13,6 @@
 namespace shears::prune {
 namespace {
 
-using Vec = std::vector<double>;
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
