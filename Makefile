@@ -43,9 +43,22 @@ EXAMPLES := $(EXAMPLE_SRCS:apps/examples/%.cpp=$(BUILD)/examples/%)
 # Debian packages the project builds, tests and runs with.
 DEB_PACKAGES := g++ make pkg-config libopenblas-dev catch2 libbenchmark-dev nlohmann-json3-dev \
                 libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin \
-                librsvg2-bin
+                librsvg2-bin cmake clang-format
 
-.PHONY: all deps test bench demo clean test-tsan
+# House rules as code, run by .ci/run: lines per folder against tools/loc_budgets.txt, and
+# clang-format (.clang-format: Google style, 120 columns) on the lines changed since FORMAT_BASE
+# (CI: the last commit; before submitting a change: FORMAT_BASE=<the commit it starts from>).
+FORMAT_BASE ?= HEAD~1
+loc:
+	@tools/loc.sh
+format-check:
+	@out=$$(git diff -U0 --no-color $(FORMAT_BASE) -- '*.cpp' '*.hpp' | clang-format-diff-14 -p1); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "format-check: these changed lines differ from clang-format" \
+	    "(make format-fix FORMAT_BASE=$(FORMAT_BASE) reformats them)"; exit 1; fi
+format-fix:
+	git diff -U0 --no-color $(FORMAT_BASE) -- '*.cpp' '*.hpp' | clang-format-diff-14 -p1 -i
+
+.PHONY: all deps test bench demo clean test-tsan install uninstall check-install loc format-check format-fix
 all: $(LIB) $(APP) $(EXAMPLES)
 
 deps:
@@ -64,7 +77,9 @@ $(BUILD)/core/kernels/isa_avx2.o: CXXFLAGS += -mavx2 -mfma
 $(BUILD)/core/kernels/isa_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma \
                                                -Wno-maybe-uninitialized -Wno-uninitialized
 
-$(BUILD)/%.o: %.cpp | deps
+# Object rules never call apt: `make` builds only. `make demo`, `make test` (and .ci/run) install
+# what is missing first (make deps), then build.
+$(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
@@ -96,6 +111,19 @@ $(APP): $(APP_OBJS) $(LIB)
 $(TESTS): $(TEST_OBJS) $(LIB)
 	$(CXX) $(CXXFLAGS) $(TEST_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
 
+# The public headers as a consumer sees them: $(BUILD)/include/shears/<path>, their includes
+# rewritten to <shears/...> (the tree's own includes are rooted at its top). The *_impl.hpp kernel
+# templates and core/simd/ are not public. The examples build against these, as outside code does.
+PUBLIC_HEADERS := $(filter-out %_impl.hpp core/simd/%,$(wildcard core/*.hpp core/ops/*.hpp core/kernels/*.hpp \
+                    nn/*.hpp nn/models/*.hpp optim/*.hpp data/*.hpp prune/*.hpp dist/*.hpp train/*.hpp))
+STAGED_HEADERS := $(PUBLIC_HEADERS:%=$(BUILD)/include/shears/%)
+$(STAGED_HEADERS): $(BUILD)/include/shears/%: %
+	@mkdir -p $(dir $@)
+	@sed -E 's@^#include "((core|nn|optim|data|prune|dist|train)/[^"]+)"@#include <shears/\1>@' $< > $@
+EXAMPLE_OBJS := $(EXAMPLE_SRCS:%.cpp=$(BUILD)/%.o)
+$(EXAMPLE_OBJS): CXXFLAGS += -I$(BUILD)/include
+$(EXAMPLE_OBJS): $(STAGED_HEADERS)
+
 # A static pattern rule, so make keeps the objects (a plain pattern would delete them as intermediates).
 $(EXAMPLES): $(BUILD)/examples/%: $(BUILD)/apps/examples/%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -105,11 +133,73 @@ $(BENCH): $(BENCH_OBJS) $(LIB)
 	$(CXX) $(CXXFLAGS) $(BENCH_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) \
 	    -lbenchmark -o $@
 
-test: $(TESTS) $(APP) $(FUZZ_REPLAYS) | deps
+test: deps
+	@$(MAKE) --no-print-directory $(TESTS) $(APP) $(FUZZ_REPLAYS)
 	$(TESTS) $(TEST_ARGS)
 
-bench: $(BENCH) | deps
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH)
 	$(BENCH) $(BENCH_ARGS)
+
+# `make install PREFIX=... [DESTDIR=...]`: the public headers under include/shears/, libshears.a,
+# the shared libshears.so.$(VERSION) (soname libshears.so.$(MAJOR)), shears.pc for pkg-config,
+# shearsConfig.cmake for find_package(shears) (target shears::shears), the `shears` command and
+# the docs. Binaries and libraries are stripped unless STRIP= (empty) keeps their debug info. The
+# shared library is built from its own position-independent objects ($(BUILD)/pic, -fPIC).
+PREFIX  ?= /usr/local
+STRIP   ?= strip --strip-debug
+VERSION := $(shell sed -n 's/.*kVersion = "\(.*\)".*/\1/p' core/version.hpp)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+SHLIB   := $(BUILD)/libshears.so.$(VERSION)
+DEST    := $(DESTDIR)$(PREFIX)
+PIC_LIB := $(BUILD)/pic/libshears.a
+
+$(PIC_LIB): FORCE | deps
+	$(MAKE) BUILD=$(BUILD)/pic OPT="$(OPT) -fPIC" $(PIC_LIB)
+FORCE:
+
+$(SHLIB): $(PIC_LIB)
+	$(CXX) -shared -Wl,-soname,libshears.so.$(MAJOR) -Wl,--whole-archive $(PIC_LIB) -Wl,--no-whole-archive \
+	    $(LDLIBS) -o $@
+
+install: $(LIB) $(APP) $(SHLIB) $(STAGED_HEADERS)
+	install -d $(DEST)/include $(DEST)/lib/pkgconfig $(DEST)/lib/cmake/shears $(DEST)/bin $(DEST)/share/doc/shears
+	cp -R $(BUILD)/include/shears $(DEST)/include/
+	install -m 644 $(LIB) $(DEST)/lib/libshears.a
+	install -m 755 $(SHLIB) $(DEST)/lib/libshears.so.$(VERSION)
+	ln -sfn libshears.so.$(VERSION) $(DEST)/lib/libshears.so.$(MAJOR)
+	ln -sfn libshears.so.$(MAJOR) $(DEST)/lib/libshears.so
+	install -m 755 $(APP) $(DEST)/bin/shears
+	if [ -n "$(STRIP)" ]; then $(STRIP) $(DEST)/lib/libshears.a $(DEST)/lib/libshears.so.$(VERSION) $(DEST)/bin/shears; fi
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES_PRIVATE@|$(if $(filter yes,$(MPI_FOUND)),mpi-c,)|' tools/install/shears.pc.in \
+	    > $(DEST)/lib/pkgconfig/shears.pc
+	for f in shearsConfig shearsConfigVersion; do \
+	    sed -e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' tools/install/$$f.cmake.in \
+	        > $(DEST)/lib/cmake/shears/$$f.cmake; done
+	cp -R README.md docs $(DEST)/share/doc/shears/
+
+uninstall:
+	rm -rf $(DEST)/include/shears $(DEST)/lib/cmake/shears $(DEST)/share/doc/shears
+	rm -f $(DEST)/lib/libshears.a $(DEST)/lib/libshears.so $(DEST)/lib/libshears.so.$(MAJOR) \
+	    $(DEST)/lib/libshears.so.$(VERSION) $(DEST)/lib/pkgconfig/shears.pc $(DEST)/bin/shears
+
+# What .ci/run checks: install into a fresh prefix, then build an example from outside the tree
+# with pkg-config and with CMake, and run each.
+CHECK_PREFIX := $(CURDIR)/$(BUILD)/check-install
+check-install: | deps
+	rm -rf $(CHECK_PREFIX) $(BUILD)/consumer
+	$(MAKE) install PREFIX=$(CHECK_PREFIX)
+	mkdir -p $(BUILD)/consumer
+	cd $(BUILD)/consumer && PKG_CONFIG_PATH=$(CHECK_PREFIX)/lib/pkgconfig $(CXX) -O2 \
+	    $(CURDIR)/apps/examples/custom_importance.cpp \
+	    $$(PKG_CONFIG_PATH=$(CHECK_PREFIX)/lib/pkgconfig pkg-config --cflags --libs shears) \
+	    -Wl,-rpath,$(CHECK_PREFIX)/lib -o with_pkg_config
+	$(BUILD)/consumer/with_pkg_config synthetic
+	cmake -S tools/install/consumer -B $(BUILD)/consumer/cmake -DCMAKE_PREFIX_PATH=$(CHECK_PREFIX) \
+	    -DEXAMPLE_SOURCE=$(CURDIR)/apps/examples/custom_importance.cpp -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD)/consumer/cmake
+	$(BUILD)/consumer/cmake/example synthetic
 
 # The demo: MLPNet on Fashion-MNIST (about 10 s on 2 cores), its evaluation, a pruning sweep from
 # scratch (the baselines and the post-hoc algorithms at 4 sparsities): table and
@@ -117,7 +207,8 @@ bench: $(BENCH) | deps
 DEMO_RUN := runs/demo-mlpnet
 DEMO_SWEEP := runs/demo-sweep
 DEMO_REPORT := runs/demo-report
-demo: $(APP) | deps
+demo: deps
+	@$(MAKE) --no-print-directory $(APP)
 	$(APP) info
 	$(APP) train --model mlpnet --data fashion-mnist --epochs 10 --lr 0.1 --output $(DEMO_RUN) --overwrite
 	$(APP) eval --weights $(DEMO_RUN)/best.safetensors --data fashion-mnist
@@ -168,7 +259,8 @@ test-asan: | deps
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 30
 # Inputs up to what each structure needs: 64 KiB holds several records or tensors of every binary
-# format; a config file may reach its reader's 1 MiB cap, so that depth and length bugs are reachable.
+# format; a config file may reach its reader's 1 MiB cap, so that depth and length bugs are reachable
+# (and tries long inputs from the start: libFuzzer's length control would grow them slowly).
 FUZZ_MAX_LEN ?= 65536
 FUZZ_MAX_LEN_CONFIG := 1048576
 FUZZ_BUILD := $(BUILD)/fuzz
@@ -192,8 +284,9 @@ fuzz: | deps
 	@mkdir -p $(BUILD)/fuzz-artifacts; failed=; \
 	for name in $(FUZZ_NAMES); do \
 	    echo "== fuzz $$name: $(FUZZ_SECONDS) s"; \
-	    max_len=$(FUZZ_MAX_LEN); [ $$name = config ] && max_len=$(FUZZ_MAX_LEN_CONFIG); \
-	    $(FUZZ_BUILD)/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=$$max_len \
+	    limits="-max_len=$(FUZZ_MAX_LEN)"; \
+	    [ $$name = config ] && limits="-max_len=$(FUZZ_MAX_LEN_CONFIG) -len_control=0"; \
+	    $(FUZZ_BUILD)/$$name -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $$limits \
 	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz-artifacts/$$name- $(BUILD)/fuzz-corpus/$$name \
 	        tests/fuzz/corpus/$$name || failed="$$failed $$name"; \
 	done; \

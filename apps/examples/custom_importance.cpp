@@ -6,20 +6,22 @@
 // norm of the input feature it multiplies over a few training batches, read with a ForwardObserver.
 //
 //   build/examples/custom_importance [dataset]    (default fashion-mnist; `synthetic` needs no files)
+//
+// It includes shears as outside code does (<shears/...>); with shears installed (`make install`):
+//   g++ -O2 custom_importance.cpp $(pkg-config --cflags --libs shears) -o custom_importance
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
-
-#include "core/autograd.hpp"
-#include "core/error.hpp"
-#include "core/ops.hpp"
-#include "data/loader.hpp"
-#include "data/open_dataset.hpp"
-#include "nn/models/registry.hpp"
-#include "optim/optimizer.hpp"
-#include "prune/baselines.hpp"
-#include "prune/masks.hpp"
+#include <shears/core/autograd.hpp>
+#include <shears/core/error.hpp>
+#include <shears/core/ops.hpp>
+#include <shears/data/loader.hpp>
+#include <shears/data/open_dataset.hpp>
+#include <shears/nn/models/registry.hpp>
+#include <shears/optim/optimizer.hpp>
+#include <shears/prune/baselines.hpp>
+#include <shears/prune/masks.hpp>
 
 using namespace shears;
 
