@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "apps/commands.hpp"
+#include "apps/session.hpp"
 #include "core/allocator.hpp"
 #include "core/autograd.hpp"
 #include "core/blas.hpp"
@@ -142,13 +143,7 @@ Command add_bench_command(CLI::App& app) {
   cli->add_option("--warmup", c->warmup, "untimed steps first")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
-  cli->add_option("--in-channels", c->in_channels)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  cli->add_option("--input-size", c->input_size)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
-  cli->add_option("--num-classes", c->num_classes)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  add_model_shape_flags(*cli, c->in_channels, c->input_size, c->num_classes);
   cli->add_option("--threads", c->threads)->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_flag("--compare-torch", c->compare_torch, "time the same model in PyTorch (python3-torch) and print the ratio");
   return {cli, [c] { return run(*c); }};

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "apps/commands.hpp"
+#include "apps/session.hpp"
 #include "core/blas.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
@@ -82,13 +83,7 @@ Command add_info_command(CLI::App& app) {
   cli->add_flag("--models", c->models, "list the model zoo");
   cli->add_option("--model", c->model, "per-layer summary of this model");
   cli->add_option("--weights", c->weights, "what this checkpoint holds")->check(CLI::ExistingFile);
-  cli->add_option("--in-channels", c->in_channels)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  cli->add_option("--input-size", c->input_size)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
-  cli->add_option("--num-classes", c->num_classes)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  add_model_shape_flags(*cli, c->in_channels, c->input_size, c->num_classes);
   cli->add_option("--variant", c->variant, "cifar (3x3 stem, small head) or imagenet")->capture_default_str();
   cli->add_option("--width-multiplier", c->width_multiplier, "mobilenet_v1")->capture_default_str();
   return {cli, [c] {

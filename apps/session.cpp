@@ -86,6 +86,12 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
 }
 
+void add_model_shape_flags(CLI::App& cli, int64_t& in_channels, int64_t& input_size, int64_t& num_classes) {
+  cli.add_option("--in-channels", in_channels)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  cli.add_option("--input-size", input_size)->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
+  cli.add_option("--num-classes", num_classes)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+}
+
 bool finite_row(const float* row, int64_t C) {
   for (int64_t c = 0; c < C; ++c)
     if (!std::isfinite(row[c])) return false;

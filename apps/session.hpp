@@ -43,6 +43,9 @@ OpenedData open_data(const DataChoice& choice);
 // meaning differs).
 void add_data_flags(CLI::App& cli, DataChoice& choice);
 
+// --in-channels, --input-size and --num-classes of a model built without data (bench, info).
+void add_model_shape_flags(CLI::App& cli, int64_t& in_channels, int64_t& input_size, int64_t& num_classes);
+
 struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;  // accuracies in percent
   int64_t samples = 0;
