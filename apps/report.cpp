@@ -256,10 +256,14 @@ void run_plan(const Plan& plan) {
     std::printf("%s%s (log: logs/%s%s)\n", head, s.title.c_str(), s.log.c_str(), eta.c_str());
     auto step_start = std::chrono::steady_clock::now();
     std::vector<std::string> args = s.args;
-    // An interrupted training resumes from its last checkpoint.
+    // An interrupted training resumes from its last training state; one killed before it saved
+    // any starts again (its folder may hold a checkpoint written just before the kill).
     if (args.front() == "train") {
       fs::path out = args[std::find(args.begin(), args.end(), "--output") - args.begin() + 1];
-      if (fs::exists(out / "last.optim.safetensors")) args.insert(args.end(), {"--resume", (out / "last.safetensors").string()});
+      if (fs::exists(out / "last.optim.safetensors"))
+        args.insert(args.end(), {"--resume", (out / "last.safetensors").string()});
+      else
+        args.push_back("--overwrite");
     }
     int status = run_child(args, plan.dir / "logs" / s.log);
     SHEARS_CHECK(status == 0, "report", "step '", s.title, "' failed (exit ", status, "); the end of ",
