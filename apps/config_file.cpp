@@ -1,11 +1,14 @@
 #include "apps/config_file.hpp"
 
+#include <map>
+
 #include "core/config_file.hpp"
 #include "core/error.hpp"
 
 namespace shears::app {
 
 void apply_config_file(CLI::App& cli, const std::string& path) {
+  std::map<const CLI::Option*, int64_t> from_file;  // the line that set each option
   for (const config::Item& item : config::read(path)) {
     const std::string where = path + ": line " + std::to_string(item.line);
     const bool own_section = item.sections.empty() || (item.sections.size() == 1 && item.sections[0] == cli.get_name());
@@ -13,10 +16,18 @@ void apply_config_file(CLI::App& cli, const std::string& path) {
     CLI::Option* option = cli.get_option_no_throw("--" + item.key);
     SHEARS_CHECK(option != nullptr, where, "unknown key '", item.key, "': expected one of the flags of `shears ",
                  cli.get_name(), "` without the leading --");
-    if (option->count() > 0) continue;  // the command line wins
+    const auto [first, fresh] = from_file.emplace(option, item.line);
+    SHEARS_CHECK(fresh, where, "key '", item.key, "' was set already on line ", first->second,
+                 ": each flag once (with or without a section)");
     // An empty value, `""` or `[]`, leaves the flag at its default: that is how a run's config.toml
-    // writes a flag that was not given and has no default to show (limit-train, widths, resume).
-    if (item.values.empty() || item.values == std::vector<std::string>{""}) continue;
+    // writes a flag that was not given and has no default to show (limit-train, widths).
+    const bool unset = item.values.empty() || item.values == std::vector<std::string>{""};
+    if (!option->get_configurable()) {  // (older config.toml files list them unset: harmless)
+      SHEARS_CHECK(unset || item.values == std::vector<std::string>{"false"}, where, "key '", item.key,
+                   "' cannot come from a config file: give --", item.key, " on the command line");
+      continue;
+    }
+    if (option->count() > 0 || unset) continue;  // the command line wins
     try {
       option->add_result(item.values);
       option->run_callback();

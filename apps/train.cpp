@@ -397,7 +397,7 @@ int run(TrainConfig c, CLI::App& cli) {
   // resume from are known good: a run refused before its first epoch leaves no folder behind.
   std::optional<train::RunFolder> folder;
   if (root) {
-    folder.emplace(dir, train::RunFolderOptions{.resume = !c.resume.empty(), .overwrite = c.overwrite});
+    folder.emplace(dir, train::RunFolderOptions{.resume_from = c.resume, .overwrite = c.overwrite});
     for (const std::string& tmp : safetensors::remove_temp_files(dir.string()))
       std::printf("removed %s, left by a run killed while saving\n", tmp.c_str());
     std::ofstream(dir / "config.toml") << config;
@@ -714,7 +714,11 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
 Command add_train_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("train", "Train a model from the zoo");
   auto c = std::make_shared<TrainConfig>();
-  cli->add_option("--config", c->config, "a TOML/INI file whose keys are these flags")->check(CLI::ExistingFile);
+  // --config, --resume, --stop-after and --overwrite say what this invocation does with a run, not
+  // what the run is: they are not written into its config.toml, nor read from a config file.
+  cli->add_option("--config", c->config, "a TOML/INI file whose keys are these flags")
+      ->check(CLI::ExistingFile)
+      ->configurable(false);
   cli->add_option("--model", c->model, "architecture (see `shears info --models`)")->capture_default_str();
   cli->add_option("--widths", c->widths, "comma-separated layer widths, e.g. vgg11_bn's 8 convs (see nn/models/)")
       ->delimiter(',')
@@ -778,10 +782,12 @@ Command add_train_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--split-finetune-lr", c->split_finetune_lr, "split-data: its lr (cosine-decayed)")->capture_default_str();
   cli->add_option("--output,-o", c->output, "run folder")->required();
-  cli->add_option("--resume", c->resume, "continue from a run's last.safetensors");
+  cli->add_option("--resume", c->resume, "continue from a run's last.safetensors")->configurable(false);
   cli->add_option("--stop-after", c->stop_after, "run only this many epochs now (resume later with --resume)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
-  cli->add_flag("--overwrite", c->overwrite, "replace the run the --output folder holds (its checkpoints and logs)");
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
+      ->configurable(false);
+  cli->add_flag("--overwrite", c->overwrite, "replace the run the --output folder holds (its checkpoints and logs)")
+      ->configurable(false);
   cli->add_flag("--skip-nonfinite", c->skip_nonfinite,
                 "skip steps whose loss or gradients hold NaN/Inf (counted in the log) instead of stopping");
   return {cli, [c, cli] {

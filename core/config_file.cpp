@@ -118,47 +118,23 @@ class Parser {
     return parts;
   }
   std::string scalar() {
-    if (peek() == '"') return basic_string();
-    if (peek() == '\'') return literal_string();
+    if (peek() == '"' || peek() == '\'') return quoted_string(peek());
     const size_t start = pos_;
     while (!at_end() && is_bare_char(text_[pos_])) ++pos_;
     if (pos_ == start) fail("a value (a quoted string, a word, a number or an array), got " + got());
     return std::string(text_.substr(start, pos_ - start));
   }
-  std::string basic_string() {
-    const int64_t opened = line_;
-    ++pos_;
-    std::string out;
-    for (;;) {
-      if (at_end() || peek() == '\n')
-        fail(detail::concat("'\"' to close the string opened on line ", opened, ", got ", got()));
-      const char c = text_[pos_++];
-      if (c == '"') return out;
-      if (c == '\0') fail("text in the string, got a NUL byte");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      const char e = peek();
-      ++pos_;
-      if (e == 'n')
-        out += '\n';
-      else if (e == 't')
-        out += '\t';
-      else if (e == '"' || e == '\\')
-        out += e;
-      else
-        fail("an escape \\n, \\t, \\\" or \\\\ in the string, got \\" + (at_end() ? std::string() : shown(e)));
-    }
-  }
-  std::string literal_string() {
+  // The text between the quotes, taken as it is (no escapes: that is how a run's config.toml is
+  // written, so that a path with a backslash reads back); a value holding " is quoted with '.
+  std::string quoted_string(char quote) {
     const int64_t opened = line_;
     const size_t start = ++pos_;
-    while (!at_end() && text_[pos_] != '\'' && text_[pos_] != '\n') {
+    while (!at_end() && text_[pos_] != quote && text_[pos_] != '\n') {
       if (text_[pos_] == '\0') fail("text in the string, got a NUL byte");
       ++pos_;
     }
-    if (peek() != '\'') fail(detail::concat("\"'\" to close the string opened on line ", opened, ", got ", got()));
+    if (peek() != quote)
+      fail(detail::concat("'", quote, "' to close the string opened on line ", opened, ", got ", got()));
     return std::string(text_.substr(start, pos_++ - start));
   }
   // The elements after an opening '[' up to its ']', appended flat to `out`.

@@ -1,6 +1,7 @@
 // The `--config FILE` format: the subset of TOML that shears writes into a run's config.toml, read
 // strictly. Lines of `key = value`, `[section]` headers, `#` comments and blank lines; a value is
-// a quoted string ("…" with \ escapes, or '…'), a bare word or number, or an array `[v, v, …]`
+// a quoted string ("…" or '…', taken as it is: no escapes, as shears writes them), a bare word or
+// number, or an array `[v, v, …]`
 // (which may span lines and nest up to kMaxNesting levels; nested arrays are flattened). Every
 // line is consumed entirely or refused naming the line: an unterminated string or array, a NUL
 // byte, a key given twice or anything after a value is an error, never a guess.

@@ -77,7 +77,7 @@ bool ByteReader::fill() {
   if (!s.gzip) {  // raw: the input buffer is the data
     if (s.in_left() == 0 && !s.read_input()) return false;
     std::swap(s.in, s.out);
-    s.out_end = s.in_end, s.in_begin = s.in_end = 0;
+    s.out_begin = s.in_begin, s.out_end = s.in_end, s.in_begin = s.in_end = 0;
     return true;
   }
   while (s.out_end == 0) {
@@ -103,6 +103,7 @@ bool ByteReader::fill() {
     const size_t used = s.in_left() - s.z.avail_in;
     s.in_begin += used, s.file_offset += static_cast<int64_t>(used);
     s.out_end = s.out.size() - s.z.avail_out;
+    SHEARS_CHECK(status != Z_MEM_ERROR, format_, path_, ": out of memory while inflating");
     SHEARS_CHECK(status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR, format_, path_,
                  ": corrupt or truncated gzip data (", s.z.msg ? s.z.msg : zError(status), ") after ",
                  offset_ + static_cast<int64_t>(s.out_end), " decompressed bytes");

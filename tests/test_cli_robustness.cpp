@@ -128,6 +128,24 @@ TEST_CASE("run folders: one writer, no silent overwrite, --resume only of the sa
   CHECK(adam.status == 1);
   CHECK(contains(adam, "saved by the optimizer 'sgd', this run uses 'adam'"));
 
+  // The message's advice works: the run's config.toml gives its settings back (and carries no
+  // --overwrite or --resume of its own); resuming into a folder of another run is refused.
+  const std::string config = test::read_text(dir / "config.toml");
+  CHECK(config.find("overwrite") == std::string::npos);
+  CHECK(config.find("resume") == std::string::npos);
+  const fs::path other = fresh_dir("folder_other");
+  REQUIRE(run_shears(kQuick + "--model mlpnet --epochs 1 --output " + other.string()).status == 0);
+  Result mixed = run_shears(kQuick + "--model mlpnet --epochs 2 --lr 0.07 --output " + other.string() + " --resume " +
+                            (dir / "last.safetensors").string());
+  CHECK(mixed.status == 1);
+  CHECK(contains(mixed, "holds another run"));
+  Result resumed = run_shears("train --config " + (dir / "config.toml").string() + " --epochs 3 --output " +
+                              dir.string() + " --resume " + (dir / "last.safetensors").string());
+  INFO(resumed.output);
+  CHECK(resumed.status == 1);  // --epochs 3 differs from the run's 2: listed, as above
+  CHECK(contains(resumed, "epochs: '2' -> '3'"));
+  CHECK(!contains(resumed, "overwrite"));
+
   // A second writer is refused naming the first one's pid while the first runs.
   const fs::path busy = fresh_dir("busy");
   const std::string slow = std::string(SHEARS_BINARY) +
@@ -151,6 +169,13 @@ TEST_CASE("a run refused before its first epoch leaves no folder; a run's config
     CHECK(r.status == 1);
     CHECK(!fs::exists(dir));
   }
+  // A flag given twice in a config file, with and without its section, is refused naming both lines.
+  const fs::path twice = fs::temp_directory_path() / "shears_robust_twice.toml";
+  std::ofstream(twice) << "lr = 0.1\n[train]\nlr = 0.2\n";
+  Result both = run_shears(kQuick + "--model mlpnet --config " + twice.string() + " --output " + dir.string());
+  CHECK(both.status == 1);
+  CHECK(contains(both, "line 3: key 'lr' was set already on line 1"));
+  CHECK(!fs::exists(dir));
   const fs::path first = fresh_dir("config_a"), second = fresh_dir("config_b");
   REQUIRE(run_shears(kQuick + "--model mlpnet --epochs 2 --widths 64,32 --output " + first.string()).status == 0);
   Result again = run_shears("train --config " + (first / "config.toml").string() + " --output " + second.string());

@@ -81,7 +81,14 @@ RunFolder::RunFolder(fs::path dir, const RunFolderOptions& options) : dir_(std::
 
   // Logs without any checkpoint are what a run killed in its first epoch leaves: nothing to lose.
   const std::vector<std::string> earlier = existing_run_files(dir_);
-  if (earlier.empty() || options.resume) return;
+  if (earlier.empty()) return;
+  if (!options.resume_from.empty()) {  // resuming elsewhere must not mix two runs in one folder
+    const fs::path from = fs::path(options.resume_from).parent_path();
+    SHEARS_CHECK(!holds_checkpoint(earlier) || fs::equivalent(from.empty() ? "." : from, dir_, ec), dir_.string(),
+                 "holds another run (", join(earlier), ") than the one --resume continues (", options.resume_from,
+                 "): resume into the run's own folder or into a new one");
+    return;
+  }
   SHEARS_CHECK(options.overwrite || !holds_checkpoint(earlier), dir_.string(), "already holds a run (", join(earlier),
                "): --resume continues it, --overwrite replaces it, or choose another --output");
   for (const std::string& name : earlier) fs::remove(dir_ / name, ec);

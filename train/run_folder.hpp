@@ -9,8 +9,8 @@
 namespace shears::train {
 
 struct RunFolderOptions {
-  bool resume = false;     // continue the run the folder holds
-  bool overwrite = false;  // replace it: its run files are removed first
+  std::string resume_from;  // continue the run of this checkpoint (its folder must be this one, or a fresh one)
+  bool overwrite = false;   // replace the run the folder holds: its run files are removed first
 };
 
 // The files a run writes into its folder (others the user keeps there are left alone).
@@ -26,8 +26,8 @@ class RunFolder {
  public:
   // Creates `dir` if needed and locks it for this process (flock on dir/lock, released when the
   // process ends, however it ends). Refuses, naming the holder's pid, a folder another process
-  // is writing; refuses a folder holding a run (holds_checkpoint) unless `resume` or `overwrite`;
-  // otherwise removes the earlier run's files.
+  // is writing; refuses a folder holding a run (holds_checkpoint) unless it is the run of
+  // `resume_from` or `overwrite` is set; otherwise removes the earlier run's files.
   RunFolder(std::filesystem::path dir, const RunFolderOptions& options);
   ~RunFolder();
   RunFolder(const RunFolder&) = delete;
