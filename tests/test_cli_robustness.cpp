@@ -133,9 +133,9 @@ TEST_CASE("run folders: one writer, no silent overwrite, --resume only of the sa
   const std::string config = test::read_text(dir / "config.toml");
   CHECK(config.find("overwrite") == std::string::npos);
   CHECK(config.find("resume") == std::string::npos);
-  const fs::path other = fresh_dir("folder_other");
-  REQUIRE(run_shears(kQuick + "--model mlpnet --epochs 1 --output " + other.string()).status == 0);
-  Result mixed = run_shears(kQuick + "--model mlpnet --epochs 2 --lr 0.07 --output " + other.string() + " --resume " +
+  const fs::path another = fresh_dir("folder_other");
+  REQUIRE(run_shears(kQuick + "--model mlpnet --epochs 1 --output " + another.string()).status == 0);
+  Result mixed = run_shears(kQuick + "--model mlpnet --epochs 2 --lr 0.07 --output " + another.string() + " --resume " +
                             (dir / "last.safetensors").string());
   CHECK(mixed.status == 1);
   CHECK(contains(mixed, "holds another run"));
