@@ -191,8 +191,8 @@ void save_training_state(const fs::path& path, const nn::Module& model, const op
 }
 
 // Flags that may change when a run resumes: where it runs and how fast, not what it computes.
-const std::set<std::string> kResumeMayChange{"config",  "output",  "resume",    "stop-after",
-                                             "threads", "workers", "overwrite", "skip-nonfinite"};
+// (--config, --resume, --stop-after and --overwrite are not recorded at all: not configurable.)
+const std::set<std::string> kResumeMayChange{"output", "threads", "workers", "skip-nonfinite"};
 
 // A state saved by another optimizer, or by a run of other settings, would continue a different
 // run: refused with what differs.
