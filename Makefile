@@ -10,19 +10,19 @@ CXXFLAGS += $(OPT) -std=c++20 $(ARCH) -Wall -Wextra -pthread -MMD -MP -I.
 LDLIBS   := -ldl -lz -pthread
 
 # MPI is optional (`shears train --distributed`): with Debian's libopenmpi-dev (pkg-config mpi-c)
-# dist/mpi.cpp is built against it; without it dist/no_mpi.cpp, which refuses --distributed with a
-# hint. Only dist/mpi.cpp includes <mpi.h>.
+# distributed/mpi.cpp is built against it; without it distributed/no_mpi.cpp, which refuses --distributed with a
+# hint. Only distributed/mpi.cpp includes <mpi.h>.
 MPI_FOUND := $(shell pkg-config --exists mpi-c 2>/dev/null && echo yes)
 ifeq ($(MPI_FOUND),yes)
-  MPI_SRC := dist/mpi.cpp
+  MPI_SRC := distributed/mpi.cpp
   LDLIBS  += $(shell pkg-config --libs mpi-c)
 else
-  MPI_SRC := dist/no_mpi.cpp
+  MPI_SRC := distributed/no_mpi.cpp
 endif
 
 LIB_SRCS   := $(wildcard core/*.cpp core/ops/*.cpp core/kernels/*.cpp nn/*.cpp nn/models/*.cpp \
                          optim/*.cpp data/*.cpp prune/*.cpp train/*.cpp) \
-              $(filter-out dist/mpi.cpp dist/no_mpi.cpp,$(wildcard dist/*.cpp)) $(MPI_SRC)
+              $(filter-out distributed/mpi.cpp distributed/no_mpi.cpp,$(wildcard distributed/*.cpp)) $(MPI_SRC)
 APP_SRCS   := $(wildcard apps/*.cpp)
 TEST_SRCS  := $(wildcard tests/*.cpp)
 BENCH_SRCS := $(wildcard bench/*.cpp)
@@ -96,7 +96,7 @@ $(FUZZ_REPLAYS): $(BUILD)/fuzz-replay/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/t
 	$(CXX) $(CXXFLAGS) $(filter %.o,$^) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) -o $@
 $(BUILD)/fuzz-replay/config: $(BUILD)/apps/config_file.o
 
-$(BUILD)/dist/mpi.o: CXXFLAGS += $(shell pkg-config --cflags mpi-c)
+$(BUILD)/distributed/mpi.o: CXXFLAGS += $(shell pkg-config --cflags mpi-c)
 
 # `shears bench --compare-torch` runs bench/torch_step.py from the source tree.
 $(BUILD)/apps/bench.o: CXXFLAGS += -DSHEARS_SOURCE_DIR='"$(CURDIR)"'
@@ -115,11 +115,11 @@ $(TESTS): $(TEST_OBJS) $(LIB)
 # rewritten to <shears/...> (the tree's own includes are rooted at its top). The *_impl.hpp kernel
 # templates and core/simd/ are not public. The examples build against these, as outside code does.
 PUBLIC_HEADERS := $(filter-out %_impl.hpp core/simd/%,$(wildcard core/*.hpp core/ops/*.hpp core/kernels/*.hpp \
-                    nn/*.hpp nn/models/*.hpp optim/*.hpp data/*.hpp prune/*.hpp dist/*.hpp train/*.hpp))
+                    nn/*.hpp nn/models/*.hpp optim/*.hpp data/*.hpp prune/*.hpp distributed/*.hpp train/*.hpp))
 STAGED_HEADERS := $(PUBLIC_HEADERS:%=$(BUILD)/include/shears/%)
 $(STAGED_HEADERS): $(BUILD)/include/shears/%: %
 	@mkdir -p $(dir $@)
-	@sed -E 's@^#include "((core|nn|optim|data|prune|dist|train)/[^"]+)"@#include <shears/\1>@' $< > $@
+	@sed -E 's@^#include "((core|nn|optim|data|prune|distributed|train)/[^"]+)"@#include <shears/\1>@' $< > $@
 EXAMPLE_OBJS := $(EXAMPLE_SRCS:%.cpp=$(BUILD)/%.o)
 $(EXAMPLE_OBJS): CXXFLAGS += -I$(BUILD)/include
 $(EXAMPLE_OBJS): $(STAGED_HEADERS)

@@ -30,7 +30,7 @@
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
 #include "core/random.hpp"
-#include "dist/communicator.hpp"
+#include "distributed/communicator.hpp"
 #include "nn/models/registry.hpp"
 #include "nn/safetensors.hpp"
 #include "optim/optimizer.hpp"

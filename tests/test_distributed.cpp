@@ -1,4 +1,4 @@
-// Data-parallel training (dist/, issue 12). The loader's shards are checked in-process; the MPI
+// Data-parallel training (distributed/, issue 12). The loader's shards are checked in-process; the MPI
 // tests run `mpirun -np 2 build/shears train --distributed` on loopback and compare with one
 // process. They are tagged [mpi]; a build without MPI checks the refusal instead and warns that
 // the rest was skipped (Catch2 2.13 has no SKIP).
@@ -11,8 +11,8 @@
 
 #include "data/loader.hpp"
 #include "data/synthetic.hpp"
-#include "dist/backend.hpp"
-#include "dist/communicator.hpp"
+#include "distributed/backend.hpp"
+#include "distributed/communicator.hpp"
 #include "nn/safetensors.hpp"
 #include "tests/cli_helpers.hpp"
 

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "core/error.hpp"
-#include "dist/backend.hpp"
+#include "distributed/backend.hpp"
 
 namespace shears::dist {
 

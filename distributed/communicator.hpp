@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/tensor.hpp"
-#include "dist/backend.hpp"
+#include "distributed/backend.hpp"
 
 namespace shears::dist {
 

@@ -1,7 +1,7 @@
 // dist::Backend when the build found no MPI: single-process training works as always, and asking
 // for more processes says what to install.
 #include "core/error.hpp"
-#include "dist/backend.hpp"
+#include "distributed/backend.hpp"
 
 namespace shears::dist {
 
