@@ -110,7 +110,7 @@ void prune_in_stages(nn::Module& model, const std::vector<std::string>& names, c
   auto between = [&](int64_t stage) {
     if (ft.epochs > 0) fine_tune(model, ft, d, spec.seed + static_cast<uint64_t>(stage));
   };
-  std::vector<prune::SwapStageLog> logs = prune::swap_prune(model, names, target, samples, o, between);
+  std::vector<prune::SwapStageLog> logs = prune::swap_prune(model, names, target, data::endless_batches(samples, "swap_prune"), o, between);
   auto ratio = [](const prune::SwapStageLog& l) { return l.mean_cost > 0 ? l.epsilon / l.mean_cost : 0.0; };
   for (const prune::SwapStageLog& l : logs)
     std::printf("stage %lld/%lld %s: sparsity %.4f, plan %s (eps/mean(M) %.3g, %lld Sinkhorn its), Q %.4g -> %.4g, "
@@ -148,7 +148,7 @@ void prune_unstructured(nn::Module& model, const PruneSpec& spec, const OpenedDa
     prune::SpodeOptions options;
     options.steps = spec.spode_steps;
     options.r = spec.spode_radius;
-    prune::SpodeResult result = prune::spode_prune(model, names, target, loader, options);
+    prune::SpodeResult result = prune::spode_prune(model, names, target, data::endless_batches(loader, "spode_prune"), options);
     if (!spec.spode_trace.empty()) {  // implicit regrowth is one of the paper's claims: keep the evidence
       std::ofstream trace(spec.spode_trace);
       trace << "step,dt,loss,soft_sparsity,polarised_sparsity,increased,regrown\n";

@@ -412,14 +412,8 @@ int run(TrainConfig c, CLI::App& cli) {
   // SFW-Init (docs/algorithms/sfw.md#sfw-init), on its own shuffle.
   if (c.opt == "sfw" && c.sfw_init && first_epoch == 0) {
     data::DataLoader init_loader(d.splits.train, d.train_transform, {c.batch_size, true, true, c.data.seed + 1, c.data.workers, 2});
-    int64_t init_epoch = 0;
-    init_loader.start_epoch(init_epoch);
-    auto next_batch = [&] {
-      auto b = init_loader.next();
-      if (!b) init_loader.start_epoch(++init_epoch), b = init_loader.next();
-      return std::move(*b);
-    };
-    auto r = prune::sfw_init(*model, dynamic_cast<prune::Sfw&>(*opt), next_batch, {.iters = c.sfw_init_iters});
+    auto r = prune::sfw_init(*model, dynamic_cast<prune::Sfw&>(*opt), data::endless_batches(init_loader, "--sfw-init"),
+                             {.iters = c.sfw_init_iters});
     std::printf("sfw-init: %lld iterations (first-order approximation: no double backward), loss %.4f -> %.4f\n",
                 (long long)r.iters, r.first_loss, r.last_loss);
   }

@@ -158,4 +158,9 @@ Batch BatchStream::next() {
   return std::move(*b);
 }
 
+BatchSource endless_batches(DataLoader& loader, std::string who) {
+  auto stream = std::make_shared<BatchStream>(loader, std::move(who));
+  return [stream] { return stream->next(); };
+}
+
 }  // namespace shears::data

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/batch.hpp"
 #include "core/tensor.hpp"
 #include "data/dataset.hpp"
 #include "data/transforms.hpp"
@@ -43,11 +44,7 @@ struct LoaderOptions {
   int64_t shard = 0;
 };
 
-struct Batch {
-  Tensor images;                 // (N, C, H, W) float32
-  std::vector<int64_t> labels;   // N
-  std::vector<int64_t> indices;  // the dataset index of each sample
-};
+using shears::Batch;
 
 class DataLoader {
  public:
@@ -111,5 +108,8 @@ class BatchStream {
   std::string who_;
   int64_t epoch_ = 0;
 };
+
+// A BatchStream over `loader` as a batch source (the loader must outlive it).
+BatchSource endless_batches(DataLoader& loader, std::string who);
 
 }  // namespace shears::data

@@ -19,9 +19,9 @@ std::shared_ptr<nn::Module> scoring_clone(const nn::Module& model, bool train_mo
 }
 
 // Σ over batches of cross_entropy(model(x) / temperature), backward into the clone's gradients.
-void accumulate_loss_gradients(nn::Module& model, const std::vector<data::Batch>& batches, float temperature) {
+void accumulate_loss_gradients(nn::Module& model, const std::vector<Batch>& batches, float temperature) {
   SHEARS_CHECK(!batches.empty(), "prune", "a data-dependent score needs at least one batch");
-  for (const data::Batch& b : batches) {
+  for (const Batch& b : batches) {
     Tensor logits = model(b.images);
     if (temperature != 1.f) logits = mul(logits, 1.f / temperature);
     cross_entropy(logits, b.labels).backward();
@@ -66,14 +66,14 @@ NamedTensors random_scores(const nn::Module& model, const std::vector<std::strin
 }
 
 NamedTensors snip_scores(const nn::Module& model, const std::vector<std::string>& names,
-                         const std::vector<data::Batch>& batches, bool train_mode) {
+                         const std::vector<Batch>& batches, bool train_mode) {
   auto copy = scoring_clone(model, train_mode);
   accumulate_loss_gradients(*copy, batches, 1.f);
   return abs_weight_times_grad(*copy, names);
 }
 
 NamedTensors grasp_scores(const nn::Module& model, const std::vector<std::string>& names,
-                          const std::vector<data::Batch>& batches, float temperature, bool train_mode) {
+                          const std::vector<Batch>& batches, float temperature, bool train_mode) {
   SHEARS_CHECK(temperature > 0.f, "grasp", "temperature must be positive, got ", temperature);
   auto copy = scoring_clone(model, train_mode);
   accumulate_loss_gradients(*copy, batches, temperature);

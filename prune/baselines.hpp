@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/random.hpp"
-#include "data/loader.hpp"
+#include "core/batch.hpp"
 #include "nn/module.hpp"
 #include "prune/masks.hpp"
 
@@ -29,7 +29,7 @@ NamedTensors random_scores(const nn::Module& model, const std::vector<std::strin
 // SNIP (Lee et al. 2019): |θ ⊙ ∂L/∂θ| = |∂L/∂m| at the current mask, gradients summed over
 // `batches`. The normalisation by the global sum of the reference is left out (same ranking).
 NamedTensors snip_scores(const nn::Module& model, const std::vector<std::string>& names,
-                         const std::vector<data::Batch>& batches, bool train_mode = false);
+                         const std::vector<Batch>& batches, bool train_mode = false);
 
 // GraSP (Wang et al. 2020): S = θ ⊙ Hg with g = Σ_batches ∇L(θ), L on logits / temperature,
 // Hg the Hessian of the same summed loss times g (over the named parameters). Higher S is kept, so
@@ -38,7 +38,7 @@ NamedTensors snip_scores(const nn::Module& model, const std::vector<std::string>
 // (∇L(θ + εg) − ∇L(θ − εg)) / 2ε with ε = √eps_f32 · (1 + ‖θ‖) / ‖g‖ (error O(ε²)); the
 // normalisation by |Σ S| is left out (same ranking).
 NamedTensors grasp_scores(const nn::Module& model, const std::vector<std::string>& names,
-                          const std::vector<data::Batch>& batches, float temperature = 200.f,
+                          const std::vector<Batch>& batches, float temperature = 200.f,
                           bool train_mode = false);
 
 struct SynflowOptions {

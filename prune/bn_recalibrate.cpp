@@ -38,7 +38,7 @@ void accumulate(const Tensor& x, Moments& acc) {
 
 }  // namespace
 
-void recalibrate_batch_norm(nn::Module& model, const std::vector<data::Batch>& batches) {
+void recalibrate_batch_norm(nn::Module& model, const std::vector<Batch>& batches) {
   std::vector<nn::BatchNorm*> layers;
   for (auto& [name, m] : model.named_modules())
     if (auto* bn = dynamic_cast<nn::BatchNorm*>(m); bn != nullptr && bn->config().track_running_stats)
@@ -56,7 +56,7 @@ void recalibrate_batch_norm(nn::Module& model, const std::vector<data::Batch>& b
     });
     NoGradGuard no_grad;
     model.train();
-    for (const data::Batch& b : batches) model(b.images);
+    for (const Batch& b : batches) model(b.images);
     model.train(was_training);
   }
 

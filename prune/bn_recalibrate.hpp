@@ -12,12 +12,12 @@
 #pragma once
 #include <vector>
 
-#include "data/loader.hpp"
+#include "core/batch.hpp"
 #include "nn/module.hpp"
 
 namespace shears::prune {
 
 // Throws when `batches` is empty and the model has a BatchNorm that tracks running statistics.
-void recalibrate_batch_norm(nn::Module& model, const std::vector<data::Batch>& batches);
+void recalibrate_batch_norm(nn::Module& model, const std::vector<Batch>& batches);
 
 }  // namespace shears::prune

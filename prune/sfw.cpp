@@ -329,8 +329,8 @@ double lr_scheme_factor(LrScheme scheme, int64_t epoch, int64_t epochs, const st
 
 namespace {
 
-data::Batch concat_batches(const data::Batch& a, const data::Batch& b) {
-  data::Batch out;
+Batch concat_batches(const Batch& a, const Batch& b) {
+  Batch out;
   out.images = concat({a.images, b.images}, 0);
   out.labels = a.labels;
   out.labels.insert(out.labels.end(), b.labels.begin(), b.labels.end());
@@ -348,7 +348,7 @@ struct ScaleState {
 
 }  // namespace
 
-SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const std::function<data::Batch()>& next_batch,
+SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const BatchSource& next_batch,
                        const SfwInitOptions& o) {
   SHEARS_CHECK(o.iters >= 0 && o.lr > 0 && o.min_scale >= 0 && o.grad_clip >= 0, "sfw-init",
                "need iters >= 0, lr > 0, min_scale >= 0 and grad_clip >= 0");
@@ -373,10 +373,10 @@ SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const std::function<data::Ba
 
   SfwInitReport report;
   for (int64_t it = 0; it < o.iters; ++it) {
-    data::Batch b0 = next_batch(), b1 = next_batch(), b2 = next_batch();
+    Batch b0 = next_batch(), b1 = next_batch(), b2 = next_batch();
     // L0 on [B0; B1] and its gradient g.
     opt.zero_grad();
-    data::Batch init = concat_batches(b0, b1);
+    Batch init = concat_batches(b0, b1);
     Tensor l0 = cross_entropy(model(init.images), init.labels);
     l0.backward();
     // θ′ = (1 − α)θ + α·LMO(g), in place; θ kept aside.
@@ -390,7 +390,7 @@ SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const std::function<data::Ba
     }
     // L1 = CE on [B0; B2] at θ′, divided by η; its gradient w.r.t. θ is (1 − α)·∂L1/∂θ′.
     opt.zero_grad();
-    data::Batch upd = concat_batches(b0, b2);
+    Batch upd = concat_batches(b0, b2);
     Tensor l1 = mul(cross_entropy(model(upd.images), upd.labels), static_cast<float>(1.0 / eta));
     l1.backward();
     for (auto& [name, p] : params) {

@@ -35,7 +35,7 @@
 #include <string>
 #include <vector>
 
-#include "data/loader.hpp"
+#include "core/batch.hpp"
 #include "nn/module.hpp"
 #include "optim/optimizer.hpp"
 
@@ -197,7 +197,7 @@ struct SfwInitReport {
 // batch statistics and their running statistics are restored afterwards; the model's mode is
 // restored too. First-order approximation (see the file comment). Weights may leave the
 // constraint sets; the SFW steps pull them back in.
-SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const std::function<data::Batch()>& next_batch,
+SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const BatchSource& next_batch,
                        const SfwInitOptions& options = {});
 
 }  // namespace shears::prune

@@ -63,7 +63,7 @@ Tensor effective_weight(const nn::Module& model, const std::string& name) {
 
 // CE at w = θ ⊙ P(m) on `batch`, and e = −∇_m E by the straight-through chain rule (spode.hpp).
 double loss_and_descent(nn::Module& model, const SoftMask& mask, const NamedTensors& thetas,
-                        const std::vector<double>& p, const data::Batch& batch, std::vector<double>& e) {
+                        const std::vector<double>& p, const Batch& batch, std::vector<double>& e) {
   std::vector<Tensor> ws;
   for (size_t t = 0; t < thetas.size(); ++t) {
     ws.push_back(masked_weight(mask, t, thetas[t].second, p));
@@ -229,7 +229,7 @@ double step_size(StepSchedule schedule, int64_t i, int64_t n, double end, double
 }
 
 SpodeResult spode_prune(nn::Module& model, const std::vector<std::string>& names, const SparsityTarget& target,
-                        data::DataLoader& loader, const SpodeOptions& options) {
+                        const BatchSource& next_batch, const SpodeOptions& options) {
   check_target(target);
   SHEARS_CHECK(options.steps > 0, "spode_prune", "steps must be positive, got ", options.steps);
   SHEARS_CHECK(options.r > 1.0, "spode_prune", "r must be > 1, got ", options.r);
@@ -248,13 +248,12 @@ SpodeResult spode_prune(nn::Module& model, const std::vector<std::string>& names
   NamedTensors thetas;
   for (const std::string& name : names) thetas.emplace_back(name, model.parameter(name));
   SpodeResult result;
-  data::BatchStream stream(loader, "spode_prune");
   {
     FrozenModel frozen(model, thetas);
     std::vector<double> previous_p, e;
     for (int64_t i = 0; i < options.steps; ++i) {
       std::vector<double> p = polarise(mask, options.measure, final_target.distribution);
-      const double loss = loss_and_descent(model, mask, thetas, p, stream.next(), e);
+      const double loss = loss_and_descent(model, mask, thetas, p, next_batch(), e);
       std::vector<double> g = soft_density_gradient(mask, options.measure);
       for (double& v : g) v = -v;
       const double density = soft_density(mask, options.measure);
@@ -289,9 +288,9 @@ SpodeResult spode_prune(nn::Module& model, const std::vector<std::string>& names
   apply_masks(model, result.masks);
 
   if (options.bn_batches > 0) {
-    std::vector<data::Batch> batches;
-    for (int64_t k = 0; k < options.bn_batches; ++k) batches.push_back(stream.next());
-    recalibrate_batch_norm(model, batches);
+    std::vector<Batch> bn_batches;
+    for (int64_t k = 0; k < options.bn_batches; ++k) bn_batches.push_back(next_batch());
+    recalibrate_batch_norm(model, bn_batches);
   }
   return result;
 }

@@ -44,7 +44,7 @@
 #include <string>
 #include <vector>
 
-#include "data/loader.hpp"
+#include "core/batch.hpp"
 #include "nn/module.hpp"
 #include "prune/masks.hpp"
 
@@ -110,11 +110,11 @@ struct SpodeResult {
   std::vector<SpodeStep> trace;
 };
 
-// Runs the ODE in train mode on batches drawn from `loader` (epoch after epoch; one fresh batch
+// Runs the ODE in train mode on batches drawn from `next_batch` (one fresh batch
 // per step), binarises to exactly the target (unstructured: prune_count(s, d) entries, global or
 // per layer as the target says; structured: see above), attaches the masks with apply_masks, and
 // re-estimates BatchNorm statistics. Throws on an invalid target or options.
 SpodeResult spode_prune(nn::Module& model, const std::vector<std::string>& names, const SparsityTarget& target,
-                        data::DataLoader& loader, const SpodeOptions& options = {});
+                        const BatchSource& next_batch, const SpodeOptions& options = {});
 
 }  // namespace shears::prune

@@ -67,7 +67,7 @@
 #include <vector>
 
 #include "core/random.hpp"
-#include "data/loader.hpp"
+#include "core/batch.hpp"
 #include "nn/module.hpp"
 #include "prune/masks.hpp"
 #include "prune/ot.hpp"
@@ -210,7 +210,7 @@ struct SwapPruneOptions {
 // masks fixed in the gradual protocol); it may be empty. Throws unless the target is global with
 // no per-layer cap. Returns one log per stage.
 std::vector<SwapStageLog> swap_prune(nn::Module& model, const std::vector<std::string>& names,
-                                     const SparsityTarget& target, data::DataLoader& samples,
+                                     const SparsityTarget& target, const BatchSource& samples,
                                      const SwapPruneOptions& options,
                                      const std::function<void(int64_t)>& between_stages = {});
 

@@ -81,7 +81,7 @@ double cubic_sparsity(int64_t t, int64_t stages, double target, double initial) 
 }
 
 std::vector<SwapStageLog> swap_prune(nn::Module& model, const std::vector<std::string>& names,
-                                     const SparsityTarget& target, data::DataLoader& samples,
+                                     const SparsityTarget& target, const BatchSource& samples,
                                      const SwapPruneOptions& options,
                                      const std::function<void(int64_t)>& between_stages) {
   check_target(target);
@@ -104,11 +104,10 @@ std::vector<SwapStageLog> swap_prune(nn::Module& model, const std::vector<std::s
   const auto p = static_cast<int64_t>(w_bar.size());
 
   std::vector<SwapStageLog> logs;
-  data::BatchStream stream(samples, "swap_prune");
   for (int64_t t = 1; t <= options.stages; ++t) {
     const double sparsity = cubic_sparsity(t, options.stages, target.sparsity, options.initial_sparsity);
     const int64_t k = p - prune_count(sparsity, p);
-    data::Batch batch = stream.next();
+    Batch batch = samples();
     auto start = std::chrono::steady_clock::now();
     Tensor G;
     {

@@ -29,8 +29,8 @@ int64_t zeros_of(const Tensor& t) {
   return z;
 }
 
-data::Batch tiny_batch(int64_t n, int64_t c, int64_t hw, int64_t classes, uint64_t seed) {
-  data::Batch b;
+Batch tiny_batch(int64_t n, int64_t c, int64_t hw, int64_t classes, uint64_t seed) {
+  Batch b;
   b.images = test::random_tensor({n, c, hw, hw}, seed);
   for (int64_t i = 0; i < n; ++i) b.labels.push_back(i % classes);
   return b;
@@ -129,7 +129,7 @@ TEST_CASE("masked weights stay exactly zero through SGD, Adam and AdamW and chec
       auto masks = prune::masks_from_scores(prune::random_scores(*model, names, gen), {.sparsity = 0.6});
       prune::apply_masks(*model, masks);
       auto opt = c.make(*model);
-      data::Batch b = tiny_batch(4, 1, 3, 3, 11);
+      Batch b = tiny_batch(4, 1, 3, 3, 11);
       for (int step = 0; step < 5; ++step) {
         opt->zero_grad();
         cross_entropy((*model)(b.images), b.labels).backward();
@@ -207,7 +207,7 @@ struct TinySoftmax {
     fc.parameter("weight").copy_(Tensor::from_vector({2, 2}, W));
     return fc;
   }
-  data::Batch batch() const { return {Tensor::from_vector({1, 2}, x), {y}, {0}}; }
+  Batch batch() const { return {Tensor::from_vector({1, 2}, x), {y}, {0}}; }
 };
 
 }  // namespace

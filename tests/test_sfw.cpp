@@ -411,7 +411,7 @@ TEST_CASE("sfw: SFW-Init keeps directions, bounds the scales and restores BN sta
   Synthetic data = synthetic(64 * 30, 5);
   int64_t next = 0;
   auto next_batch = [&] {
-    data::Batch b;
+    Batch b;
     b.images = data.x.rows(next * 64, next * 64 + 64);
     b.labels.assign(data.y.begin() + next * 64, data.y.begin() + next * 64 + 64);
     next = (next + 1) % 30;

@@ -14,6 +14,7 @@
 
 #include "core/autograd.hpp"
 #include "core/ops.hpp"
+#include "data/loader.hpp"
 #include "data/open_dataset.hpp"
 #include "data/synthetic.hpp"
 #include "helpers.hpp"
@@ -523,7 +524,7 @@ TEST_CASE("swap_prune: stages of the cubic schedule, exact sparsity, fine-tuning
     o.woodfisher.block = 50;
     o.woodfisher.damp = 0.1;  // float32 Woodbury (as the reference): δ must not be tiny next to ‖g‖² here
     std::vector<int64_t> called;
-    auto logs = prune::swap_prune(*copy, names, {.sparsity = 0.8}, samples, o, [&](int64_t t) { called.push_back(t); });
+    auto logs = prune::swap_prune(*copy, names, {.sparsity = 0.8}, data::endless_batches(samples, "swap_prune"), o, [&](int64_t t) { called.push_back(t); });
     REQUIRE(logs.size() == 4);
     CHECK(called == std::vector<int64_t>{1, 2, 3});
     CHECK(logs[0].sparsity == 0.0);
@@ -543,7 +544,7 @@ TEST_CASE("swap_prune: stages of the cubic schedule, exact sparsity, fine-tuning
   }
   data::DataLoader samples(set.train, {}, {.batch_size = 40, .shuffle = true, .drop_last = true, .num_workers = 0});
   CHECK_THROWS_AS(prune::swap_prune(*model, names, {.sparsity = 0.5, .distribution = prune::Distribution::per_layer},
-                                    samples, {}),
+                                    data::endless_batches(samples, "swap_prune"), {}),
                   Error);
 }
 
@@ -601,7 +602,7 @@ TEST_CASE("swap_prune one-shot on Fashion-MNIST: LR and SWAP beat magnitude prun
     o.swap.epsilon = 0.3;  // × mean(M)
     o.swap.relative_epsilon = true;
     o.swap.inner_iters = 0;  // EWR: one plan, at LR's re-solve on the magnitude support
-    prune::swap_prune(*copy, names, target, samples, o);
+    prune::swap_prune(*copy, names, target, data::endless_batches(samples, "swap_prune"), o);
     return accuracy(*copy);
   };
   const double dense = accuracy(*model), magnitude_acc = accuracy(*magnitude);
