@@ -21,7 +21,7 @@ else
 endif
 
 LIB_SRCS   := $(wildcard core/*.cpp core/ops/*.cpp core/kernels/*.cpp nn/*.cpp nn/models/*.cpp \
-                         optim/*.cpp data/*.cpp prune/*.cpp train/*.cpp) \
+                         optim/*.cpp data/*.cpp prune/*.cpp prune/methods/*.cpp train/*.cpp) \
               $(filter-out distributed/mpi.cpp distributed/no_mpi.cpp,$(wildcard distributed/*.cpp)) $(MPI_SRC)
 APP_SRCS   := $(wildcard apps/*.cpp)
 TEST_SRCS  := $(wildcard tests/*.cpp)

@@ -1,21 +1,24 @@
-// What `shears prune` and `shears sweep` share: the pruning flags, one pruning step on a loaded
-// model, fine-tuning with the masks fixed, and the counts of ShrinkBench's metrics
-// (docs/design.md#pruning-metrics): parameters and multiply-accumulates, all and nonzero.
+// What `shears prune` and `shears sweep` share: the pruning flags and their translation into the
+// library's pruning context (prune/methods.hpp), and fine-tuning with a progress display.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
 
 #include "apps/session.hpp"
+#include "prune/methods.hpp"
+#include "prune/metrics.hpp"
 #include "prune/scope.hpp"
+#include "train/loop.hpp"
 
 namespace shears::app {
 
-struct FineTune {
-  int64_t epochs = 0;
-  double lr = 0.01, momentum = 0.9, weight_decay = 5e-4;
-  int64_t batch_size = 128;
-};
+using FineTune = train::FineTuneOptions;
+using prune::count_size;
+using prune::layer_densities;
+using prune::LayerDensity;
+using prune::SizeCounts;
+using prune::total_sparsity;
 
 struct PruneSpec {
   std::string method = "magnitude";  // unstructured: magnitude, random, snip, grasp, synflow, spode,
@@ -44,7 +47,6 @@ struct PruneSpec {
   int64_t synflow_rounds = 100;
   int64_t spode_steps = 100;   // N steps of the ODE (docs/algorithms/spode.md#options)
   double spode_radius = 1.1;   // step radius over the smallest feasible one
-  std::string spode_trace;     // where to write the per-step trace (CSV); empty: nowhere
   // swap, lr, woodfisher (docs/algorithms/swap.md#gradual-protocol; prune/swap.hpp): n fresh samples
   // per stage, T stages of the cubic schedule (also gradual magnitude pruning when T > 1),
   // stage_finetune_epochs of fine-tuning with `finetune`'s settings after every stage but the last.
@@ -64,12 +66,13 @@ struct PruneSpec {
   int64_t wf_block = 1000;
   double wf_damp = 1e-3;
   FineTune finetune;       // the fine-tune flags (lr, momentum, weight decay, batch size)
-  std::string swap_trace;  // where to write the per-stage trace (CSV); empty: nowhere
+  std::string trace_folder;  // where spode_trace.csv and swap_trace.csv go; empty: nowhere
   uint64_t seed = 0;  // random scores and the choice of the scoring batches
 };
 
-// The criteria prune_model knows: unstructured methods, or channel importances (structured).
-const std::vector<std::string>& criteria(bool structured);
+// The criteria prune_model knows, from the registries: unstructured methods, or channel
+// importances (structured).
+std::vector<std::string> criteria(bool structured);
 
 // A sweep's method name: with --structured, "intrafusion:<importance>" or a plain importance
 // (channel removal); else an unstructured method. sweep_criterion gives the name criteria() lists.
@@ -81,30 +84,17 @@ void add_prune_flags(CLI::App& cli, PruneSpec& spec);
 // The model's input shape for one image, {1, C, S, S}.
 Shape image_shape(const OpenedData& data);
 
-// Prunes `model` in place: masks (unstructured) or channel removal (structured). Data-dependent
-// criteria read spec.score_batches shuffled batches of the training split.
+// The library's pruning context for these flags: training batches drawn from data's training
+// split, fine-tuning between stages with spec.finetune, stage lines printed.
+prune::PruneContext prune_context(const PruneSpec& spec, const OpenedData& data);
+
+// Prunes `model` in place with the registry's method: masks (unstructured) or channel removal
+// (structured). Data-dependent criteria read spec.score_batches shuffled batches of the training split.
 void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& data);
 
 void add_finetune_flags(CLI::App& cli, FineTune& ft);
 
-// SGD (cosine-decayed lr, no weight decay on 1-D tensors) with the masks fixed: masked weights
-// have zero value and gradient, so they stay exactly zero. One progress line per epoch.
+// train::fine_tune on data's training split, with a progress bar and one line per epoch.
 void fine_tune(nn::Module& model, const FineTune& ft, const OpenedData& data, uint64_t seed);
-
-struct SizeCounts {
-  int64_t size = 0, size_nz = 0;  // parameters; those nonzero with masks applied
-  int64_t macs = 0, macs_nz = 0;  // per image; nz: each Conv2d/Linear's MACs × its weight density
-};
-SizeCounts count_size(nn::Module& model, const Shape& input_shape);
-
-// One prunable (Conv2d/Linear) weight of the dense model, before and after pruning.
-struct LayerDensity {
-  std::string name;
-  Shape before, after;
-  int64_t nonzero = 0;  // after, masks applied
-  double sparsity() const;  // 1 − nonzero / numel(before): masks and removed channels alike
-};
-std::vector<LayerDensity> layer_densities(const nn::Module& dense, const nn::Module& pruned);
-double total_sparsity(const std::vector<LayerDensity>& layers);
 
 }  // namespace shears::app

@@ -11,6 +11,7 @@
 #include "data/loader.hpp"
 #include "data/open_dataset.hpp"
 #include "nn/module.hpp"
+#include "train/evaluate.hpp"
 
 namespace shears::app {
 
@@ -46,21 +47,9 @@ void add_data_flags(CLI::App& cli, DataChoice& choice);
 // --in-channels, --input-size and --num-classes of a model built without data (bench, info).
 void add_model_shape_flags(CLI::App& cli, int64_t& in_channels, int64_t& input_size, int64_t& num_classes);
 
-struct EvalResult {
-  double loss = 0, top1 = 0, top5 = 0;  // accuracies in percent
-  int64_t samples = 0;
-  int64_t nonfinite = 0;  // samples whose logits hold a NaN or an infinity: counted wrong
-  double seconds = 0;
-  std::vector<std::vector<int64_t>> confusion;  // [true][predicted]; non-finite rows: [true][num_classes]
-};
-
-// Mean cross-entropy and top-1/top-5 over the whole loader, in eval mode and without gradients.
-// A diverged model scores what it is worth: its non-finite rows are wrong and counted.
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_classes);
-
-// Top-k correct counts of one batch of logits (N, C); ties rank the lower class index first, and
-// a row holding a non-finite logit is never correct.
-int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k);
+using train::count_topk;
+using train::EvalResult;
+using train::evaluate;
 
 class Progress {
  public:

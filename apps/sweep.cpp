@@ -129,7 +129,7 @@ void print_table(const Table& cells, const std::vector<std::string>& methods) {
 int run(SweepConfig c) {
   if (c.threads > 0) set_num_threads(c.threads);
   SHEARS_CHECK(c.seeds > 0, "--seeds", "must be positive, got ", c.seeds);
-  const auto& known = criteria(c.spec.structured);
+  const std::vector<std::string> known = criteria(c.spec.structured);
   for (const std::string& m : c.methods)
     if (std::find(known.begin(), known.end(), sweep_criterion(c.spec.structured, m)) == known.end()) {
       std::string list;
@@ -221,9 +221,9 @@ Command add_sweep_command(CLI::App& app) {
   auto c = std::make_shared<SweepConfig>();
   cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
   add_data_flags(*cli, c->data);
-  cli->add_option("--methods", c->methods, "comma-separated: magnitude, random, snip, grasp, synflow, spode, swap, "
-                                           "lr, woodfisher (with --structured: l1, l2, lamp, bn, taylor, random, "
-                                           "intrafusion:<importance>)")
+  cli->add_option("--methods", c->methods,
+                  "comma-separated: " + prune::method_names(prune::MethodKind::masks, ", ") +
+                      " (with --structured: " + prune::importance_names(", ") + ", intrafusion:<importance>)")
       ->required()
       ->delimiter(',');
   cli->add_option("--sparsities", c->sparsities, "comma-separated fractions, e.g. 0.5,0.7,0.9")->required()->delimiter(',');

@@ -37,7 +37,9 @@
 #include "optim/schedule.hpp"
 #include "prune/model_fusion.hpp"
 #include "prune/sfw.hpp"
+#include "train/loop.hpp"
 #include "train/run_folder.hpp"
+#include "train/state.hpp"
 
 namespace shears::app {
 
@@ -161,109 +163,9 @@ void append_line(const fs::path& path, const std::string& line) {
   SHEARS_CHECK(out.good(), path.string(), "cannot append to the run log");
 }
 
-// The training state in one file, written atomically and last of an epoch's files: the weights
-// (their names prefixed with kWeights), the optimizer state, the epoch just finished and the best
-// accuracy so far. --resume reads only this file, so a run killed between two checkpoint writes
-// (kill -9, power loss) resumes from a consistent state.
-constexpr const char* kWeights = "model/";
-
-// Beside weights and optimizer state: the epochs done, the best accuracy so far and every epoch's
-// mean training loss (full precision: SFW's dynamic_change lr scheme compares their averages).
-struct TrainingProgress {
-  int64_t epochs_done = 0;
-  double best_top1 = -1.0;
-  std::vector<double> epoch_losses;
-};
-
-void save_training_state(const fs::path& path, const nn::Module& model, const optim::Optimizer& opt, int64_t epoch,
-                         double best_top1, const std::vector<double>& epoch_losses, const std::string& config) {
-  std::vector<safetensors::Entry> entries;
-  for (safetensors::Entry& e : model.state_dict()) entries.push_back({kWeights + e.name, e.value, e.dtype});
-  for (const auto& [name, t] : opt.state_dict()) entries.push_back({name, t, safetensors::Dtype::F32});
-  std::string losses;
-  for (double l : epoch_losses) losses += (losses.empty() ? "" : ",") + detail::concat(std::setprecision(17), l);
-  safetensors::save(path.string(), entries,
-                    {{"optimizer", opt.name()},
-                     {"epoch", std::to_string(epoch)},
-                     {"best_top1", std::to_string(best_top1)},
-                     {"epoch_losses", losses},
-                     {"config", config}});
-}
-
 // Flags that may change when a run resumes: where it runs and how fast, not what it computes.
 // (--config, --resume, --stop-after and --overwrite are not recorded at all: not configurable.)
 const std::set<std::string> kResumeMayChange{"output", "threads", "workers", "skip-nonfinite"};
-
-// A state saved by another optimizer, or by a run of other settings, would continue a different
-// run: refused with what differs.
-void check_same_run(const fs::path& path, const safetensors::File& state, const optim::Optimizer& opt,
-                    const std::string& config) {
-  auto saved = [&](const char* key) {
-    auto it = state.metadata.find(key);
-    return it == state.metadata.end() ? std::string() : it->second;
-  };
-  SHEARS_CHECK(saved("optimizer") == opt.name(), path.string(), "the training state was saved by the optimizer '",
-               saved("optimizer"), "', this run uses '", opt.name(), "': --resume continues the same run");
-  if (saved("config").empty()) {
-    std::printf("note: %s was written by an older shears and does not record its settings: they are not checked\n",
-                path.c_str());
-    return;
-  }
-  const std::vector<std::string> differ =
-      config::differences(config::parse(saved("config"), path.string() + " (config)"),
-                          config::parse(config, "the command line"), kResumeMayChange);
-  std::string list;
-  for (const std::string& d : differ) list += "\n  " + d;
-  SHEARS_CHECK(differ.empty(), path.string(),
-               "the training state belongs to a run with other settings (saved -> now):", list,
-               "\n--resume continues the same run: give its settings (its config.toml works with --config)");
-}
-
-// Restores what save_training_state wrote, after checking that it belongs to this run.
-TrainingProgress load_training_state(const fs::path& path, nn::Module& model, optim::Optimizer& opt,
-                                     const std::string& config) {
-  safetensors::File s = safetensors::load(path.string());
-  check_same_run(path, s, opt, config);
-  std::vector<safetensors::Entry> weights;
-  optim::NamedTensors state;
-  for (safetensors::Entry& e : s.tensors) {
-    if (e.name.starts_with(kWeights))
-      weights.push_back({e.name.substr(std::string_view(kWeights).size()), e.value, e.dtype});
-    else
-      state.emplace_back(e.name, e.value);
-  }
-  SHEARS_CHECK(!weights.empty(), path.string(), "no weights (tensors named ", kWeights,
-               "...) in the training state: written by an older shears? Start the run again");
-  try {
-    model.load_state_dict(weights);
-    opt.load_state_dict(state);
-  } catch (const Error& e) {
-    throw Error(path.string() + ": " + e.what());
-  }
-  auto number = [&](const char* key) {
-    auto it = s.metadata.find(key);
-    char* end = nullptr;
-    const double v = it == s.metadata.end() ? NAN : std::strtod(it->second.c_str(), &end);
-    SHEARS_CHECK(std::isfinite(v) && *end == '\0', path.string(), "metadata '", key, "' should be a number, got '",
-                 it == s.metadata.end() ? "<missing>" : it->second, "'");
-    return v;
-  };
-  const double epoch = number("epoch");
-  SHEARS_CHECK(epoch >= 0 && epoch < 1e9 && std::trunc(epoch) == epoch, path.string(), "metadata 'epoch' should be ",
-               "the index of the last finished epoch, got ", epoch);
-  TrainingProgress progress{static_cast<int64_t>(epoch) + 1, number("best_top1"), {}};
-  auto losses = s.metadata.find("epoch_losses");
-  if (losses != s.metadata.end() && !losses->second.empty()) {
-    std::stringstream list(losses->second);
-    for (std::string item; std::getline(list, item, ',');) {
-      char* end = nullptr;
-      progress.epoch_losses.push_back(std::strtod(item.c_str(), &end));
-      SHEARS_CHECK(*end == '\0' && !item.empty(), path.string(), "metadata 'epoch_losses' should list numbers, got '",
-                   item, "'");
-    }
-  }
-  return progress;
-}
 
 // A run killed after logging epoch k + 1 but before saving its training state resumes at epoch
 // k + 1 and logs it again: keeps the header and the rows (summary.csv) or events (events.jsonl)
@@ -328,6 +230,41 @@ int threads_per_rank(int requested, const dist::Communicator& comm) {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / comm.local_size());
 }
 
+// The loop's settings for `shears train`: the flags' options, with a progress bar, the skip notes
+// and the non-finite error (naming the last checkpoint and the flags that help) in the terminal.
+train::LoopOptions loop_options(const TrainConfig& c, int64_t iters, int64_t shard, std::unique_ptr<Progress>& progress,
+                                std::function<double(int64_t, int64_t)> lr_factor, std::function<bool()> after_backward,
+                                const fs::path& dir) {
+  train::LoopOptions o;
+  o.label_smoothing = static_cast<float>(c.label_smoothing);
+  o.clip_grad = c.clip_grad;
+  o.seed = c.data.seed;
+  o.stream = static_cast<uint64_t>(shard);
+  o.lr_factor = std::move(lr_factor);
+  o.after_backward = std::move(after_backward);
+  o.nonfinite.skip = c.skip_nonfinite;
+  o.nonfinite.explain = [&c, iters, dir](const std::string& problem, bool gave_up) {
+    const bool gave_up_skipping = c.skip_nonfinite && gave_up;
+    return detail::concat("train: ", problem, gave_up_skipping ? "; the last " + std::to_string(iters) : "",
+                          gave_up_skipping ? " steps (an epoch's worth) were all skipped" : "",
+                          fs::exists(dir / "last.safetensors")
+                              ? "; the last checkpoint is " + (dir / "last.safetensors").string()
+                              : "; no checkpoint was written yet",
+                          ". Hint: lower --lr (now ", c.lr, ") or add --clip-grad",
+                          c.skip_nonfinite ? "" : "; --skip-nonfinite skips such steps");
+  };
+  o.hooks.epoch_start = [&progress, &c](int64_t epoch, int64_t steps) {
+    progress = std::make_unique<Progress>("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), steps);
+  };
+  o.hooks.step = [&progress](const train::EpochStats& s) {
+    char stats[128];
+    std::snprintf(stats, sizeof stats, "loss %.4f acc %.2f%% %.0f img/s", s.mean_loss(), s.top1(), s.seen / s.seconds);
+    progress->update(s.steps, stats);
+  };
+  o.hooks.log = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  return o;
+}
+
 int run(TrainConfig c, CLI::App& cli) {
   dist::Communicator comm(c.distributed);
   c.threads = threads_per_rank(c.threads, comm);
@@ -387,7 +324,7 @@ int run(TrainConfig c, CLI::App& cli) {
   std::vector<double> epoch_losses;  // mean training loss of every finished epoch
   const fs::path state = fs::path(c.resume).replace_extension(".optim.safetensors");
   if (!c.resume.empty()) {
-    TrainingProgress progress = load_training_state(state, *model, *opt, config);
+    train::TrainingProgress progress = train::load_training_state(state, *model, *opt, config, kResumeMayChange);
     first_epoch = progress.epochs_done, best_top1 = progress.best_top1, epoch_losses = progress.epoch_losses;
     SHEARS_CHECK(!scheme || static_cast<int64_t>(epoch_losses.size()) == first_epoch, state.string(), "holds the losses of ",
                  epoch_losses.size(), " epochs, not ", first_epoch, ": the lr scheme '", c.sched,
@@ -430,70 +367,32 @@ int run(TrainConfig c, CLI::App& cli) {
     std::ofstream(events).flush();
   }
   InterruptHandlers interrupt_handlers;
-  const optim::NamedTensors named_params = model->named_parameters();
-  int64_t run_of_skips = 0;  // --skip-nonfinite: steps skipped in a row, across epochs
+  std::unique_ptr<Progress> progress;
+  train::Trainer trainer(*model, *opt,
+                         loop_options(
+                             c, iters, shard, progress,
+                             [&](int64_t epoch, int64_t step) {
+                               return scheme ? prune::lr_scheme_factor(*scheme, epoch, c.epochs, epoch_losses)
+                                             : schedule->factor(epoch * iters + step);
+                             },
+                             [&] { return comm.average_gradients(params, interrupted); }, dir));
 
   int64_t last_epoch = c.stop_after > 0 ? std::min(c.epochs, first_epoch + c.stop_after) : c.epochs;
   for (int64_t epoch = first_epoch; epoch < last_epoch; ++epoch) {
-    // dropout: f(seed, epoch, rank), so the ranks' masks differ as on one rank with the whole batch
-    default_generator().seed(c.data.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) +
-                             (static_cast<uint64_t>(shard) << 32));
-    model->train();
-    train_loader.start_epoch(epoch);
-    Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), iters);
-    auto start = std::chrono::steady_clock::now();
-    double loss_sum = 0;
-    int64_t seen = 0, correct = 0, step = 0, skipped = 0;
-    while (auto batch = train_loader.next()) {
-      opt->scale_lr(scheme ? prune::lr_scheme_factor(*scheme, epoch, c.epochs, epoch_losses)
-                           : schedule->factor(epoch * iters + step));
-      Tensor logits = (*model)(batch->images);
-      Tensor loss = cross_entropy(logits, batch->labels, static_cast<float>(c.label_smoothing));
-      float value = loss.item();
-      opt->zero_grad();
-      loss.backward();
-      const bool stop = comm.average_gradients(params, interrupted);  // all ranks stop at the same step
-      // (Gradients are averaged, so every rank finds the same.)
-      if (optim::NonFinite bad = optim::check_finite(value, named_params); !bad.problem.empty()) {
-        const bool gave_up = ++run_of_skips >= iters;
-        bad.problem = detail::concat("epoch ", epoch + 1, ", step ", step + 1, ": ", bad.problem);
-        if (!c.skip_nonfinite || !bad.skippable || gave_up)
-          throw Error(detail::concat(
-              "train: ", bad.problem, c.skip_nonfinite && gave_up ? "; the last " + std::to_string(iters) : "",
-              c.skip_nonfinite && gave_up ? " steps (an epoch's worth) were all skipped" : "",
-              fs::exists(dir / "last.safetensors") ? "; the last checkpoint is " + (dir / "last.safetensors").string()
-                                                   : "; no checkpoint was written yet",
-              ". Hint: lower --lr (now ", c.lr, ") or add --clip-grad",
-              c.skip_nonfinite ? "" : "; --skip-nonfinite skips such steps"));
-        if (skipped++ == 0)
-          std::printf("\nskipping the step: %s (further skips this epoch are counted)\n", bad.problem.c_str());
-      } else {
-        run_of_skips = 0;
-        if (c.clip_grad > 0) optim::clip_grad_norm(named_params, c.clip_grad);
-        opt->step();
-        int64_t n = logits.size(0);
-        loss_sum += value * n;
-        correct += count_topk(logits, batch->labels, 1);
-        seen += n;
-      }
-      ++step;
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      char stats[128];
-      std::snprintf(stats, sizeof stats, "loss %.4f acc %.2f%% %.0f img/s", loss_sum / seen, 100.0 * correct / seen, seen / secs);
-      progress.update(step, stats);
-      if (stop) {
-        progress.finish();
-        if (root) model->save_checkpoint((dir / "interrupted.safetensors").string());
-        const int sig = interrupt_signal ? interrupt_signal.load() : SIGINT;  // (another rank's signal)
-        std::printf("interrupted (%s) at epoch %lld step %lld: weights saved to %s; --resume %s continues from the last "
-                    "completed epoch\n",
-                    sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)epoch + 1, (long long)step,
-                    (dir / "interrupted.safetensors").c_str(), (dir / "last.safetensors").c_str());
-        return 128 + sig;
-      }
+    const train::EpochStats s = trainer.train_epoch(train_loader, epoch);
+    progress->finish();
+    if (s.stopped) {
+      if (root) model->save_checkpoint((dir / "interrupted.safetensors").string());
+      const int sig = interrupt_signal ? interrupt_signal.load() : SIGINT;  // (another rank's signal)
+      std::printf(
+          "interrupted (%s) at epoch %lld step %lld: weights saved to %s; --resume %s continues from the last "
+          "completed epoch\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)epoch + 1, (long long)s.steps,
+          (dir / "interrupted.safetensors").c_str(), (dir / "last.safetensors").c_str());
+      return 128 + sig;
     }
-    progress.finish();
-    double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double loss_sum = s.loss_sum, train_seconds = s.seconds;
+    int64_t seen = s.seen, correct = s.correct, step = s.steps, skipped = s.skipped;
     // The ranks' figures become global; BN running statistics become rank 0's (DDP's broadcast_buffers).
     std::vector<double> totals{loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
     comm.sum(totals);
@@ -553,7 +452,8 @@ int run(TrainConfig c, CLI::App& cli) {
       best_top1 = chosen_on.top1;
       if (root) model->save_checkpoint((dir / "best.safetensors").string(), meta);
     }
-    if (root) save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses, config);
+    if (root)
+      train::save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses, config);
   }
   if (last_epoch < c.epochs) {
     std::printf("stopped after epoch %lld of %lld; continue with --resume %s\n", (long long)last_epoch,

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "core/random.hpp"
 #include "core/batch.hpp"
+#include "core/random.hpp"
 #include "nn/module.hpp"
 #include "prune/masks.hpp"
 
@@ -38,8 +38,7 @@ NamedTensors snip_scores(const nn::Module& model, const std::vector<std::string>
 // (∇L(θ + εg) − ∇L(θ − εg)) / 2ε with ε = √eps_f32 · (1 + ‖θ‖) / ‖g‖ (error O(ε²)); the
 // normalisation by |Σ S| is left out (same ranking).
 NamedTensors grasp_scores(const nn::Module& model, const std::vector<std::string>& names,
-                          const std::vector<Batch>& batches, float temperature = 200.f,
-                          bool train_mode = false);
+                          const std::vector<Batch>& batches, float temperature = 200.f, bool train_mode = false);
 
 struct SynflowOptions {
   int64_t rounds = 100;

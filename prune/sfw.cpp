@@ -348,8 +348,7 @@ struct ScaleState {
 
 }  // namespace
 
-SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const BatchSource& next_batch,
-                       const SfwInitOptions& o) {
+SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const BatchSource& next_batch, const SfwInitOptions& o) {
   SHEARS_CHECK(o.iters >= 0 && o.lr > 0 && o.min_scale >= 0 && o.grad_clip >= 0, "sfw-init",
                "need iters >= 0, lr > 0, min_scale >= 0 and grad_clip >= 0");
   double eta = opt.param_groups().front().lr;

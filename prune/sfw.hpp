@@ -197,7 +197,6 @@ struct SfwInitReport {
 // batch statistics and their running statistics are restored afterwards; the model's mode is
 // restored too. First-order approximation (see the file comment). Weights may leave the
 // constraint sets; the SFW steps pull them back in.
-SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const BatchSource& next_batch,
-                       const SfwInitOptions& options = {});
+SfwInitReport sfw_init(nn::Module& model, Sfw& opt, const BatchSource& next_batch, const SfwInitOptions& options = {});
 
 }  // namespace shears::prune

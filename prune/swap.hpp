@@ -66,8 +66,8 @@
 #include <string>
 #include <vector>
 
-#include "core/random.hpp"
 #include "core/batch.hpp"
+#include "core/random.hpp"
 #include "nn/module.hpp"
 #include "prune/masks.hpp"
 #include "prune/ot.hpp"

@@ -4,7 +4,6 @@
 // structured broadcast), regrowth, BN re-estimation, and SpODE against magnitude pruning on a small
 // trained MLP without fine-tuning.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <numbers>
 #include <numeric>
@@ -298,9 +297,14 @@ TEST_CASE("spode_prune: frozen weights, exact sparsity, structured broadcast", "
   const std::vector<std::string> names = {"0.weight", "3.weight"};
   nn::NamedTensors before;
   for (auto& [name, t] : model->named_parameters()) before.emplace_back(name, t.clone());
-  CHECK_THROWS_AS(prune::spode_prune(*model, names, {.sparsity = 0.5}, data::endless_batches(loader, "spode_prune"), {.r = 1.0}), Error);
-  CHECK_THROWS_AS(prune::spode_prune(*model, names, {.sparsity = 1.0}, data::endless_batches(loader, "spode_prune")), Error);
-  CHECK_THROWS_AS(prune::spode_prune(*model, names, {.sparsity = 0.5}, data::endless_batches(loader, "spode_prune"), {.steps = 0}), Error);
+  CHECK_THROWS_AS(
+      prune::spode_prune(*model, names, {.sparsity = 0.5}, data::endless_batches(loader, "spode_prune"), {.r = 1.0}),
+      Error);
+  CHECK_THROWS_AS(prune::spode_prune(*model, names, {.sparsity = 1.0}, data::endless_batches(loader, "spode_prune")),
+                  Error);
+  CHECK_THROWS_AS(
+      prune::spode_prune(*model, names, {.sparsity = 0.5}, data::endless_batches(loader, "spode_prune"), {.steps = 0}),
+      Error);
 
   // θ unchanged bit for bit where kept (apply_masks zeroes the rest), gradients untouched.
   auto check_frozen = [&](const prune::SpodeResult& result) {
@@ -317,7 +321,8 @@ TEST_CASE("spode_prune: frozen weights, exact sparsity, structured broadcast", "
   };
 
   SECTION("unstructured, global") {
-    auto result = prune::spode_prune(*model, names, {.sparsity = 0.9}, data::endless_batches(loader, "spode_prune"), {.steps = 20});
+    auto result = prune::spode_prune(*model, names, {.sparsity = 0.9}, data::endless_batches(loader, "spode_prune"),
+                                     {.steps = 20});
     check_frozen(result);
     CHECK(result.trace.size() == 20);
     int64_t zeros = 0;
@@ -329,7 +334,8 @@ TEST_CASE("spode_prune: frozen weights, exact sparsity, structured broadcast", "
     CHECK(result.trace.back().polarised_sparsity > 0.5);
   }
   SECTION("structured: per layer, whole input-channel slices") {
-    auto result = prune::spode_prune(*model, names, {.sparsity = 0.75}, data::endless_batches(loader, "spode_prune"), {.steps = 10, .structured = true});
+    auto result = prune::spode_prune(*model, names, {.sparsity = 0.75}, data::endless_batches(loader, "spode_prune"),
+                                     {.steps = 10, .structured = true});
     check_frozen(result);
     const double channel_sparsity = 1.0 - std::sqrt(0.25);
     for (auto& [name, m] : result.masks) {
@@ -390,7 +396,8 @@ TEST_CASE("spode_prune restores BN statistics moved by the ODE, then re-estimate
     const auto names = prune::prunable_parameters(*model);
     nn::NamedTensors before;
     for (auto& [name, t] : model->named_buffers()) before.emplace_back(name, t.clone());
-    prune::spode_prune(*model, names, {.sparsity = 0.5}, data::endless_batches(loader, "spode_prune"), {.steps = 5, .bn_batches = bn_batches});
+    prune::spode_prune(*model, names, {.sparsity = 0.5}, data::endless_batches(loader, "spode_prune"),
+                       {.steps = 5, .bn_batches = bn_batches});
     CHECK_FALSE(model->is_training());
     for (auto& [name, t] : before) {
       Tensor now = model->buffer(name);

@@ -5,9 +5,8 @@
 // stage started from dense weights (= magnitude), the principled solver's descent, WoodFisher's
 // Woodbury inverse and saliency, the gradual driver, and one-shot LR/SWAP against magnitude pruning
 // on MLPNet trained briefly on Fashion-MNIST.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -524,7 +523,8 @@ TEST_CASE("swap_prune: stages of the cubic schedule, exact sparsity, fine-tuning
     o.woodfisher.block = 50;
     o.woodfisher.damp = 0.1;  // float32 Woodbury (as the reference): δ must not be tiny next to ‖g‖² here
     std::vector<int64_t> called;
-    auto logs = prune::swap_prune(*copy, names, {.sparsity = 0.8}, data::endless_batches(samples, "swap_prune"), o, [&](int64_t t) { called.push_back(t); });
+    auto logs = prune::swap_prune(*copy, names, {.sparsity = 0.8}, data::endless_batches(samples, "swap_prune"), o,
+                                  [&](int64_t t) { called.push_back(t); });
     REQUIRE(logs.size() == 4);
     CHECK(called == std::vector<int64_t>{1, 2, 3});
     CHECK(logs[0].sparsity == 0.0);

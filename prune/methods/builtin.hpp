@@ -1,0 +1,23 @@
+// The built-in rows of the method and importance tables (prune/methods.hpp): each file of this
+// folder defines the `run` (or `make`) functions of one family; methods.cpp lists them.
+#pragma once
+#include "prune/methods.hpp"
+
+namespace shears::prune::builtin {
+
+// One-shot scores, pruned to the target by masks_from_scores (scores.cpp).
+void magnitude(nn::Module& model, const PruneContext& context);
+void random(nn::Module& model, const PruneContext& context);
+void snip(nn::Module& model, const PruneContext& context);
+void grasp(nn::Module& model, const PruneContext& context);
+void synflow(nn::Module& model, const PruneContext& context);
+// The mask ODE (spode.cpp).
+void spode(nn::Module& model, const PruneContext& context);
+// The stage driver of prune/swap.hpp: swap, lr, woodfisher, and magnitude in stages (stages.cpp).
+void staged(nn::Module& model, const PruneContext& context, StageMethod method);
+// Channel removal and Intra-Fusion over the dependency groups (channels.cpp).
+void remove_channels(nn::Module& model, const PruneContext& context);
+void intra_fusion(nn::Module& model, const PruneContext& context);
+Importance taylor(nn::Module& model, const PruneContext& context);
+
+}  // namespace shears::prune::builtin
