@@ -1,7 +1,7 @@
 // The pruning methods as a registry: one row per method (its name, its kind, a line of help and
-// `run`), and one row per channel importance for structured pruning. `shears prune`, `sweep` and
-// `report` take their method lists, help text and validation from these tables, so a method added
-// here, or registered by a program through register_method, is known to all of them.
+// `run`), and one row per channel importance for structured pruning. `shears prune` and `sweep`
+// take their method lists, help text and validation from these tables, so a method added
+// here, or registered by a program through register_method, is known to both.
 // docs/extending.md#how-to-add-a-pruning-method walks through adding one.
 //
 //   prune::PruneContext ctx;
