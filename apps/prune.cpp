@@ -349,17 +349,6 @@ prune::ChannelOptions channel_options(const PruneSpec& spec) {
   return o;
 }
 
-// Batches of the training split, each request its own loader (the source keeps it alive).
-prune::TrainingBatches training_batches(const OpenedData& d) {
-  return [&d](const prune::BatchRequest& r) {
-    auto loader = std::make_shared<data::DataLoader>(
-        d.splits.train, d.train_transform,
-        data::LoaderOptions{r.batch_size, true, r.drop_last, r.seed, r.workers, r.workers == 0 ? 1 : 2});
-    BatchSource batches = data::endless_batches(*loader, r.who);
-    return BatchSource([loader, batches] { return batches(); });
-  };
-}
-
 }  // namespace
 
 prune::PruneContext prune_context(const PruneSpec& spec, const OpenedData& d) {
@@ -367,7 +356,7 @@ prune::PruneContext prune_context(const PruneSpec& spec, const OpenedData& d) {
   context.target = {spec.sparsity, parse_distribution(spec.distribution), spec.max_layer_sparsity};
   context.scope = spec.scope;
   context.input_shape = image_shape(d);
-  context.training_batches = training_batches(d);
+  context.training_batches = data::batch_factory(d.splits.train, d.train_transform);
   context.batch_size = spec.batch_size;
   context.seed = spec.seed;
   context.options.score_batches = spec.score_batches;

@@ -163,4 +163,13 @@ BatchSource endless_batches(DataLoader& loader, std::string who) {
   return [stream] { return stream->next(); };
 }
 
+TrainingBatches batch_factory(std::shared_ptr<const Dataset> split, Transform transform) {
+  return [split, transform](const BatchRequest& r) {
+    auto loader = std::make_shared<DataLoader>(
+        split, transform, LoaderOptions{r.batch_size, true, r.drop_last, r.seed, r.workers, r.workers == 0 ? 1 : 2});
+    auto stream = std::make_shared<BatchStream>(*loader, r.who);
+    return BatchSource([loader, stream] { return stream->next(); });
+  };
+}
+
 }  // namespace shears::data

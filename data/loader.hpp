@@ -111,5 +111,7 @@ class BatchStream {
 
 // A BatchStream over `loader` as a batch source (the loader must outlive it).
 BatchSource endless_batches(DataLoader& loader, std::string who);
+// Batch sources over `split`: each request opens its own loader, which its source keeps alive.
+TrainingBatches batch_factory(std::shared_ptr<const Dataset> split, Transform transform);
 
 }  // namespace shears::data

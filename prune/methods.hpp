@@ -29,16 +29,6 @@ namespace shears::prune {
 // method is an optimizer (SFW) and prunes while a model trains, not after.
 enum class MethodKind { masks, channels, training };
 
-// Fresh training batches of `batch_size` samples, shuffled in an order fixed by `seed`.
-struct BatchRequest {
-  int64_t batch_size = 128;
-  uint64_t seed = 0;
-  bool drop_last = false;  // every batch full (a smaller last batch of an epoch is skipped)
-  int workers = 1;         // threads preparing batches ahead (values never depend on it)
-  std::string who;         // names the caller in the error raised when no batch can be drawn
-};
-using TrainingBatches = std::function<BatchSource(const BatchRequest&)>;
-
 // Structured pruning: which channels go (the importance), and how.
 struct ChannelOptions {
   std::string importance = "l1";  // a row of channel_importances()
@@ -104,6 +94,8 @@ std::string importance_names(const std::string& last_separator = " or ");
 // when asked (docs/algorithms/baselines.md#bn-recalibration; SpODE does it on its own batches).
 void prune_model(nn::Module& model, const std::string& method, const PruneContext& context, int64_t bn_batches = 0);
 
+// context.training_batches(request), refused naming request.who when the context has none.
+BatchSource open_batches(const PruneContext& context, const BatchRequest& request);
 // `count` batches drawn from context.training_batches at (batch_size, seed).
 std::vector<Batch> draw_batches(const PruneContext& context, int64_t count, uint64_t seed, const std::string& who);
 

@@ -27,12 +27,7 @@ struct Setup {
     c.target.sparsity = 0.75;
     c.input_shape = {1, 1, 8, 8};
     c.batch_size = 32;
-    c.training_batches = [this](const prune::BatchRequest& r) {
-      auto loader = std::make_shared<data::DataLoader>(splits.train, data::Transform{},
-                                                       data::LoaderOptions{r.batch_size, true, r.drop_last, r.seed, 0});
-      BatchSource inner = data::endless_batches(*loader, r.who);
-      return BatchSource([loader, inner] { return inner(); });
-    };
+    c.training_batches = data::batch_factory(splits.train, {});
     return c;
   }
 };

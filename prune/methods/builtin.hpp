@@ -5,6 +5,9 @@
 
 namespace shears::prune::builtin {
 
+// The prunable parameters of the context's scope, after checking its target.
+std::vector<std::string> checked_names(const nn::Module& model, const PruneContext& context);
+
 // One-shot scores, pruned to the target by masks_from_scores (scores.cpp).
 void magnitude(nn::Module& model, const PruneContext& context);
 void random(nn::Module& model, const PruneContext& context);

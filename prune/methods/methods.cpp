@@ -69,6 +69,11 @@ std::string join_names(const std::vector<Row>& rows, const std::function<bool(co
 
 }  // namespace
 
+std::vector<std::string> builtin::checked_names(const nn::Module& model, const PruneContext& context) {
+  check_target(context.target);
+  return prunable_parameters(model, context.scope);
+}
+
 const std::vector<PruningMethod>& pruning_methods() { return method_table(); }
 
 void register_method(PruningMethod method) {
@@ -117,10 +122,14 @@ const ChannelImportance& find_importance(const std::string& name, const std::str
   throw Error(flag + ": unknown importance '" + name + "'; expected " + importance_names());
 }
 
+BatchSource open_batches(const PruneContext& context, const BatchRequest& request) {
+  SHEARS_CHECK(context.training_batches, request.who, "needs training batches (PruneContext::training_batches)");
+  return context.training_batches(request);
+}
+
 std::vector<Batch> draw_batches(const PruneContext& context, int64_t count, uint64_t seed, const std::string& who) {
-  SHEARS_CHECK(context.training_batches, who, "needs training batches (PruneContext::training_batches)");
   SHEARS_CHECK(count > 0 && context.batch_size > 0, who, "needs a positive number of batches and batch size");
-  BatchSource source = context.training_batches({context.batch_size, seed, false, 1, who});
+  BatchSource source = open_batches(context, {context.batch_size, seed, false, 1, who});
   std::vector<Batch> batches;
   for (int64_t i = 0; i < count; ++i) batches.push_back(source());
   return batches;

@@ -11,8 +11,7 @@ namespace {
 using Scorer = std::function<NamedTensors(const std::vector<std::string>& names)>;
 
 void prune_by_scores(nn::Module& model, const PruneContext& context, const Scorer& score) {
-  const std::vector<std::string> names = prunable_parameters(model, context.scope);
-  check_target(context.target);
+  const std::vector<std::string> names = checked_names(model, context);
   NamedTensors scores = score(names);
   mark_pruned(model, scores);
   apply_masks(model, masks_from_scores(scores, context.target));
@@ -48,8 +47,7 @@ void grasp(nn::Module& model, const PruneContext& context) {
 
 // SynFlow prunes iteratively on its own: its masks come whole.
 void synflow(nn::Module& model, const PruneContext& context) {
-  const std::vector<std::string> names = prunable_parameters(model, context.scope);
-  check_target(context.target);
+  const std::vector<std::string> names = checked_names(model, context);
   apply_masks(model, synflow_masks(model, names, context.input_shape, context.target, context.options.synflow));
 }
 

@@ -22,10 +22,8 @@ void write_trace(const std::filesystem::path& path, const std::vector<SpodeStep>
 }  // namespace
 
 void spode(nn::Module& model, const PruneContext& context) {
-  const std::vector<std::string> names = prunable_parameters(model, context.scope);
-  check_target(context.target);
-  SHEARS_CHECK(context.training_batches, "spode", "needs training batches (PruneContext::training_batches)");
-  BatchSource batches = context.training_batches({context.batch_size, context.seed, true, 1, "spode_prune"});
+  const std::vector<std::string> names = checked_names(model, context);
+  BatchSource batches = open_batches(context, {context.batch_size, context.seed, true, 1, "spode_prune"});
   SpodeResult result = spode_prune(model, names, context.target, batches, context.options.spode);
   if (context.trace_folder.empty()) return;
   std::filesystem::create_directories(context.trace_folder);

@@ -48,14 +48,12 @@ void write_trace(const std::filesystem::path& path, const std::vector<SwapStageL
 }  // namespace
 
 void staged(nn::Module& model, const PruneContext& context, StageMethod method) {
-  const std::vector<std::string> names = prunable_parameters(model, context.scope);
-  check_target(context.target);
-  SHEARS_CHECK(context.training_batches, "swap_prune", "needs training batches (PruneContext::training_batches)");
+  const std::vector<std::string> names = checked_names(model, context);
   SwapPruneOptions options = context.options.swap;
   options.method = method;
   options.seed = context.seed;
   // One batch of n fresh training samples per stage (workers 0: no batch is prepared ahead).
-  BatchSource samples = context.training_batches({context.options.swap_samples, context.seed, true, 0, "swap_prune"});
+  BatchSource samples = open_batches(context, {context.options.swap_samples, context.seed, true, 0, "swap_prune"});
   auto between = [&](int64_t stage) {
     if (context.between_stages) context.between_stages(model, stage);
   };
