@@ -186,4 +186,28 @@ bool write_plot(const LinePlot& plot, const std::filesystem::path& svg) {
   return waited == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 && std::filesystem::exists(png);
 }
 
+LinePlot accuracy_plot(const Table& cells, const std::vector<std::string>& methods, double dense_top1) {
+  LinePlot plot;
+  char dense_label[64];
+  std::snprintf(dense_label, sizeof dense_label, "dense (%.2f%%)", dense_top1);
+  plot.reference = dense_top1;
+  plot.reference_label = dense_label;
+  bool bands = false;
+  for (const std::string& m : methods) {
+    Series s{m, {}, {}, {}};
+    bool band = false;
+    for (const auto& [sparsity, cell] : cells.at(m)) {
+      s.x.push_back(100 * sparsity);
+      s.y.push_back(cell.mean);
+      s.spread.push_back(cell.std);
+      band |= cell.n > 1;
+    }
+    if (!band) s.spread.clear();
+    bands |= band;
+    plot.series.push_back(std::move(s));
+  }
+  plot.y_label = bands ? "top-1 accuracy (%), mean ± std over seeds" : "top-1 accuracy (%)";
+  return plot;
+}
+
 }  // namespace shears::app

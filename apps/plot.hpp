@@ -7,7 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/sweep_table.hpp"
+
 namespace shears::app {
+
+using pipeline::Table;
 
 struct Series {
   std::string label;
@@ -34,5 +38,9 @@ bool write_plot(const LinePlot& plot, const std::filesystem::path& svg);
 // Evenly spaced "nice" values (steps of 1, 2 or 5 × 10^k), about `target` of them, from a multiple
 // of the step at or below lo to one at or above hi.
 std::vector<double> nice_ticks(double lo, double hi, int target = 5);
+
+// One line per method over sparsity in percent, a band where a cell has several seeds, the dense
+// accuracy as the reference line.
+LinePlot accuracy_plot(const Table& cells, const std::vector<std::string>& methods, double dense_top1);
 
 }  // namespace shears::app

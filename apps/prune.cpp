@@ -24,6 +24,7 @@
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"
+#include "pipeline/prune_run.hpp"
 #include "prune/methods.hpp"
 #include "prune/metrics.hpp"
 
@@ -52,10 +53,8 @@ prune::FusionNormalization parse_normalization(const std::string& name) {
   throw Error("--fusion-normalization: unknown value '" + name + "'; expected code or function_preserving");
 }
 
-nlohmann::ordered_json to_json(const EvalResult& r) { return {{"loss", r.loss}, {"acc1", r.top1}, {"acc5", r.top5}}; }
-
-void print_eval(const char* label, const EvalResult& r) {
-  std::printf("%-11s loss %.4f  top-1 %6.2f%%  top-5 %6.2f%%", label, r.loss, r.top1, r.top5);
+void print_eval(const std::string& label, const EvalResult& r) {
+  std::printf("%-11s loss %.4f  top-1 %6.2f%%  top-5 %6.2f%%", label.c_str(), r.loss, r.top1, r.top5);
   if (r.nonfinite) std::printf("  (%lld with non-finite logits, counted wrong)", (long long)r.nonfinite);
   std::printf("\n");
   std::fflush(stdout);
@@ -65,6 +64,26 @@ std::string shape_text(const Shape& shape) {
   std::string s;
   for (int64_t v : shape) s += (s.empty() ? "" : "x") + std::to_string(v);
   return s;
+}
+
+void print_outcome(const pipeline::PruneOutcome& o, int64_t latency_runs, bool structured) {
+  std::printf("\n%-8s %14s %14s %14s   latency of a batch of %lld (median ± std of %lld runs)\n", "", "params",
+              "nonzero", "MACs/image", (long long)o.latency_batch, (long long)latency_runs);
+  std::printf("%-8s %14lld %14lld %14lld   %.2f ± %.2f ms\n", "dense", (long long)o.dense_counts.size,
+              (long long)o.dense_counts.size_nz, (long long)o.dense_counts.macs, o.dense_latency.median_ms,
+              o.dense_latency.std_ms);
+  std::printf("%-8s %14lld %14lld %14lld   %.2f ± %.2f ms (nonzero MACs %lld)\n", "pruned", (long long)o.counts.size,
+              (long long)o.counts.size_nz, (long long)o.counts.macs, o.latency.median_ms, o.latency.std_ms,
+              (long long)o.counts.macs_nz);
+  std::printf("compression %.2fx   theoretical speed-up %.2fx (FLOPs = 2 x MACs)   measured speed-up %.2fx\n",
+              o.compression(), o.theoretical_speedup(), o.measured_speedup());
+  if (!structured)
+    std::printf("(masks zero weights but the dense kernels still run: --structured removes channels for real speed)\n");
+  std::printf("\n%-32s %14s %14s %10s %9s\n", "layer", "dense shape", "pruned shape", "nonzero", "sparsity");
+  for (const LayerDensity& l : o.layers)
+    std::printf("%-32s %14s %14s %10lld %8.2f%%\n", l.name.c_str(), shape_text(l.before).c_str(),
+                shape_text(l.after).c_str(), (long long)l.nonzero, 100 * l.sparsity());
+  std::printf("%-32s %14s %14s %10s %8.2f%%\n", "total", "", "", "", 100 * total_sparsity(o.layers));
 }
 
 struct PruneConfig {
@@ -89,87 +108,36 @@ int run(PruneConfig c, const CLI::App& cli) {
   c.spec.trace_folder = c.output;  // spode_trace.csv, swap_trace.csv
   OpenedData d = open_data(c.data);
   std::shared_ptr<nn::Module> model = nn::load_model(c.weights);
-  std::shared_ptr<nn::Module> dense = model->clone();
-  Shape input = image_shape(d);
   std::string what = c.spec.structured ? (c.spec.method == "intrafusion" ? "intra-fusion of channels by " : "channels by ") +
                                            c.spec.importance
                                      : c.spec.method;
   std::printf("prune %s (%s) on %s: %s, %s, sparsity %.4g\n", model->metadata()["arch"].c_str(), c.weights.c_str(),
               d.splits.name.c_str(), what.c_str(), c.spec.distribution.c_str(), c.spec.sparsity);
-
-  data::DataLoader test(d.splits.test, d.test_transform, {256, false, false, c.data.seed, c.data.workers, 2});
-  test.start_epoch(0);
-  std::optional<data::Batch> first = test.next();
-  SHEARS_CHECK(first.has_value(), "--data " + c.data.data, "the test split is empty");
-  Tensor probe = first->images;  // the batch timed for the measured speed-up
-  EvalResult before = evaluate(*model, test, d.num_classes);
-  print_eval("dense", before);
-  SizeCounts dense_counts = count_size(*model, input);
-
-  auto start = std::chrono::steady_clock::now();
-  prune_model(*model, c.spec, d);
-  double prune_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EvalResult pruned = evaluate(*model, test, d.num_classes);
-  print_eval("pruned", pruned);
-  EvalResult final_eval = pruned;
-  if (c.ft.epochs > 0) {
-    fine_tune(*model, c.ft, d, c.data.seed);
-    final_eval = evaluate(*model, test, d.num_classes);
-    print_eval("fine-tuned", final_eval);
-  }
-  SizeCounts counts = count_size(*model, input);
-  auto [dense_latency, latency] = prune::time_inference(*dense, *model, probe, c.latency_runs);
-  std::vector<LayerDensity> layers = layer_densities(*dense, *model);
-
-  double compression = static_cast<double>(dense_counts.size) / counts.size_nz;
-  double theoretical = static_cast<double>(dense_counts.macs) / counts.macs_nz;
-  double measured = dense_latency.median_ms / latency.median_ms;
-  std::printf("\n%-8s %14s %14s %14s   latency of a batch of %lld (median ± std of %lld runs)\n", "", "params",
-              "nonzero", "MACs/image", (long long)probe.size(0), (long long)c.latency_runs);
-  std::printf("%-8s %14lld %14lld %14lld   %.2f ± %.2f ms\n", "dense", (long long)dense_counts.size,
-              (long long)dense_counts.size_nz, (long long)dense_counts.macs, dense_latency.median_ms, dense_latency.std_ms);
-  std::printf("%-8s %14lld %14lld %14lld   %.2f ± %.2f ms (nonzero MACs %lld)\n", "pruned", (long long)counts.size,
-              (long long)counts.size_nz, (long long)counts.macs, latency.median_ms, latency.std_ms, (long long)counts.macs_nz);
-  std::printf("compression %.2fx   theoretical speed-up %.2fx (FLOPs = 2 x MACs)   measured speed-up %.2fx\n",
-              compression, theoretical, measured);
-  if (!c.spec.structured)
-    std::printf("(masks zero weights but the dense kernels still run: --structured removes channels for real speed)\n");
-
-  std::printf("\n%-32s %14s %14s %10s %9s\n", "layer", "dense shape", "pruned shape", "nonzero", "sparsity");
-  for (const LayerDensity& l : layers)
-    std::printf("%-32s %14s %14s %10lld %8.2f%%\n", l.name.c_str(), shape_text(l.before).c_str(),
-                shape_text(l.after).c_str(), (long long)l.nonzero, 100 * l.sparsity());
-  std::printf("%-32s %14s %14s %10s %8.2f%%\n", "total", "", "", "", 100 * total_sparsity(layers));
-
-  fs::path dir(c.output);
-  fs::create_directories(dir);
-  fs::path checkpoint = dir / "pruned.safetensors";
-  model->save_checkpoint(checkpoint.string(), {{"pruning", what}, {"target_sparsity", std::to_string(c.spec.sparsity)},
-                                              {"test_top1", std::to_string(final_eval.top1)}});
-  nlohmann::ordered_json layer_rows = nlohmann::ordered_json::array();
-  for (const LayerDensity& l : layers)
-    layer_rows.push_back({{"name", l.name}, {"shape_dense", l.before}, {"shape_pruned", l.after},
-                          {"nonzero", l.nonzero}, {"sparsity", l.sparsity()}});
-  nlohmann::ordered_json metrics = {
-      {"model", model->metadata()["arch"]}, {"weights", c.weights}, {"dataset", d.splits.name},
-      {"method", c.spec.structured ? (c.spec.method == "intrafusion" ? "intrafusion" : "structured") : c.spec.method}, {"structured", c.spec.structured},
-      {"distribution", c.spec.distribution}, {"target_sparsity", c.spec.sparsity},
-      {"sparsity", total_sparsity(layers)},
-      {"size", dense_counts.size}, {"size_nz", counts.size_nz}, {"size_pruned_model", counts.size},
-      {"compression_ratio", compression},
-      {"flops", 2 * dense_counts.macs}, {"flops_nz", 2 * counts.macs_nz},
-      {"macs", dense_counts.macs}, {"macs_nz", counts.macs_nz}, {"theoretical_speedup", theoretical},
-      {"loss", final_eval.loss}, {"acc1", final_eval.top1}, {"acc5", final_eval.top5},
-      {"dense", to_json(before)}, {"pruned", to_json(pruned)},
-      {"finetune_epochs", c.ft.epochs},
-      {"latency_ms", {{"batch", probe.size(0)},
-                      {"dense", {{"median", dense_latency.median_ms}, {"std", dense_latency.std_ms}}},
-                      {"pruned", {{"median", latency.median_ms}, {"std", latency.std_ms}}}}},
-      {"measured_speedup", measured}, {"prune_seconds", prune_seconds}, {"layers", layer_rows}};
-  if (c.spec.structured) metrics["importance"] = c.spec.importance;
-  if (c.ft.epochs > 0) metrics["finetuned"] = to_json(final_eval);
-  std::ofstream(dir / "metrics.json") << metrics.dump(2) << '\n';
-  std::printf("\nwrote %s and %s\n", checkpoint.c_str(), (dir / "metrics.json").c_str());
+  check_method(c.spec);
+  pipeline::PruneRunOptions o;
+  o.method = c.spec.method;
+  o.context = prune_context(c.spec, d);
+  o.bn_batches = c.spec.bn_recalibrate;
+  o.finetune = c.ft;
+  o.finetune_hooks = fine_tune_display(c.ft.epochs);
+  o.seed = c.data.seed;
+  o.workers = c.data.workers;
+  o.latency_runs = c.latency_runs;
+  o.evaluated = print_eval;
+  const pipeline::PruneOutcome out = pipeline::prune_and_measure(*model, d, o);
+  print_outcome(out, c.latency_runs, c.spec.structured);
+  pipeline::write_prune_outputs(
+      c.output, *model, d.splits.name, out,
+      {.weights = c.weights,
+       .method = c.spec.structured ? (c.spec.method == "intrafusion" ? "intrafusion" : "structured") : c.spec.method,
+       .description = what,
+       .distribution = c.spec.distribution,
+       .target_sparsity = c.spec.sparsity,
+       .structured = c.spec.structured,
+       .importance = c.spec.importance,
+       .finetune_epochs = c.ft.epochs});
+  const fs::path dir(c.output);
+  std::printf("\nwrote %s and %s\n", (dir / "pruned.safetensors").c_str(), (dir / "metrics.json").c_str());
   return 0;
 }
 
@@ -274,35 +242,6 @@ void add_finetune_flags(CLI::App& cli, FineTune& ft) {
   cli.add_option("--weight-decay,--wd", ft.weight_decay)->capture_default_str();
 }
 
-std::vector<std::string> criteria(bool structured) {
-  std::vector<std::string> names;
-  if (structured)
-    for (const prune::ChannelImportance& i : prune::channel_importances()) names.push_back(i.name);
-  else
-    for (const prune::PruningMethod& m : prune::pruning_methods())
-      if (m.kind == prune::MethodKind::masks) names.push_back(m.name);
-  return names;
-}
-
-namespace {
-constexpr std::string_view kFusionPrefix = "intrafusion:";
-}
-
-std::string sweep_criterion(bool structured, const std::string& method) {
-  return structured && method.starts_with(kFusionPrefix) ? method.substr(kFusionPrefix.size()) : method;
-}
-
-void set_sweep_method(PruneSpec& spec, const std::string& method) {
-  if (!spec.structured) {
-    spec.method = method;
-    return;
-  }
-  spec.method = method.starts_with(kFusionPrefix) ? "intrafusion" : "remove";
-  spec.importance = sweep_criterion(true, method);
-}
-
-Shape image_shape(const OpenedData& d) { return {1, d.channels, d.input_size, d.input_size}; }
-
 namespace {
 
 // The staged methods' settings; the solver's names are checked here, the counts by the flags' ranges.
@@ -367,17 +306,17 @@ prune::PruneContext prune_context(const PruneSpec& spec, const OpenedData& d) {
   context.options.swap = swap_options(spec);
   context.options.channels = channel_options(spec);
   if (spec.stage_finetune_epochs > 0)
-    context.between_stages = [&d, spec](nn::Module& model, int64_t stage) {
+    context.between_stages = [&d, spec](nn::Module& model, int64_t, uint64_t seed) {
       FineTune ft = spec.finetune;
       ft.epochs = spec.stage_finetune_epochs;
-      fine_tune(model, ft, d, spec.seed + static_cast<uint64_t>(stage));
+      fine_tune(model, ft, d, seed);
     };
   context.log = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
   context.trace_folder = spec.trace_folder;
   return context;
 }
 
-void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& data) {
+void check_method(const PruneSpec& spec) {
   SHEARS_CHECK(spec.score_batches > 0 && spec.batch_size > 0, "--score-batches", "and --batch-size must be positive");
   if (spec.structured)
     SHEARS_CHECK(spec.method == "remove" || spec.method == "intrafusion", "--method",
@@ -385,27 +324,36 @@ void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& dat
                  spec.method, "'");
   else
     prune::find_method(spec.method, prune::MethodKind::masks);
+}
+
+void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& data) {
+  check_method(spec);
   prune::prune_model(model, spec.method, prune_context(spec, data), spec.bn_recalibrate);
 }
 
-void fine_tune(nn::Module& model, const FineTune& ft, const OpenedData& d, uint64_t seed) {
-  std::unique_ptr<Progress> progress;
-  train::LoopHooks hooks;
-  hooks.epoch_start = [&](int64_t epoch, int64_t steps) {
-    progress =
-        std::make_unique<Progress>("fine-tune " + std::to_string(epoch + 1) + "/" + std::to_string(ft.epochs), steps);
+train::FineTuneHooks fine_tune_display(int64_t epochs) {
+  auto progress = std::make_shared<std::unique_ptr<Progress>>();
+  train::FineTuneHooks hooks;
+  hooks.loop.epoch_start = [progress, epochs](int64_t epoch, int64_t steps) {
+    *progress =
+        std::make_unique<Progress>("fine-tune " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), steps);
   };
-  hooks.step = [&](const train::EpochStats& s) {
+  hooks.loop.step = [progress](const train::EpochStats& s) {
     char stats[64];
     std::snprintf(stats, sizeof stats, "loss %.4f acc %.2f%%", s.mean_loss(), s.top1());
-    progress->update(s.steps, stats);
+    (*progress)->update(s.steps, stats);
   };
-  hooks.log = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
-  train::fine_tune(model, ft, d.splits.train, d.train_transform, seed, hooks, [&](const train::EpochStats& s) {
-    progress->finish();
-    std::printf("fine-tune epoch %lld/%lld  train loss %.4f  top-1 %.2f%%\n", (long long)s.epoch + 1,
-                (long long)ft.epochs, s.mean_loss(), s.top1());
-  });
+  hooks.loop.log = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  hooks.epoch_end = [progress, epochs](const train::EpochStats& s) {
+    (*progress)->finish();
+    std::printf("fine-tune epoch %lld/%lld  train loss %.4f  top-1 %.2f%%\n", (long long)s.epoch + 1, (long long)epochs,
+                s.mean_loss(), s.top1());
+  };
+  return hooks;
+}
+
+void fine_tune(nn::Module& model, const FineTune& ft, const OpenedData& d, uint64_t seed) {
+  train::fine_tune(model, ft, d.splits.train, d.train_transform, seed, fine_tune_display(ft.epochs));
 }
 
 Command add_prune_command(CLI::App& app) {

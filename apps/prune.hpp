@@ -70,23 +70,15 @@ struct PruneSpec {
   uint64_t seed = 0;  // random scores and the choice of the scoring batches
 };
 
-// The criteria prune_model knows, from the registries: unstructured methods, or channel
-// importances (structured).
-std::vector<std::string> criteria(bool structured);
-
-// A sweep's method name: with --structured, "intrafusion:<importance>" or a plain importance
-// (channel removal); else an unstructured method. sweep_criterion gives the name criteria() lists.
-void set_sweep_method(PruneSpec& spec, const std::string& method);
-std::string sweep_criterion(bool structured, const std::string& method);
 // The flags of PruneSpec but --method/--sparsity (prune takes one of each, sweep lists).
 void add_prune_flags(CLI::App& cli, PruneSpec& spec);
-
-// The model's input shape for one image, {1, C, S, S}.
-Shape image_shape(const OpenedData& data);
 
 // The library's pruning context for these flags: training batches drawn from data's training
 // split, fine-tuning between stages with spec.finetune, stage lines printed.
 prune::PruneContext prune_context(const PruneSpec& spec, const OpenedData& data);
+
+// Refuses a method the registry does not hold (of the kind --structured asks for).
+void check_method(const PruneSpec& spec);
 
 // Prunes `model` in place with the registry's method: masks (unstructured) or channel removal
 // (structured). Data-dependent criteria read spec.score_batches shuffled batches of the training split.
@@ -94,7 +86,9 @@ void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& dat
 
 void add_finetune_flags(CLI::App& cli, FineTune& ft);
 
-// train::fine_tune on data's training split, with a progress bar and one line per epoch.
+// A progress bar and one line per epoch for train::fine_tune.
+train::FineTuneHooks fine_tune_display(int64_t epochs);
+// train::fine_tune on data's training split with that display.
 void fine_tune(nn::Module& model, const FineTune& ft, const OpenedData& data, uint64_t seed);
 
 }  // namespace shears::app

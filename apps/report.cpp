@@ -31,12 +31,20 @@
 #include <sstream>
 
 #include "apps/commands.hpp"
+#include "apps/plot.hpp"
 #include "apps/session.hpp"
-#include "apps/sweep_table.hpp"
 #include "core/error.hpp"
 #include "core/version.hpp"
+#include "pipeline/sweep_table.hpp"
 
 namespace shears::app {
+
+using pipeline::aggregate;
+using pipeline::Cell;
+using pipeline::kSweepHeader;
+using pipeline::read_sweep_rows;
+using pipeline::SweepRow;
+using pipeline::Table;
 namespace {
 
 namespace fs = std::filesystem;

@@ -9,35 +9,16 @@
 #include <vector>
 
 #include "data/loader.hpp"
-#include "data/open_dataset.hpp"
+#include "data/prepare.hpp"
 #include "nn/module.hpp"
 #include "train/evaluate.hpp"
 
 namespace shears::app {
 
-struct DataChoice {
-  std::string data = "fashion-mnist";  // --data: a dataset name or a directory
-  std::string data_dir;                // --data-dir
-  int64_t input_size = 0;              // --input-size: 0 keeps the dataset's size; larger pads evenly
-  int64_t limit_train = 0, limit_test = 0;  // first N samples only (quick runs); 0: all
-  double val_fraction = 0.0;               // of train held out (seeded) for model selection
-  int64_t max_image_pixels = data::ImageFolderOptions{}.max_pixels;  // image folders: larger files refused
-  int workers = 2;
-  uint64_t seed = 0;
-  // --augment: the training images' augmentation. "standard": the dataset's usual one (CIFAR:
-  // RandomCrop(32, padding 4) and RandomHorizontalFlip; none otherwise); "crop-flip": that crop
-  // (--crop-padding pixels, at the input size) and flip for any dataset; "none".
-  std::string augment = "standard";
-  int64_t crop_padding = 4;
-};
-
-struct OpenedData {
-  data::DatasetSplits splits;
-  int64_t channels, input_size, num_classes;
-  data::Compose train_transform, test_transform;
-};
-
-OpenedData open_data(const DataChoice& choice);
+using data::DataChoice;
+using data::image_shape;
+using data::open_data;
+using data::OpenedData;
 
 // --data, --data-dir, --input-size, --limit-train, --limit-test, --val-fraction, --max-image-pixels
 // and --workers, for every command that reads a dataset (--seed stays with each command: its

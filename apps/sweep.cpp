@@ -11,6 +11,8 @@
 // seed). With --structured the methods are channel importances (l1, l2, lamp, bn, taylor, random)
 // for plain channel removal, and intrafusion:<importance> for Intra-Fusion with that importance,
 // so both curves come out of one sweep (add --fold-bn for the reference's default pruning).
+#include "pipeline/sweep.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -24,12 +26,19 @@
 #include "apps/commands.hpp"
 #include "apps/plot.hpp"
 #include "apps/prune.hpp"
-#include "apps/sweep_table.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"
+#include "pipeline/sweep_table.hpp"
 
 namespace shears::app {
+
+using pipeline::aggregate;
+using pipeline::Cell;
+using pipeline::kSweepHeader;
+using pipeline::read_sweep_rows;
+using pipeline::SweepRow;
+using pipeline::Table;
 
 namespace {
 
@@ -76,24 +85,6 @@ nlohmann::ordered_json settings(const SweepConfig& c) {
   return out;
 }
 
-void check_settings(const fs::path& file, const nlohmann::ordered_json& now) {
-  if (!fs::exists(file)) {
-    std::ofstream(file) << now.dump(2) << '\n';
-    return;
-  }
-  std::ifstream in(file);
-  nlohmann::ordered_json before = nlohmann::ordered_json::parse(in, nullptr, false);
-  SHEARS_CHECK(!before.is_discarded(), file.string(), "is not valid JSON; use a new --output folder");
-  for (const auto& [key, value] : now.items())
-    SHEARS_CHECK(before.contains(key) && before[key] == value, "--output " + file.parent_path().string(),
-                 "holds a sweep with other settings (", key, ": ", before.contains(key) ? before[key].dump() : "unset",
-                 " there, ", value.dump(), " now); rerun with the same flags to resume, or use a new --output folder");
-  for (const auto& [key, value] : before.items())  // a setting given then and not now
-    SHEARS_CHECK(now.contains(key), "--output " + file.parent_path().string(), "holds a sweep with other settings (",
-                 key, ": ", value.dump(), " there, unset now); rerun with the same flags to resume, or use a new "
-                 "--output folder");
-}
-
 // Right-aligned in `width` terminal columns (UTF-8: continuation bytes take no column).
 std::string pad_left(const std::string& text, size_t width) {
   size_t columns = 0;
@@ -125,77 +116,52 @@ void print_table(const Table& cells, const std::vector<std::string>& methods) {
   }
 }
 
+void print_cell(const pipeline::SweepCell& cell) {
+  if (cell.skipped) {
+    std::printf("[%lld/%lld] %s sparsity %g seed %llu: in sweep.csv, skipped\n", (long long)cell.index,
+                (long long)cell.total, cell.method.c_str(), cell.sparsity, (unsigned long long)cell.seed);
+    return;
+  }
+  const EvalResult& r = cell.result;
+  std::printf("[%lld/%lld] %s sparsity %g seed %llu: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%s)\n",
+              (long long)cell.index, (long long)cell.total, cell.method.c_str(), cell.sparsity,
+              (unsigned long long)cell.seed, r.top1, r.top5, r.loss, format_duration(cell.seconds).c_str());
+  std::fflush(stdout);
+}
 
 int run(SweepConfig c) {
   if (c.threads > 0) set_num_threads(c.threads);
-  SHEARS_CHECK(c.seeds > 0, "--seeds", "must be positive, got ", c.seeds);
-  const std::vector<std::string> known = criteria(c.spec.structured);
-  for (const std::string& m : c.methods)
-    if (std::find(known.begin(), known.end(), sweep_criterion(c.spec.structured, m)) == known.end()) {
-      std::string list;
-      for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
-      throw Error("--methods: unknown " + std::string(c.spec.structured ? "channel importance '" : "method '") + m +
-                  "'; expected one of " + list);
-    }
-  for (double s : c.sparsities)
-    SHEARS_CHECK(s >= 0 && s <= 1, "--sparsities", "each must be in [0, 1] (a fraction, not a percentage), got ", s);
   c.ft.batch_size = c.spec.batch_size;
   c.spec.finetune = c.ft;
-
-  fs::path dir(c.output), csv = dir / "sweep.csv", svg = dir / "sweep.svg";
-  fs::create_directories(dir);
-  check_settings(dir / "sweep.json", settings(c));
-  std::vector<SweepRow> rows = read_sweep_rows(csv);
-  if (rows.empty()) std::ofstream(csv) << kSweepHeader << '\n';
+  c.spec.seed = c.data.seed;
+  pipeline::SweepOptions o;
+  o.methods = c.methods;
+  o.structured = c.spec.structured;
+  o.sparsities = c.sparsities;
+  o.seeds = c.seeds;
+  o.first_seed = c.data.seed;
+  o.bn_batches = c.spec.bn_recalibrate;
+  o.finetune = c.ft;
+  o.finetune_hooks = fine_tune_display(c.ft.epochs);
+  o.workers = c.data.workers;
+  o.settings = settings(c);
+  pipeline::check_sweep(o);  // before the data loads
 
   OpenedData d = open_data(c.data);
+  o.context = prune_context(c.spec, d);
   std::shared_ptr<nn::Module> dense = nn::load_model(c.weights);
   std::string arch = dense->metadata()["arch"];
-  Shape input = image_shape(d);
-  data::DataLoader test(d.splits.test, d.test_transform, {256, false, false, c.data.seed, c.data.workers, 2});
-  EvalResult base = evaluate(*dense, test, d.num_classes);
-  SizeCounts dense_counts = count_size(*dense, input);
-  std::printf("sweep %s (%s) on %s: dense top-1 %.2f%%, %zu methods x %zu sparsities x %lld seeds\n", arch.c_str(),
-              c.weights.c_str(), d.splits.name.c_str(), base.top1, c.methods.size(), c.sparsities.size(),
-              (long long)c.seeds);
-
-  int64_t total = static_cast<int64_t>(c.methods.size() * c.sparsities.size()) * c.seeds, done = 0;
-  for (const std::string& method : c.methods)
-    for (double sparsity : c.sparsities)
-      for (uint64_t seed = c.data.seed; seed < c.data.seed + static_cast<uint64_t>(c.seeds); ++seed) {
-        ++done;
-        bool finished = std::any_of(rows.begin(), rows.end(), [&](const SweepRow& r) {
-          return r.method == method && std::abs(r.sparsity - sparsity) < 1e-9 && r.seed == seed;
-        });
-        if (finished) {
-          std::printf("[%lld/%lld] %s sparsity %g seed %llu: in sweep.csv, skipped\n", (long long)done,
-                      (long long)total, method.c_str(), sparsity, (unsigned long long)seed);
-          continue;
-        }
-        auto start = std::chrono::steady_clock::now();
-        std::shared_ptr<nn::Module> model = dense->clone();
-        PruneSpec spec = c.spec;
-        set_sweep_method(spec, method);
-        spec.sparsity = sparsity;
-        spec.seed = seed;
-        prune_model(*model, spec, d);
-        if (c.ft.epochs > 0) fine_tune(*model, c.ft, d, seed);
-        EvalResult r = evaluate(*model, test, d.num_classes);
-        SizeCounts counts = count_size(*model, input);
-        double actual = total_sparsity(layer_densities(*dense, *model));
-        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        char line[512];
-        std::snprintf(line, sizeof line, "%s,%.10g,%llu,%.4f,%.4f,%.6f,%.6f,%lld,%lld,%lld,%lld,%.3f", method.c_str(),
-                      sparsity, (unsigned long long)seed, r.top1, r.top5, r.loss, actual, (long long)dense_counts.size,
-                      (long long)counts.size_nz, 2 * (long long)dense_counts.macs, 2 * (long long)counts.macs_nz,
-                      seconds);
-        std::ofstream(csv, std::ios::app) << line << '\n';
-        rows.push_back({method, sparsity, seed, r.top1});
-        std::printf("[%lld/%lld] %s sparsity %g seed %llu: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%s)\n",
-                    (long long)done, (long long)total, method.c_str(), sparsity, (unsigned long long)seed, r.top1,
-                    r.top5, r.loss, format_duration(seconds).c_str());
-        std::fflush(stdout);
-      }
+  const fs::path dir(c.output), csv = dir / "sweep.csv", svg = dir / "sweep.svg";
+  pipeline::SweepHooks hooks;
+  hooks.dense_evaluated = [&](const EvalResult& base) {
+    std::printf("sweep %s (%s) on %s: dense top-1 %.2f%%, %zu methods x %zu sparsities x %lld seeds\n", arch.c_str(),
+                c.weights.c_str(), d.splits.name.c_str(), base.top1, c.methods.size(), c.sparsities.size(),
+                (long long)c.seeds);
+  };
+  hooks.cell_done = print_cell;
+  const pipeline::SweepResult result = pipeline::run_sweep(*dense, d, dir, o, hooks);
+  const EvalResult& base = result.dense;
+  const std::vector<SweepRow>& rows = result.rows;
 
   // The table and the plot cover every row of sweep.csv, methods in the order given first.
   Table cells = aggregate(rows);

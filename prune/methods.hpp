@@ -57,7 +57,8 @@ struct PruneContext {
   int64_t batch_size = 128;
   uint64_t seed = 0;  // random scores and the choice of batches
   MethodOptions options;
-  std::function<void(nn::Module&, int64_t stage)> between_stages;  // gradual methods: fine-tuning
+  // Gradual methods: after every stage but the last (fine-tuning), with seed + stage.
+  std::function<void(nn::Module&, int64_t stage, uint64_t seed)> between_stages;
   std::function<void(const std::string&)> log;                     // a line per stage; empty: quiet
   std::string trace_folder;  // spode_trace.csv / swap_trace.csv are written here; empty: none
 };

@@ -164,9 +164,11 @@ TEST_CASE("training loop: fine-tuning keeps pruned weights exactly zero and does
   const int64_t kept = prune::count_size(*a, {1, 1, 8, 8}).size_nz;
   const train::FineTuneOptions options{.epochs = 2, .lr = 0.05, .batch_size = 32};
   int64_t epochs = 0;
-  train::fine_tune(*a, options, s.splits.train, {}, 3, {}, [&](const train::EpochStats&) { ++epochs; });
-  train::LoopHooks hooks;
-  hooks.log = [](const std::string&) {};
+  train::FineTuneHooks counting;
+  counting.epoch_end = [&](const train::EpochStats&) { ++epochs; };
+  train::fine_tune(*a, options, s.splits.train, {}, 3, counting);
+  train::FineTuneHooks hooks;
+  hooks.loop.log = [](const std::string&) {};
   train::fine_tune(*b, options, s.splits.train, {}, 3, hooks);
   CHECK(epochs == 2);
   CHECK(prune::count_size(*a, {1, 1, 8, 8}).size_nz <= kept);

@@ -68,8 +68,7 @@ bool Trainer::step(const Batch& batch, EpochStats& stats, int64_t steps_per_epoc
 }
 
 void fine_tune(nn::Module& model, const FineTuneOptions& options, std::shared_ptr<const data::Dataset> train_split,
-               const data::Compose& transform, uint64_t seed, const LoopHooks& hooks,
-               const std::function<void(const EpochStats&)>& epoch_end) {
+               const data::Compose& transform, uint64_t seed, const FineTuneHooks& hooks) {
   optim::Sgd opt(optim::decay_groups(model.named_parameters(), options.lr, options.weight_decay, true),
                  {options.lr, options.momentum, 0.0, options.weight_decay, false});
   const int64_t samples = train_split->size();
@@ -79,7 +78,7 @@ void fine_tune(nn::Module& model, const FineTuneOptions& options, std::shared_pt
                options.batch_size);
   LoopOptions loop;
   loop.seed = seed;
-  loop.hooks = hooks;
+  loop.hooks = hooks.loop;
   loop.lr_factor = [&](int64_t epoch, int64_t step) {
     const double t = static_cast<double>(epoch * iters + step) / (options.epochs * iters);
     return 0.5 * (1 + std::cos(std::numbers::pi * t));
@@ -90,7 +89,7 @@ void fine_tune(nn::Module& model, const FineTuneOptions& options, std::shared_pt
   Trainer trainer(model, opt, loop);
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
     const EpochStats stats = trainer.train_epoch(loader, epoch);
-    if (epoch_end) epoch_end(stats);
+    if (hooks.epoch_end) hooks.epoch_end(stats);
   }
   model.eval();
 }

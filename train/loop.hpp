@@ -80,9 +80,13 @@ struct FineTuneOptions {
   double lr = 0.01, momentum = 0.9, weight_decay = 5e-4;
   int64_t batch_size = 128;
 };
-// `epoch_end` gets each epoch's figures; the loop's error on a non-finite step names "fine-tune".
+// The loop's hooks, and `epoch_end` with each epoch's figures (a display of one's own).
+struct FineTuneHooks {
+  LoopHooks loop;
+  std::function<void(const EpochStats&)> epoch_end;
+};
+// The loop's error on a non-finite step names "fine-tune".
 void fine_tune(nn::Module& model, const FineTuneOptions& options, std::shared_ptr<const data::Dataset> train_split,
-               const data::Compose& transform, uint64_t seed, const LoopHooks& hooks = {},
-               const std::function<void(const EpochStats&)>& epoch_end = {});
+               const data::Compose& transform, uint64_t seed, const FineTuneHooks& hooks = {});
 
 }  // namespace shears::train

@@ -55,7 +55,7 @@ void staged(nn::Module& model, const PruneContext& context, StageMethod method) 
   // One batch of n fresh training samples per stage (workers 0: no batch is prepared ahead).
   BatchSource samples = open_batches(context, {context.options.swap_samples, context.seed, true, 0, "swap_prune"});
   auto between = [&](int64_t stage) {
-    if (context.between_stages) context.between_stages(model, stage);
+    if (context.between_stages) context.between_stages(model, stage, context.seed + static_cast<uint64_t>(stage));
   };
   const std::vector<SwapStageLog> logs = swap_prune(model, names, context.target, samples, options, between);
   log_stages(context, logs, options.stages);

@@ -1,4 +1,4 @@
-#include "apps/sweep_table.hpp"
+#include "pipeline/sweep_table.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -7,7 +7,7 @@
 
 #include "core/error.hpp"
 
-namespace shears::app {
+namespace shears::pipeline {
 
 namespace fs = std::filesystem;
 
@@ -54,28 +54,4 @@ Table aggregate(const std::vector<SweepRow>& rows) {
   return cells;
 }
 
-LinePlot accuracy_plot(const Table& cells, const std::vector<std::string>& methods, double dense_top1) {
-  LinePlot plot;
-  char dense_label[64];
-  std::snprintf(dense_label, sizeof dense_label, "dense (%.2f%%)", dense_top1);
-  plot.reference = dense_top1;
-  plot.reference_label = dense_label;
-  bool bands = false;
-  for (const std::string& m : methods) {
-    Series s{m, {}, {}, {}};
-    bool band = false;
-    for (const auto& [sparsity, cell] : cells.at(m)) {
-      s.x.push_back(100 * sparsity);
-      s.y.push_back(cell.mean);
-      s.spread.push_back(cell.std);
-      band |= cell.n > 1;
-    }
-    if (!band) s.spread.clear();
-    bands |= band;
-    plot.series.push_back(std::move(s));
-  }
-  plot.y_label = bands ? "top-1 accuracy (%), mean ± std over seeds" : "top-1 accuracy (%)";
-  return plot;
-}
-
-}  // namespace shears::app
+}  // namespace shears::pipeline

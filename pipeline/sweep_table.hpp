@@ -1,6 +1,5 @@
 // The table `shears sweep` writes (sweep.csv, one row per method × sparsity × seed) and what
-// `shears sweep` and `shears report` compute from it: top-1 mean ± std per cell, and the
-// accuracy-vs-sparsity plot.
+// `shears sweep` and `shears report` compute from it: top-1 mean ± std per cell.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -8,9 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/plot.hpp"
-
-namespace shears::app {
+namespace shears::pipeline {
 
 // size and flops are the dense model's, as in metrics.json of `shears prune` (FLOPs = 2 × MACs).
 extern const std::string kSweepHeader;
@@ -36,8 +33,4 @@ using Table = std::map<std::string, std::map<double, Cell>>;  // method → spar
 // Top-1 over seeds per method and sparsity (sample std; 0 for a single seed).
 Table aggregate(const std::vector<SweepRow>& rows);
 
-// One line per method over sparsity in percent, a band where a cell has several seeds, the dense
-// accuracy as the reference line.
-LinePlot accuracy_plot(const Table& cells, const std::vector<std::string>& methods, double dense_top1);
-
-}  // namespace shears::app
+}  // namespace shears::pipeline

@@ -1,0 +1,112 @@
+#include "pipeline/prune_run.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace shears::pipeline {
+
+double PruneOutcome::compression() const { return static_cast<double>(dense_counts.size) / counts.size_nz; }
+double PruneOutcome::theoretical_speedup() const { return static_cast<double>(dense_counts.macs) / counts.macs_nz; }
+double PruneOutcome::measured_speedup() const { return dense_latency.median_ms / latency.median_ms; }
+
+PruneOutcome prune_and_measure(nn::Module& model, const data::OpenedData& d, const PruneRunOptions& o) {
+  std::shared_ptr<nn::Module> dense = model.clone();
+  const Shape input = data::image_shape(d);
+  auto evaluated = [&](const char* label, const train::EvalResult& r) {
+    if (o.evaluated) o.evaluated(label, r);
+  };
+  data::DataLoader test(d.splits.test, d.test_transform, {256, false, false, o.seed, o.workers, 2});
+  test.start_epoch(0);
+  std::optional<data::Batch> first = test.next();
+  SHEARS_CHECK(first.has_value(), "--data " + d.splits.name, "the test split is empty");
+  const Tensor probe = first->images;  // the batch timed for the measured speed-up
+  PruneOutcome out;
+  out.dense = train::evaluate(model, test, d.num_classes);
+  evaluated("dense", out.dense);
+  out.dense_counts = prune::count_size(model, input);
+
+  const auto start = std::chrono::steady_clock::now();
+  prune::prune_model(model, o.method, o.context, o.bn_batches);
+  out.prune_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.pruned = out.final_eval = train::evaluate(model, test, d.num_classes);
+  evaluated("pruned", out.pruned);
+  if (o.finetune.epochs > 0) {
+    train::fine_tune(model, o.finetune, d.splits.train, d.train_transform, o.seed, o.finetune_hooks);
+    out.final_eval = train::evaluate(model, test, d.num_classes);
+    evaluated("fine-tuned", out.final_eval);
+  }
+  out.counts = prune::count_size(model, input);
+  std::tie(out.dense_latency, out.latency) = prune::time_inference(*dense, model, probe, o.latency_runs);
+  out.latency_batch = probe.size(0);
+  out.layers = prune::layer_densities(*dense, model);
+  return out;
+}
+
+namespace {
+
+nlohmann::ordered_json to_json(const train::EvalResult& r) {
+  return {{"loss", r.loss}, {"acc1", r.top1}, {"acc5", r.top5}};
+}
+
+nlohmann::ordered_json layer_rows(const std::vector<prune::LayerDensity>& layers) {
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (const prune::LayerDensity& l : layers)
+    rows.push_back({{"name", l.name},
+                    {"shape_dense", l.before},
+                    {"shape_pruned", l.after},
+                    {"nonzero", l.nonzero},
+                    {"sparsity", l.sparsity()}});
+  return rows;
+}
+
+}  // namespace
+
+void write_prune_outputs(const std::filesystem::path& folder, const nn::Module& model, const std::string& dataset,
+                         const PruneOutcome& o, const PruneRecord& r) {
+  std::filesystem::create_directories(folder);
+  model.save_checkpoint((folder / "pruned.safetensors").string(),
+                        {{"pruning", r.description},
+                         {"target_sparsity", std::to_string(r.target_sparsity)},
+                         {"test_top1", std::to_string(o.final_eval.top1)}});
+  nlohmann::ordered_json metrics = {
+      {"model", model.metadata().at("arch")},
+      {"weights", r.weights},
+      {"dataset", dataset},
+      {"method", r.method},
+      {"structured", r.structured},
+      {"distribution", r.distribution},
+      {"target_sparsity", r.target_sparsity},
+      {"sparsity", prune::total_sparsity(o.layers)},
+      {"size", o.dense_counts.size},
+      {"size_nz", o.counts.size_nz},
+      {"size_pruned_model", o.counts.size},
+      {"compression_ratio", o.compression()},
+      {"flops", 2 * o.dense_counts.macs},
+      {"flops_nz", 2 * o.counts.macs_nz},
+      {"macs", o.dense_counts.macs},
+      {"macs_nz", o.counts.macs_nz},
+      {"theoretical_speedup", o.theoretical_speedup()},
+      {"loss", o.final_eval.loss},
+      {"acc1", o.final_eval.top1},
+      {"acc5", o.final_eval.top5},
+      {"dense", to_json(o.dense)},
+      {"pruned", to_json(o.pruned)},
+      {"finetune_epochs", r.finetune_epochs},
+      {"latency_ms",
+       {{"batch", o.latency_batch},
+        {"dense", {{"median", o.dense_latency.median_ms}, {"std", o.dense_latency.std_ms}}},
+        {"pruned", {{"median", o.latency.median_ms}, {"std", o.latency.std_ms}}}}},
+      {"measured_speedup", o.measured_speedup()},
+      {"prune_seconds", o.prune_seconds},
+      {"layers", layer_rows(o.layers)}};
+  if (r.structured) metrics["importance"] = r.importance;
+  if (r.finetune_epochs > 0) metrics["finetuned"] = to_json(o.final_eval);
+  std::ofstream out(folder / "metrics.json");
+  out << metrics.dump(2) << '\n';
+  SHEARS_CHECK(out.good(), (folder / "metrics.json").string(), "cannot write the metrics");
+}
+
+}  // namespace shears::pipeline

@@ -1,0 +1,65 @@
+// `shears prune` as a library function: evaluate a model on the test split, prune it with a
+// registry method, evaluate it again, optionally fine-tune it with the masks fixed, and measure
+// what pruning bought (parameters and MACs, all and nonzero; latency of one test batch, the dense
+// and pruned models alternating; per-layer sparsity). write_prune_outputs keeps the pruned
+// checkpoint and metrics.json in ShrinkBench's vocabulary (docs/design.md#pruning-metrics).
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/prepare.hpp"
+#include "nn/module.hpp"
+#include "prune/methods.hpp"
+#include "prune/metrics.hpp"
+#include "train/evaluate.hpp"
+#include "train/loop.hpp"
+
+namespace shears::pipeline {
+
+struct PruneRunOptions {
+  std::string method;  // a row of prune::pruning_methods()
+  prune::PruneContext context;
+  int64_t bn_batches = 0;           // BatchNorm re-estimation after pruning (prune::prune_model)
+  train::FineTuneOptions finetune;  // epochs 0: no fine-tuning
+  train::FineTuneHooks finetune_hooks;
+  uint64_t seed = 0;  // the test loader's and fine-tuning's
+  int workers = 2;    // test loader threads
+  int64_t latency_runs = 10;
+  // After each evaluation: "dense", "pruned", then "fine-tuned" if it runs.
+  std::function<void(const std::string& label, const train::EvalResult&)> evaluated;
+};
+
+struct PruneOutcome {
+  train::EvalResult dense, pruned, final_eval;  // final_eval: fine-tuned if it ran, else pruned
+  prune::SizeCounts dense_counts, counts;
+  prune::Latency dense_latency, latency;
+  int64_t latency_batch = 0;  // images in the timed batch
+  std::vector<prune::LayerDensity> layers;
+  double prune_seconds = 0;
+  double compression() const;          // size / size_nz
+  double theoretical_speedup() const;  // macs / macs_nz
+  double measured_speedup() const;     // dense median latency / pruned median latency
+};
+
+// Prunes `model` in place; the dense model is kept aside for the comparisons.
+PruneOutcome prune_and_measure(nn::Module& model, const data::OpenedData& data, const PruneRunOptions& options);
+
+// What metrics.json says of the run besides the outcome.
+struct PruneRecord {
+  std::string weights;      // the dense checkpoint
+  std::string method;       // "structured", "intrafusion" or the unstructured method
+  std::string description;  // the checkpoint's "pruning" metadata, e.g. "channels by l1"
+  std::string distribution;
+  double target_sparsity = 0;
+  bool structured = false;
+  std::string importance;  // structured only
+  int64_t finetune_epochs = 0;
+};
+
+// folder/pruned.safetensors and folder/metrics.json.
+void write_prune_outputs(const std::filesystem::path& folder, const nn::Module& model, const std::string& dataset,
+                         const PruneOutcome& outcome, const PruneRecord& record);
+
+}  // namespace shears::pipeline
