@@ -3,12 +3,14 @@
 // by name, and the loop's non-finite policy and fine-tuning keep their promises.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 
 #include "core/ops.hpp"
 #include "data/loader.hpp"
 #include "data/synthetic.hpp"
 #include "nn/models/registry.hpp"
 #include "optim/optimizer.hpp"
+#include "pipeline/sweep.hpp"
 #include "prune/masks.hpp"
 #include "prune/methods.hpp"
 #include "prune/metrics.hpp"
@@ -179,4 +181,47 @@ TEST_CASE("training loop: fine-tuning keeps pruned weights exactly zero and does
   }
   CHECK(same_values(*a, *b));
   CHECK_FALSE(same_values(*a, *s.model));
+}
+
+TEST_CASE("sweep: a registered method runs in the library's sweep beside a built-in one, and a rerun resumes",
+          "[prune][registry]") {
+  Setup s;
+  prune::register_method({"keep-last-half", prune::MethodKind::masks, "a test row: zero the first half of each weight",
+                          [](nn::Module& model, const prune::PruneContext& context) {
+                            prune::NamedTensors masks;
+                            for (const std::string& name : prune::prunable_parameters(model, context.scope)) {
+                              Tensor m = Tensor::ones(model.parameter(name).shape());
+                              for (int64_t i = 0; i < m.numel() / 2; ++i) m.data()[i] = 0.f;
+                              masks.emplace_back(name, m);
+                            }
+                            prune::apply_masks(model, masks);
+                          }});
+  data::OpenedData d{
+      .splits =
+          {.name = "synthetic", .train = s.splits.train, .val = nullptr, .test = s.splits.test, .mean = {}, .std = {}},
+      .channels = 1,
+      .input_size = 8,
+      .num_classes = 4,
+      .train_transform = {},
+      .test_transform = {}};
+  pipeline::SweepOptions o;
+  o.methods = {"magnitude", "keep-last-half"};
+  o.sparsities = {0.5, 0.9};
+  o.context = s.context();
+  o.settings = {{"test", "registry"}};
+  const auto folder = std::filesystem::temp_directory_path() / "shears-test-sweep-registry";
+  std::filesystem::remove_all(folder);
+  int64_t run = 0, skipped = 0;
+  pipeline::SweepHooks hooks;
+  hooks.cell_done = [&](const pipeline::SweepCell& c) { ++(c.skipped ? skipped : run); };
+  const pipeline::SweepResult first = pipeline::run_sweep(*s.model, d, folder, o, hooks);
+  CHECK(run == 4);
+  REQUIRE(first.rows.size() == 4);
+  for (const pipeline::SweepRow& r : first.rows) CHECK((r.method == "magnitude" || r.method == "keep-last-half"));
+  const pipeline::SweepResult again = pipeline::run_sweep(*s.model, d, folder, o, hooks);
+  CHECK(skipped == 4);
+  CHECK(again.rows.size() == 4);
+  o.methods = {"keep-lasthalf"};
+  CHECK_THROWS_WITH(pipeline::run_sweep(*s.model, d, folder, o), Catch::Contains("keep-last-half"));
+  std::filesystem::remove_all(folder);
 }
