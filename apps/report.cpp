@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,6 +36,7 @@
 #include "apps/session.hpp"
 #include "core/error.hpp"
 #include "core/version.hpp"
+#include "pipeline/sweep.hpp"
 #include "pipeline/sweep_table.hpp"
 
 namespace shears::app {
@@ -152,6 +154,8 @@ struct Plan {
   void sweep(const std::string& claim, const std::string& model, uint64_t seed, const std::vector<std::string>& methods,
              const std::vector<double>& sparsities, std::vector<std::string> flags, int64_t input_size,
              double cost_per_cell) {
+    const bool structured = std::find(flags.begin(), flags.end(), "--structured") != flags.end();
+    for (const std::string& m : methods) pipeline::sweep_method(m, structured);  // a study names registry rows
     fs::path out = dir / claim / ("seed" + std::to_string(seed));
     std::vector<std::string> sparsity_text;
     for (double s : sparsities) sparsity_text.push_back(std::to_string(s));
