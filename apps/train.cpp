@@ -35,10 +35,11 @@
 #include "nn/safetensors.hpp"
 #include "optim/optimizer.hpp"
 #include "optim/schedule.hpp"
-#include "prune/model_fusion.hpp"
+#include "pipeline/split_data.hpp"
 #include "prune/sfw.hpp"
 #include "train/loop.hpp"
 #include "train/run_folder.hpp"
+#include "train/run_log.hpp"
 #include "train/state.hpp"
 
 namespace shears::app {
@@ -157,46 +158,9 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c, const opt
   throw Error("--opt: unknown optimizer '" + c.opt + "'; expected sgd, adam, adamw or sfw");
 }
 
-void append_line(const fs::path& path, const std::string& line) {
-  std::ofstream out(path, std::ios::app);
-  out << line << '\n';
-  SHEARS_CHECK(out.good(), path.string(), "cannot append to the run log");
-}
-
 // Flags that may change when a run resumes: where it runs and how fast, not what it computes.
 // (--config, --resume, --stop-after and --overwrite are not recorded at all: not configurable.)
 const std::set<std::string> kResumeMayChange{"output", "threads", "workers", "skip-nonfinite"};
-
-// A run killed after logging epoch k + 1 but before saving its training state resumes at epoch
-// k + 1 and logs it again: keeps the header and the rows (summary.csv) or events (events.jsonl)
-// of the first `epochs` epochs only.
-void keep_logged_epochs(const fs::path& path, int64_t epochs) {
-  std::ifstream in(path);
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    nlohmann::json event = nlohmann::json::parse(line, nullptr, false);  // a CSV row is not JSON ...
-    const int64_t epoch = event.is_object() && event.contains("epoch") && event["epoch"].is_number_integer()
-                              ? event["epoch"].get<int64_t>()
-                              : std::atoll(line.c_str());  // ... but starts with its epoch (the header: 0)
-    if (epoch <= epochs) kept += line + '\n';
-  }
-  in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
-}
-
-// A closed stdout or stderr (`shears train … | head`) never ends a run (SIGPIPE is ignored, see
-// apps/main.cpp): the first failed write is noted in events.jsonl, once, and the run goes on.
-void note_output_error(const fs::path& events, int64_t epoch, bool root) {
-  static bool noted = false;
-  if (noted || !root || !(std::ferror(stdout) || std::ferror(stderr))) return;
-  noted = true;
-  append_line(events, nlohmann::json{{"event", "output_error"},
-                                     {"epoch", epoch},
-                                     {"message",
-                                      "standard output or error could not be written (closed pipe or full "
-                                      "disk); the run goes on, its figures are in summary.csv and here"}}
-                          .dump());
-}
 
 // --sched keep|decrease_3|decrease_3_180|dynamic_change: SFW's per-epoch schemes
 // (docs/algorithms/sfw.md#learning-rate-schemes).
@@ -228,6 +192,145 @@ EvalResult combine(const dist::Communicator& comm, EvalResult r) {
 int threads_per_rank(int requested, const dist::Communicator& comm) {
   if (requested > 0 || comm.local_size() == 1 || std::getenv("SHEARS_NUM_THREADS")) return requested;
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / comm.local_size());
+}
+
+void check_flags(const TrainConfig& c) {
+  SHEARS_CHECK(c.batch_size > 0 && c.epochs > 0, "train", "--batch-size and --epochs must be positive");
+  SHEARS_CHECK(!c.output.empty(), "train", "--output DIR is required (the run folder)");
+  SHEARS_CHECK(!(c.distributed && c.sfw_init), "train",
+               "--sfw-init runs its own training loop, which is not distributed");
+  SHEARS_CHECK(!(c.overwrite && !c.resume.empty()), "train", "--overwrite replaces the run in the folder and --resume ",
+               "continues it: give one of them");
+}
+
+// The locked run folder gets its config.toml; files a run killed while saving left are removed.
+void clean_folder(const fs::path& dir, const std::string& config) {
+  for (const std::string& tmp : safetensors::remove_temp_files(dir.string()))
+    std::printf("removed %s, left by a run killed while saving\n", tmp.c_str());
+  std::ofstream(dir / "config.toml") << config;
+}
+
+// The state of the run --resume continues; an SFW epoch scheme needs every epoch's loss.
+train::TrainingProgress resume_state(const TrainConfig& c, const fs::path& state, nn::Module& model,
+                                     optim::Optimizer& opt, const std::string& config, bool epoch_scheme) {
+  train::TrainingProgress progress = train::load_training_state(state, model, opt, config, kResumeMayChange);
+  SHEARS_CHECK(!epoch_scheme || static_cast<int64_t>(progress.epoch_losses.size()) == progress.epochs_done,
+               state.string(), "holds the losses of ", progress.epoch_losses.size(), " epochs, not ",
+               progress.epochs_done, ": the lr scheme '", c.sched,
+               "' needs them (written by an older shears? start the run again)");
+  return progress;
+}
+
+void print_end(const TrainConfig& c, int64_t last_epoch, double best_top1, bool held_out) {
+  const fs::path dir(c.output);
+  if (last_epoch < c.epochs)
+    std::printf("stopped after epoch %lld of %lld; continue with --resume %s\n", (long long)last_epoch,
+                (long long)c.epochs, (dir / "last.safetensors").c_str());
+  else if (best_top1 < 0)
+    std::printf("done: no epoch had a finite %s loss, so there is no best.safetensors; run folder %s\n",
+                held_out ? "val" : "test", dir.c_str());
+  else
+    std::printf("done: best %s top-1 %.2f%%; run folder %s (summary.csv, events.jsonl, last/best.safetensors)\n",
+                held_out ? "val" : "test", best_top1, dir.c_str());
+}
+
+// --split-data: part k of a split fixed by the seed.
+std::shared_ptr<const data::Dataset> split_part(const std::shared_ptr<const data::Dataset>& train,
+                                                const TrainConfig& c) {
+  const int64_t n = train->size(), parts = c.split_data;
+  std::vector<int64_t> lengths;
+  for (int64_t k = 0; k < parts; ++k) lengths.push_back(n / parts + (k < n % parts));
+  return data::random_split(train, lengths, c.data.seed)[c.split_part];
+}
+
+// The zoo's model for the data, initialised from the seed (+ k for part k of --split-data).
+std::shared_ptr<nn::Module> build_model(const TrainConfig& c, const OpenedData& d) {
+  nn::ModelOptions mo;
+  mo.in_channels = d.channels;
+  mo.num_classes = d.num_classes;
+  mo.input_size = d.input_size;
+  mo.widths = c.widths;
+  mo.width_multiplier = c.width_multiplier;
+  Generator init_gen(c.data.seed + static_cast<uint64_t>(std::max<int64_t>(0, c.split_part)));
+  return nn::make_model(c.model, mo, init_gen);
+}
+
+// The per-step schedule; an epoch scheme of SFW's sets the factor itself (the schedule stays constant).
+std::unique_ptr<optim::Schedule> make_schedule(const TrainConfig& c, int64_t iters, bool epoch_scheme) {
+  optim::ScheduleOptions so{c.sched,
+                            c.epochs * iters,
+                            c.decay_epochs * iters,
+                            {},
+                            c.decay_rate,
+                            c.lr > 0 ? c.min_lr / c.lr : 0.0,
+                            c.warmup_epochs * iters,
+                            c.warmup_factor};
+  for (int64_t m : c.decay_milestones) so.milestones.push_back(m * iters);
+  if (epoch_scheme) so.name = "constant";
+  return optim::make_schedule(so);
+}
+
+// SFW-Init (docs/algorithms/sfw.md#sfw-init), on its own shuffle.
+void run_sfw_init(const TrainConfig& c, const OpenedData& d, nn::Module& model, prune::Sfw& opt) {
+  data::DataLoader init_loader(d.splits.train, d.train_transform,
+                               {c.batch_size, true, true, c.data.seed + 1, c.data.workers, 2});
+  auto r = prune::sfw_init(model, opt, data::endless_batches(init_loader, "--sfw-init"), {.iters = c.sfw_init_iters});
+  std::printf("sfw-init: %lld iterations (first-order approximation: no double backward), loss %.4f -> %.4f\n",
+              (long long)r.iters, r.first_loss, r.last_loss);
+}
+
+void print_header(const TrainConfig& c, const OpenedData& d, const nn::Module& model, int64_t shards) {
+  std::printf("train %s on %s: %lld train / %lld test images, %lldx%lld, %lld classes, %lld parameters\n",
+              c.model.c_str(), d.splits.name.c_str(), (long long)d.splits.train->size(),
+              (long long)d.splits.test->size(), (long long)d.input_size, (long long)d.input_size,
+              (long long)d.num_classes, (long long)model.num_parameters());
+  if (shards > 1)
+    std::printf("distributed: %lld ranks x batch %lld (global batch %lld), %d threads per rank\n", (long long)shards,
+                (long long)c.batch_size, (long long)(shards * c.batch_size), num_threads());
+}
+
+// After a signal: the weights in interrupted.safetensors, exit code 128 + the signal.
+int stop_interrupted(const nn::Module& model, const fs::path& dir, bool root, int64_t epoch, int64_t steps) {
+  if (root) model.save_checkpoint((dir / "interrupted.safetensors").string());
+  const int sig = interrupt_signal ? interrupt_signal.load() : SIGINT;  // (another rank's signal)
+  std::printf(
+      "interrupted (%s) at epoch %lld step %lld: weights saved to %s; --resume %s continues from the last "
+      "completed epoch\n",
+      sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)epoch + 1, (long long)steps,
+      (dir / "interrupted.safetensors").c_str(), (dir / "last.safetensors").c_str());
+  return 128 + sig;
+}
+
+// The epoch's line (and a note of skipped steps).
+void print_epoch(const train::EpochRecord& r, int64_t epochs, int64_t steps) {
+  char val_text[64] = "";
+  if (r.val) std::snprintf(val_text, sizeof val_text, "  val loss %.4f top-1 %.2f%%", r.val->loss, r.val->top1);
+  std::printf(
+      "epoch %lld/%lld  train loss %.4f top-1 %.2f%%%s  test loss %.4f top-1 %.2f%% top-5 %.2f%%  lr %.5f  %s "
+      "(%.0f img/s)\n",
+      (long long)r.epoch, (long long)epochs, r.train_loss, r.train_top1, val_text, r.test.loss, r.test.top1,
+      r.test.top5, r.lr, format_duration(r.seconds).c_str(), r.images_per_second);
+  if (r.skipped_steps)
+    std::printf("  skipped %lld of %lld steps (non-finite loss or gradients)\n", (long long)r.skipped_steps,
+                (long long)steps);
+}
+
+// Data-parallel: the all-reduce's cost and a check that every rank holds the same weights.
+// Returns the all-reduce time per step (ms).
+double print_sync(dist::Communicator& comm, const std::vector<Tensor>& params, const std::vector<Tensor>& buffers,
+                  double train_seconds) {
+  std::vector<Tensor> state = params;
+  state.insert(state.end(), buffers.begin(), buffers.end());
+  const uint64_t checksum = comm.verify_identical(state);
+  const dist::SyncStats& s = comm.sync_stats();
+  const double allreduce_ms = 1e3 * s.seconds / std::max<int64_t>(1, s.calls);
+  std::printf(
+      "  all-reduce %.2f ms/step (%.1f%% of training time; waiting for the slowest rank included), "
+      "%.2f MiB in %.0f bucket(s) per step; weights identical on %lld ranks (checksum %016llx)\n",
+      allreduce_ms, 100 * s.seconds / train_seconds, s.bytes / 1048576.0 / std::max<int64_t>(1, s.calls),
+      double(s.buckets) / std::max<int64_t>(1, s.calls), (long long)comm.size(), (unsigned long long)checksum);
+  comm.reset_sync_stats();
+  return allreduce_ms;
 }
 
 // The loop's settings for `shears train`: the flags' options, with a progress bar, the skip notes
@@ -271,29 +374,13 @@ int run(TrainConfig c, CLI::App& cli) {
   if (c.threads > 0) set_num_threads(c.threads);
   const bool root = comm.is_root();
   if (!root) SHEARS_CHECK(std::freopen("/dev/null", "w", stdout), "train", "cannot silence rank ", comm.rank());  // rank 0 reports
-  SHEARS_CHECK(c.batch_size > 0 && c.epochs > 0, "train", "--batch-size and --epochs must be positive");
-  SHEARS_CHECK(!c.output.empty(), "train", "--output DIR is required (the run folder)");
-  SHEARS_CHECK(!(c.distributed && c.sfw_init), "train", "--sfw-init runs its own training loop, which is not distributed");
-  SHEARS_CHECK(!(c.overwrite && !c.resume.empty()), "train", "--overwrite replaces the run in the folder and --resume ",
-               "continues it: give one of them");
+  check_flags(c);
   fs::path dir(c.output);
   const std::string config = cli.config_to_str(true, false);
 
   OpenedData d = open_data(c.data);
-  if (c.split_part >= 0) {  // --split-data: part k of a split fixed by the seed, and an initialisation of its own
-    const int64_t n = d.splits.train->size(), parts = c.split_data;
-    std::vector<int64_t> lengths;
-    for (int64_t k = 0; k < parts; ++k) lengths.push_back(n / parts + (k < n % parts));
-    d.splits.train = data::random_split(d.splits.train, lengths, c.data.seed)[c.split_part];
-  }
-  nn::ModelOptions mo;
-  mo.in_channels = d.channels;
-  mo.num_classes = d.num_classes;
-  mo.input_size = d.input_size;
-  mo.widths = c.widths;
-  mo.width_multiplier = c.width_multiplier;
-  Generator init_gen(c.data.seed + static_cast<uint64_t>(std::max<int64_t>(0, c.split_part)));
-  std::shared_ptr<nn::Module> model = nn::make_model(c.model, mo, init_gen);
+  if (c.split_part >= 0) d.splits.train = split_part(d.splits.train, c);
+  std::shared_ptr<nn::Module> model = build_model(c, d);
   const std::vector<Tensor> params = model->parameters(), buffers = values(model->named_buffers());
   comm.broadcast(params);  // the same seed gives the same weights anyway; this makes it a fact
   comm.broadcast(buffers);
@@ -310,62 +397,30 @@ int run(TrainConfig c, CLI::App& cli) {
     val_loader = std::make_unique<data::DataLoader>(
         d.splits.val, d.test_transform, data::LoaderOptions{256, false, false, c.data.seed, c.data.workers, 2, shards, shard});
   int64_t iters = train_loader.num_batches();
-  SHEARS_CHECK(iters > 0, "train", "the training set (", d.splits.train->size(), " samples) is smaller than one batch of ",
-               c.batch_size, (shards > 1 ? " per rank" : ""));
-  optim::ScheduleOptions so{c.sched, c.epochs * iters, c.decay_epochs * iters, {}, c.decay_rate,
-                            c.lr > 0 ? c.min_lr / c.lr : 0.0, c.warmup_epochs * iters, c.warmup_factor};
-  for (int64_t m : c.decay_milestones) so.milestones.push_back(m * iters);
+  SHEARS_CHECK(iters > 0, "train", "the training set (", d.splits.train->size(),
+               " samples) is smaller than one batch of ", c.batch_size, (shards > 1 ? " per rank" : ""));
   const std::optional<prune::LrScheme> scheme = epoch_scheme(c.sched);
-  if (scheme) so.name = "constant";  // the scheme sets the factor once per epoch, below
-  auto schedule = optim::make_schedule(so);
+  auto schedule = make_schedule(c, iters, scheme.has_value());
 
-  int64_t first_epoch = 0;
-  double best_top1 = -1.0;
-  std::vector<double> epoch_losses;  // mean training loss of every finished epoch
   const fs::path state = fs::path(c.resume).replace_extension(".optim.safetensors");
-  if (!c.resume.empty()) {
-    train::TrainingProgress progress = train::load_training_state(state, *model, *opt, config, kResumeMayChange);
-    first_epoch = progress.epochs_done, best_top1 = progress.best_top1, epoch_losses = progress.epoch_losses;
-    SHEARS_CHECK(!scheme || static_cast<int64_t>(epoch_losses.size()) == first_epoch, state.string(), "holds the losses of ",
-                 epoch_losses.size(), " epochs, not ", first_epoch, ": the lr scheme '", c.sched,
-                 "' needs them (written by an older shears? start the run again)");
-  }
+  train::TrainingProgress resumed;
+  if (!c.resume.empty()) resumed = resume_state(c, state, *model, *opt, config, scheme.has_value());
+  const int64_t first_epoch = resumed.epochs_done;
+  std::vector<double>& epoch_losses = resumed.epoch_losses;  // mean training loss of every finished epoch
   // The folder is made (and locked) only now that the flags, the data, the model and any state to
   // resume from are known good: a run refused before its first epoch leaves no folder behind.
   std::optional<train::RunFolder> folder;
   if (root) {
     folder.emplace(dir, train::RunFolderOptions{.resume_from = c.resume, .overwrite = c.overwrite});
-    for (const std::string& tmp : safetensors::remove_temp_files(dir.string()))
-      std::printf("removed %s, left by a run killed while saving\n", tmp.c_str());
-    std::ofstream(dir / "config.toml") << config;
+    clean_folder(dir, config);
   }
-  if (!c.resume.empty()) {
-    if (root)
-      for (const fs::path& log : {dir / "summary.csv", dir / "events.jsonl"}) keep_logged_epochs(log, first_epoch);
+  train::RunLog log(dir, root, first_epoch, resumed.best_top1);
+  if (!c.resume.empty())
     std::printf("resumed from %s (weights and optimizer state) after epoch %lld\n", state.c_str(),
                 (long long)first_epoch);
-  }
 
-  // SFW-Init (docs/algorithms/sfw.md#sfw-init), on its own shuffle.
-  if (c.opt == "sfw" && c.sfw_init && first_epoch == 0) {
-    data::DataLoader init_loader(d.splits.train, d.train_transform, {c.batch_size, true, true, c.data.seed + 1, c.data.workers, 2});
-    auto r = prune::sfw_init(*model, dynamic_cast<prune::Sfw&>(*opt), data::endless_batches(init_loader, "--sfw-init"),
-                             {.iters = c.sfw_init_iters});
-    std::printf("sfw-init: %lld iterations (first-order approximation: no double backward), loss %.4f -> %.4f\n",
-                (long long)r.iters, r.first_loss, r.last_loss);
-  }
-  std::printf("train %s on %s: %lld train / %lld test images, %lldx%lld, %lld classes, %lld parameters\n",
-              c.model.c_str(), d.splits.name.c_str(), (long long)d.splits.train->size(), (long long)d.splits.test->size(),
-              (long long)d.input_size, (long long)d.input_size, (long long)d.num_classes, (long long)model->num_parameters());
-  if (shards > 1)
-    std::printf("distributed: %lld ranks x batch %lld (global batch %lld), %d threads per rank\n", (long long)shards,
-                (long long)c.batch_size, (long long)(shards * c.batch_size), num_threads());
-  fs::path summary = dir / "summary.csv", events = dir / "events.jsonl";
-  if (first_epoch == 0 && root) {
-    std::ofstream(summary)
-        << "epoch,train_loss,train_top1,val_loss,val_top1,test_loss,test_top1,test_top5,lr,seconds,images_per_second\n";
-    std::ofstream(events).flush();
-  }
+  if (c.opt == "sfw" && c.sfw_init && first_epoch == 0) run_sfw_init(c, d, *model, dynamic_cast<prune::Sfw&>(*opt));
+  print_header(c, d, *model, shards);
   InterruptHandlers interrupt_handlers;
   std::unique_ptr<Progress> progress;
   train::Trainer trainer(*model, *opt,
@@ -381,107 +436,49 @@ int run(TrainConfig c, CLI::App& cli) {
   for (int64_t epoch = first_epoch; epoch < last_epoch; ++epoch) {
     const train::EpochStats s = trainer.train_epoch(train_loader, epoch);
     progress->finish();
-    if (s.stopped) {
-      if (root) model->save_checkpoint((dir / "interrupted.safetensors").string());
-      const int sig = interrupt_signal ? interrupt_signal.load() : SIGINT;  // (another rank's signal)
-      std::printf(
-          "interrupted (%s) at epoch %lld step %lld: weights saved to %s; --resume %s continues from the last "
-          "completed epoch\n",
-          sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)epoch + 1, (long long)s.steps,
-          (dir / "interrupted.safetensors").c_str(), (dir / "last.safetensors").c_str());
-      return 128 + sig;
-    }
-    double loss_sum = s.loss_sum, train_seconds = s.seconds;
-    int64_t seen = s.seen, correct = s.correct, step = s.steps, skipped = s.skipped;
+    if (s.stopped) return stop_interrupted(*model, dir, root, epoch, s.steps);
     // The ranks' figures become global; BN running statistics become rank 0's (DDP's broadcast_buffers).
-    std::vector<double> totals{loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+    std::vector<double> totals{s.loss_sum, static_cast<double>(s.correct), static_cast<double>(s.seen)};
     comm.sum(totals);
-    loss_sum = totals[0], correct = static_cast<int64_t>(totals[1]), seen = static_cast<int64_t>(totals[2]);
-    epoch_losses.push_back(loss_sum / seen);
+    const double seen = totals[2];
+    epoch_losses.push_back(totals[0] / seen);
     comm.broadcast(buffers);
     EvalResult test = combine(comm, evaluate(*model, test_loader, d.num_classes));
     std::optional<EvalResult> val;
     if (val_loader) val = combine(comm, evaluate(*model, *val_loader, d.num_classes));
-    double lr = opt->param_groups().front().lr;
-    char val_text[64] = "", val_cells[64] = ",";
-    if (val) {
-      std::snprintf(val_text, sizeof val_text, "  val loss %.4f top-1 %.2f%%", val->loss, val->top1);
-      std::snprintf(val_cells, sizeof val_cells, "%.6f,%.4f", val->loss, val->top1);
-    }
-    std::printf("epoch %lld/%lld  train loss %.4f top-1 %.2f%%%s  test loss %.4f top-1 %.2f%% top-5 %.2f%%  lr %.5f  %s (%.0f img/s)\n",
-                (long long)epoch + 1, (long long)c.epochs, loss_sum / seen, 100.0 * correct / seen, val_text, test.loss,
-                test.top1, test.top5, lr, format_duration(train_seconds).c_str(), seen / train_seconds);
-    if (skipped)
-      std::printf("  skipped %lld of %lld steps (non-finite loss or gradients)\n", (long long)skipped, (long long)step);
-    double allreduce_ms = 0;
-    if (shards > 1) {
-      std::vector<Tensor> state = params;
-      state.insert(state.end(), buffers.begin(), buffers.end());
-      uint64_t checksum = comm.verify_identical(state);
-      const dist::SyncStats& s = comm.sync_stats();
-      allreduce_ms = 1e3 * s.seconds / std::max<int64_t>(1, s.calls);
-      std::printf("  all-reduce %.2f ms/step (%.1f%% of training time; waiting for the slowest rank included), "
-                  "%.2f MiB in %.0f bucket(s) per step; weights identical on %lld ranks (checksum %016llx)\n",
-                  allreduce_ms, 100 * s.seconds / train_seconds, s.bytes / 1048576.0 / std::max<int64_t>(1, s.calls),
-                  double(s.buckets) / std::max<int64_t>(1, s.calls), (long long)shards, (unsigned long long)checksum);
-      comm.reset_sync_stats();
-    }
+    train::EpochRecord record{.epoch = epoch + 1,
+                              .train_loss = totals[0] / seen,
+                              .train_top1 = 100.0 * totals[1] / seen,
+                              .test = test,
+                              .val = val,
+                              .lr = opt->param_groups().front().lr,
+                              .seconds = s.seconds,
+                              .images_per_second = seen / s.seconds,
+                              .skipped_steps = s.skipped,
+                              .ranks = shards,
+                              .allreduce_ms = 0};
+    print_epoch(record, c.epochs, s.steps);
+    if (shards > 1) record.allreduce_ms = print_sync(comm, params, buffers, s.seconds);
     std::fflush(stdout);
-    note_output_error(events, epoch + 1, root);
-    char row[320];
-    std::snprintf(row, sizeof row, "%lld,%.6f,%.4f,%s,%.6f,%.4f,%.4f,%.8g,%.3f,%.1f", (long long)epoch + 1,
-                  loss_sum / seen, 100.0 * correct / seen, val_cells, test.loss, test.top1, test.top5, lr, train_seconds,
-                  seen / train_seconds);
-    if (root) append_line(summary, row);
-    nlohmann::json event = {{"event", "epoch"}, {"epoch", epoch + 1}, {"train_loss", loss_sum / seen},
-                            {"train_top1", 100.0 * correct / seen}, {"test_loss", test.loss}, {"test_top1", test.top1},
-                            {"test_top5", test.top5}, {"lr", lr}, {"seconds", train_seconds}};
-    if (val) event["val_loss"] = val->loss, event["val_top1"] = val->top1;
-    if (skipped) event["skipped_steps"] = skipped;
-    if (shards > 1) event["ranks"] = shards, event["allreduce_ms_per_step"] = allreduce_ms;
-    if (root) append_line(events, event.dump());
-    std::map<std::string, std::string> meta{{"epoch", std::to_string(epoch + 1)}, {"test_top1", std::to_string(test.top1)}};
-    if (root) model->save_checkpoint((dir / "last.safetensors").string(), meta);
-    // The best epoch is chosen on held-out data when there is some, and never from an evaluation
-    // whose loss is not finite (a diverged model).
+    log.note_output_error(epoch + 1);
+    log.record(record, *model, *opt, epoch_losses, config);
     const EvalResult& chosen_on = val ? *val : test;
     if (chosen_on.nonfinite > 0)
       std::printf("  %lld %s images have non-finite logits (counted wrong)\n", (long long)chosen_on.nonfinite,
                   val ? "val" : "test");
-    if (std::isfinite(chosen_on.loss) && chosen_on.top1 > best_top1) {
-      best_top1 = chosen_on.top1;
-      if (root) model->save_checkpoint((dir / "best.safetensors").string(), meta);
-    }
-    if (root)
-      train::save_training_state(dir / "last.optim.safetensors", *model, *opt, epoch, best_top1, epoch_losses, config);
   }
-  if (last_epoch < c.epochs) {
-    std::printf("stopped after epoch %lld of %lld; continue with --resume %s\n", (long long)last_epoch,
-                (long long)c.epochs, (dir / "last.safetensors").c_str());
-    return 0;
-  }
-  if (best_top1 < 0)
-    std::printf("done: no epoch had a finite %s loss, so there is no best.safetensors; run folder %s\n",
-                val_loader ? "val" : "test", dir.c_str());
-  else
-    std::printf("done: best %s top-1 %.2f%%; run folder %s (summary.csv, events.jsonl, last/best.safetensors)\n",
-                val_loader ? "val" : "test", best_top1, dir.c_str());
+  print_end(c, last_epoch, log.best_top1(), val_loader != nullptr);
   return 0;
 }
 
-// --split-data K (issue 12; docs/algorithms/intra-fusion.md#split-data-paf-and-fap: the authors did
+// --split-data K (docs/algorithms/intra-fusion.md#split-data-paf-and-fap: the authors did
 // not publish their procedure; this one is ours). K models, model k on part k of a random split of
 // the training set (fixed by --seed) and initialised from seed + k, are trained with no
 // communication: one per rank under mpirun with --distributed (each rank writes its part's run
 // folder), else one after another. Rank 0 then combines their last weights (each rank sends its
-// own, so no shared disk is needed) four ways, each evaluated on the test set as is and after
-// --split-finetune-epochs of fine-tuning on the whole training set:
-//   naive  the plain average of the K models (no alignment), the baseline;
-//   ot     OT fusion: models 1..K-1 aligned to model 0, then averaged (prune/model_fusion.hpp);
-//   paf    prune, then fuse: each model pruned by Intra-Fusion (l1 importance, the same channel
-//          sparsity in every group, so the pruned models share widths), then OT-fused;
-//   fap    fuse, then prune: the OT-fused model pruned by Intra-Fusion the same way;
-// and each part alone. Writes DIR/part-k/ (each model's run folder), DIR/<name>.safetensors and
+// own, so no shared disk is needed) four ways (naive, ot, paf, fap: pipeline/split_data.hpp), each
+// evaluated on the test set as is and after --split-finetune-epochs of fine-tuning on the whole
+// training set, and each part alone. Writes DIR/part-k/ (each model's run folder), DIR/<name>.safetensors and
 // DIR/split_data.csv.
 int run_split_data(const TrainConfig& c, CLI::App& cli) {
   const int64_t parts = c.split_data;
@@ -520,84 +517,25 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
   if (!world.is_root()) return 0;
 
   OpenedData d = open_data(c.data);
-  const Shape input{1, d.channels, d.input_size, d.input_size};
-  PruneSpec spec;
-  spec.structured = true;
-  spec.method = "intrafusion";
-  spec.importance = "l1";
-  spec.distribution = "per-layer";
-  spec.sparsity = c.split_sparsity;
-  spec.seed = c.data.seed;
-  auto pruned = [&](const std::shared_ptr<nn::Module>& m) {
-    std::shared_ptr<nn::Module> p = m->clone();
-    prune_model(*p, spec, d);
-    return p;
-  };
-  struct Combined {
-    std::string name;
-    std::shared_ptr<nn::Module> model;
-    double seconds;  // combining (fusion, pruning), not training
-  };
-  std::vector<Combined> combined;
-  auto timed = [&](const std::string& name, const std::function<std::shared_ptr<nn::Module>()>& make) {
-    auto start = std::chrono::steady_clock::now();
-    std::shared_ptr<nn::Module> m = make();
-    combined.push_back({name, m, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
-  };
-  timed("naive", [&] { return prune::fuse_models(models, input, {.align = false}); });
-  timed("ot", [&] { return prune::fuse_models(models, input); });
-  timed("paf", [&] {
-    std::vector<std::shared_ptr<nn::Module>> each;
-    for (const auto& m : models) each.push_back(pruned(m));
-    return prune::fuse_models(each, input);
-  });
-  timed("fap", [&] { return pruned(prune::fuse_models(models, input)); });
-
-  data::DataLoader test_loader(d.splits.test, d.test_transform, {256, false, false, c.data.seed, c.data.workers, 2});
-  FineTune ft{c.split_finetune_epochs, c.split_finetune_lr, c.momentum, c.weight_decay, c.batch_size};
-  struct Row {
-    std::string name;
-    int64_t parameters;
-    EvalResult before;
-    std::optional<EvalResult> after;         // fine-tuned
-    std::optional<double> combine_seconds;  // fusion and pruning (the parts have none)
-    double finetune_seconds = 0, train_seconds = 0;
-  };
-  std::vector<Row> rows;
-  for (int64_t k = 0; k < parts; ++k)
-    rows.push_back({"part-" + std::to_string(k), models[k]->num_parameters(), evaluate(*models[k], test_loader, d.num_classes),
-                    {}, {}, 0, seconds[k]});
-  for (Combined& m : combined) {
-    Row row{m.name, m.model->num_parameters(), evaluate(*m.model, test_loader, d.num_classes), {}, m.seconds};
-    if (ft.epochs > 0) {
-      std::printf("fine-tuning %s\n", m.name.c_str());
-      auto start = std::chrono::steady_clock::now();
-      fine_tune(*m.model, ft, d, c.data.seed);
-      row.finetune_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      row.after = evaluate(*m.model, test_loader, d.num_classes);
-    }
-    m.model->save_checkpoint((dir / (m.name + ".safetensors")).string(),
-                             {{"split_data", std::to_string(parts)}, {"combination", m.name},
-                              {"test_top1", std::to_string((row.after ? *row.after : row.before).top1)}});
-    rows.push_back(std::move(row));
-  }
+  pipeline::SplitDataOptions o;
+  o.sparsity = c.split_sparsity;
+  o.finetune = {c.split_finetune_epochs, c.split_finetune_lr, c.momentum, c.weight_decay, c.batch_size};
+  o.finetune_hooks = fine_tune_display(c.split_finetune_epochs);
+  o.seed = c.data.seed;
+  o.workers = c.data.workers;
+  o.log = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  const std::vector<pipeline::SplitDataRow> rows = pipeline::combine_split_parts(models, seconds, d, dir, o);
+  pipeline::write_split_table(dir, rows);
 
   const double total = std::accumulate(seconds.begin(), seconds.end(), 0.0);
   std::printf("\nsplit-data: %lld parts trained in %.1f s each on average (%.1f s in all, %s)\n", (long long)parts,
               total / static_cast<double>(parts), total, world.size() > 1 ? "in parallel, one per rank" : "one after another");
   std::printf("%-8s %12s %11s %9s %17s\n", "model", "parameters", "test top-1", "combine", "fine-tuned top-1");
-  std::ofstream csv(dir / "split_data.csv");
-  csv << "model,parameters,test_loss,test_top1,finetuned_test_loss,finetuned_test_top1,train_seconds,combine_seconds,"
-         "finetune_seconds\n";
-  for (const Row& r : rows) {
+  for (const pipeline::SplitDataRow& r : rows) {
     std::printf("%-8s %12lld %10.2f%%", r.name.c_str(), (long long)r.parameters, r.before.top1);
     if (r.combine_seconds) std::printf(" %8.2fs", *r.combine_seconds);
     if (r.after) std::printf(" %16.2f%%", r.after->top1);
     std::printf("\n");
-    csv << r.name << ',' << r.parameters << ',' << r.before.loss << ',' << r.before.top1 << ',';
-    if (r.after) csv << r.after->loss << ',' << r.after->top1;
-    else csv << ',';
-    csv << ',' << r.train_seconds << ',' << r.combine_seconds.value_or(0) << ',' << r.finetune_seconds << '\n';
   }
   std::printf("run folder %s: part-*/ (each model's run), naive/ot/paf/fap.safetensors, split_data.csv\n", dir.c_str());
   return 0;
