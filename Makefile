@@ -43,7 +43,7 @@ EXAMPLES := $(EXAMPLE_SRCS:apps/examples/%.cpp=$(BUILD)/examples/%)
 # Debian packages the project builds, tests and runs with.
 DEB_PACKAGES := g++ make pkg-config libopenblas-dev catch2 libbenchmark-dev nlohmann-json3-dev \
                 libcli11-dev libstb-dev zlib1g-dev liblemon-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin \
-                librsvg2-bin cmake clang-format
+                librsvg2-bin cmake clang-format universal-ctags
 
 # House rules as code, run by .ci/run: lines per folder against tools/loc_budgets.txt, and
 # clang-format (.clang-format: Google style, 120 columns) on the lines changed since FORMAT_BASE

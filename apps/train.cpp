@@ -301,7 +301,7 @@ int stop_interrupted(const nn::Module& model, const fs::path& dir, bool root, in
   return 128 + sig;
 }
 
-// The epoch's line (and a note of skipped steps).
+// The epoch's line, and notes of skipped steps and of non-finite logits.
 void print_epoch(const train::EpochRecord& r, int64_t epochs, int64_t steps) {
   char val_text[64] = "";
   if (r.val) std::snprintf(val_text, sizeof val_text, "  val loss %.4f top-1 %.2f%%", r.val->loss, r.val->top1);
@@ -313,6 +313,10 @@ void print_epoch(const train::EpochRecord& r, int64_t epochs, int64_t steps) {
   if (r.skipped_steps)
     std::printf("  skipped %lld of %lld steps (non-finite loss or gradients)\n", (long long)r.skipped_steps,
                 (long long)steps);
+  const EvalResult& chosen_on = r.val ? *r.val : r.test;  // the best epoch is chosen on it
+  if (chosen_on.nonfinite > 0)
+    std::printf("  %lld %s images have non-finite logits (counted wrong)\n", (long long)chosen_on.nonfinite,
+                r.val ? "val" : "test");
 }
 
 // Data-parallel: the all-reduce's cost and a check that every rank holds the same weights.
@@ -462,10 +466,6 @@ int run(TrainConfig c, CLI::App& cli) {
     std::fflush(stdout);
     log.note_output_error(epoch + 1);
     log.record(record, *model, *opt, epoch_losses, config);
-    const EvalResult& chosen_on = val ? *val : test;
-    if (chosen_on.nonfinite > 0)
-      std::printf("  %lld %s images have non-finite logits (counted wrong)\n", (long long)chosen_on.nonfinite,
-                  val ? "val" : "test");
   }
   print_end(c, last_epoch, log.best_top1(), val_loader != nullptr);
   return 0;

@@ -107,8 +107,9 @@ bool Group::contains(const std::string& module, Role role) const {
                      [&](const GroupMember& m) { return m.module == module && m.role == role; });
 }
 
-std::vector<Group> dependency_groups(nn::Module& model, const Shape& input_shape,
-                                     const std::vector<std::string>& ignored) {
+namespace {
+
+std::vector<std::regex> compile_ignored(const std::vector<std::string>& ignored) {
   std::vector<std::regex> ignore;
   for (const std::string& p : ignored) {
     try {
@@ -117,12 +118,15 @@ std::vector<Group> dependency_groups(nn::Module& model, const Shape& input_shape
       throw Error(detail::concat("dependency groups: ignored pattern '", p, "' is not a valid regex (", e.what(), ")"));
     }
   }
+  return ignore;
+}
+
+// One forward of `input` in eval mode, recording every Conv2d, Linear and BatchNorm call.
+std::vector<Call> record_calls(nn::Module& model, const Tensor& input, Tensor& output) {
   std::map<const nn::Module*, std::string> path_of;
   for (auto& [path, m] : model.named_modules()) path_of[m] = path;
-
   std::vector<Call> calls;
   std::set<std::string> seen;
-  Tensor input = Tensor::ones(input_shape).requires_grad_(true), output;
   bool was_training = model.is_training();
   model.eval();
   try {
@@ -152,6 +156,33 @@ std::vector<Group> dependency_groups(nn::Module& model, const Shape& input_shape
     throw;
   }
   model.train(was_training);
+  return calls;
+}
+
+// The slices a call's layer contributes to its own group (as producer, depthwise layer or norm).
+GroupMember member_of(const nn::Module& model, const Call& c) {
+  GroupMember m{c.path, c.type, Role::producer, {}};
+  if (c.kind == Kind::norm) {
+    m.role = Role::norm;
+    for (const char* p : {"weight", "bias"})
+      if (model.has_parameter(join(c.path, p))) m.slices.push_back({join(c.path, p), 0, 1, false});
+    for (const char* b : {"running_mean", "running_var"})
+      if (model.has_buffer(join(c.path, b))) m.slices.push_back({join(c.path, b), 0, 1, true});
+  } else {
+    m.role = c.kind == Kind::depthwise ? Role::depthwise : Role::producer;
+    m.slices.push_back({join(c.path, "weight"), 0, 1, false});
+    if (model.has_parameter(join(c.path, "bias"))) m.slices.push_back({join(c.path, "bias"), 0, 1, false});
+  }
+  return m;
+}
+
+}  // namespace
+
+std::vector<Group> dependency_groups(nn::Module& model, const Shape& input_shape,
+                                     const std::vector<std::string>& ignored) {
+  const std::vector<std::regex> ignore = compile_ignored(ignored);
+  Tensor input = Tensor::ones(input_shape).requires_grad_(true), output;
+  const std::vector<Call> calls = record_calls(model, input, output);
 
   // Union-find nodes: 0 the model input, 1 the model output, 2 + i the output of call i.
   UnionFind uf(calls.size() + 2);
@@ -189,18 +220,7 @@ std::vector<Group> dependency_groups(nn::Module& model, const Shape& input_shape
     if (c.kind != Kind::norm && std::any_of(ignore.begin(), ignore.end(),
                                             [&](const std::regex& r) { return std::regex_match(c.path, r); }))
       dropped.insert(root);
-    GroupMember m{c.path, c.type, Role::producer, {}};
-    if (c.kind == Kind::norm) {
-      m.role = Role::norm;
-      for (const char* p : {"weight", "bias"})
-        if (model.has_parameter(join(c.path, p))) m.slices.push_back({join(c.path, p), 0, 1, false});
-      for (const char* b : {"running_mean", "running_var"})
-        if (model.has_buffer(join(c.path, b))) m.slices.push_back({join(c.path, b), 0, 1, true});
-    } else {
-      m.role = c.kind == Kind::depthwise ? Role::depthwise : Role::producer;
-      m.slices.push_back({join(c.path, "weight"), 0, 1, false});
-      if (model.has_parameter(join(c.path, "bias"))) m.slices.push_back({join(c.path, "bias"), 0, 1, false});
-    }
+    GroupMember m = member_of(model, c);
     Group& g = by_root[root];
     SHEARS_CHECK(g.channels == 0 || g.channels == c.out_channels, "dependency groups", "'", c.path, "' has ",
                  c.out_channels, " channels but is coupled with layers of ", g.channels);

@@ -209,6 +209,28 @@ Matrix emd(const std::vector<double>& a, const std::vector<double>& b, const Mat
   return plan;
 }
 
+namespace {
+
+// Kᵀu for the n×k kernel, threads taking column blocks of `grain` (each sum in one fixed order).
+void transposed_product(const std::vector<float>& kernel, const std::vector<double>& u, int64_t n, int64_t k,
+                        int64_t grain, std::vector<double>& ktu) {
+  parallel_for(k, grain, [&](int64_t j0, int64_t j1) {
+    std::fill(ktu.begin() + j0, ktu.begin() + j1, 0.0);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {  // four rows per pass: a quarter of the loads and stores of ktu
+      const float* r0 = &kernel[static_cast<size_t>(i * k)];
+      const float *r1 = r0 + k, *r2 = r1 + k, *r3 = r2 + k;
+      for (int64_t j = j0; j < j1; ++j)
+        ktu[j] += (static_cast<double>(r0[j]) * u[i] + static_cast<double>(r1[j]) * u[i + 1]) +
+                  (static_cast<double>(r2[j]) * u[i + 2] + static_cast<double>(r3[j]) * u[i + 3]);
+    }
+    for (; i < n; ++i)
+      for (int64_t j = j0; j < j1; ++j) ktu[j] += static_cast<double>(kernel[static_cast<size_t>(i * k + j)]) * u[i];
+  });
+}
+
+}  // namespace
+
 SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>& b, const Matrix& cost,
                         const SinkhornOptions& options) {
   check_problem("sinkhorn", a, b, cost);
@@ -282,19 +304,7 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
       u_before = u;
       v_before = v;
       for (int64_t i = 0; i < n; ++i) u[i] = relaxed(u[i], a[i] / kv[i], omega);
-      parallel_for(k, std::max<int64_t>(grain * k / n, 1), [&](int64_t j0, int64_t j1) {  // column blocks
-        std::fill(ktu.begin() + j0, ktu.begin() + j1, 0.0);
-        int64_t i = 0;
-        for (; i + 4 <= n; i += 4) {  // four rows per pass: a quarter of the loads and stores of ktu
-          const float* r0 = &kernel[static_cast<size_t>(i * k)];
-          const float *r1 = r0 + k, *r2 = r1 + k, *r3 = r2 + k;
-          for (int64_t j = j0; j < j1; ++j)
-            ktu[j] += (static_cast<double>(r0[j]) * u[i] + static_cast<double>(r1[j]) * u[i + 1]) +
-                      (static_cast<double>(r2[j]) * u[i + 2] + static_cast<double>(r3[j]) * u[i + 3]);
-        }
-        for (; i < n; ++i)
-          for (int64_t j = j0; j < j1; ++j) ktu[j] += static_cast<double>(kernel[static_cast<size_t>(i * k + j)]) * u[i];
-      });
+      transposed_product(kernel, u, n, k, std::max<int64_t>(grain * k / n, 1), ktu);
       for (int64_t j = 0; j < k; ++j) v[j] = relaxed(v[j], b[j] / ktu[j], omega);
       result.iterations = it;
       columns_exact = omega == 1.0;

@@ -80,6 +80,39 @@ double cubic_sparsity(int64_t t, int64_t stages, double target, double initial) 
   return target + (initial - target) * u * u * u;
 }
 
+namespace {
+
+// One stage's solve: the method's weights and support of k entries, from the gradients G, the
+// weights at the call (w_bar) and now (w, zero where `active` is off).
+SwapStageResult solve_stage(const Tensor& G, const Vec& w_bar, const Vec& w, const std::vector<uint8_t>& active,
+                            const std::vector<int64_t>& sizes, int64_t k, const SwapPruneOptions& options) {
+  SwapStageResult r;
+  switch (options.method) {
+    case StageMethod::swap:
+    case StageMethod::lr: {
+      SwapOptions o = options.swap;
+      o.transport = options.method == StageMethod::swap;
+      SwapProblem problem = swap_problem(G, w_bar, options.lambda);
+      r = o.solver == Solver::code ? swap_stage(problem, w, k, o) : swap_stage_exact(problem, w, k, o);
+      break;
+    }
+    case StageMethod::woodfisher: {
+      WoodFisherResult wf = woodfisher_stage(G, w, active, sizes, k, options.woodfisher);
+      r.w = std::move(wf.w);
+      r.support = std::move(wf.support);
+      r.log.magnitude_overlap = support_overlap(r.support, top_k_support(w, k), k);
+      break;
+    }
+    case StageMethod::magnitude:
+      r.support = top_k_support(w, k);
+      r.w = masked(w, r.support);
+      break;
+  }
+  return r;
+}
+
+}  // namespace
+
 std::vector<SwapStageLog> swap_prune(nn::Module& model, const std::vector<std::string>& names,
                                      const SparsityTarget& target, const BatchSource& samples,
                                      const SwapPruneOptions& options,
@@ -132,28 +165,7 @@ std::vector<SwapStageLog> swap_prune(nn::Module& model, const std::vector<std::s
       }
     }
     start = std::chrono::steady_clock::now();
-    SwapStageResult r;
-    switch (options.method) {
-      case StageMethod::swap:
-      case StageMethod::lr: {
-        SwapOptions o = options.swap;
-        o.transport = options.method == StageMethod::swap;
-        SwapProblem problem = swap_problem(G, w_bar, options.lambda);
-        r = o.solver == Solver::code ? swap_stage(problem, w, k, o) : swap_stage_exact(problem, w, k, o);
-        break;
-      }
-      case StageMethod::woodfisher: {
-        WoodFisherResult wf = woodfisher_stage(G, w, active, sizes, k, options.woodfisher);
-        r.w = std::move(wf.w);
-        r.support = std::move(wf.support);
-        r.log.magnitude_overlap = support_overlap(r.support, top_k_support(w, k), k);
-        break;
-      }
-      case StageMethod::magnitude:
-        r.support = top_k_support(w, k);
-        r.w = masked(w, r.support);
-        break;
-    }
+    SwapStageResult r = solve_stage(G, w_bar, w, active, sizes, k, options);
     SwapStageLog log = r.log;
     log.method = method_name(options.method);
     log.stage = t;
