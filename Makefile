@@ -21,7 +21,8 @@ else
 endif
 
 LIB_SRCS   := $(wildcard core/*.cpp core/ops/*.cpp core/kernels/*.cpp nn/*.cpp nn/models/*.cpp \
-                         optim/*.cpp data/*.cpp prune/*.cpp prune/methods/*.cpp train/*.cpp pipeline/*.cpp) \
+                         optim/*.cpp data/*.cpp prune/*.cpp prune/algorithms/*.cpp prune/methods/*.cpp train/*.cpp \
+                         pipeline/*.cpp) \
               $(filter-out distributed/mpi.cpp distributed/no_mpi.cpp,$(wildcard distributed/*.cpp)) $(MPI_SRC)
 APP_SRCS   := $(wildcard apps/*.cpp)
 TEST_SRCS  := $(wildcard tests/*.cpp)
@@ -115,7 +116,8 @@ $(TESTS): $(TEST_OBJS) $(LIB)
 # rewritten to <shears/...> (the tree's own includes are rooted at its top). The *_impl.hpp kernel
 # templates and core/simd/ are not public. The examples build against these, as outside code does.
 PUBLIC_HEADERS := $(filter-out %_impl.hpp core/simd/%,$(wildcard core/*.hpp core/ops/*.hpp core/kernels/*.hpp \
-                    nn/*.hpp nn/models/*.hpp optim/*.hpp data/*.hpp prune/*.hpp distributed/*.hpp train/*.hpp pipeline/*.hpp))
+                    nn/*.hpp nn/models/*.hpp optim/*.hpp data/*.hpp prune/*.hpp prune/algorithms/*.hpp prune/methods/registry.hpp \
+                    distributed/*.hpp train/*.hpp pipeline/*.hpp))
 STAGED_HEADERS := $(PUBLIC_HEADERS:%=$(BUILD)/include/shears/%)
 $(STAGED_HEADERS): $(BUILD)/include/shears/%: %
 	@mkdir -p $(dir $@)

@@ -25,7 +25,7 @@
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"
 #include "pipeline/prune_run.hpp"
-#include "prune/methods.hpp"
+#include "prune/methods/registry.hpp"
 #include "prune/metrics.hpp"
 
 namespace shears::app {

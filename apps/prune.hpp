@@ -1,12 +1,12 @@
 // What `shears prune` and `shears sweep` share: the pruning flags and their translation into the
-// library's pruning context (prune/methods.hpp), and fine-tuning with a progress display.
+// library's pruning context (prune/methods/registry.hpp), and fine-tuning with a progress display.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
 
 #include "apps/session.hpp"
-#include "prune/methods.hpp"
+#include "prune/methods/registry.hpp"
 #include "prune/metrics.hpp"
 #include "prune/scope.hpp"
 #include "train/loop.hpp"
@@ -47,7 +47,7 @@ struct PruneSpec {
   int64_t synflow_rounds = 100;
   int64_t spode_steps = 100;   // N steps of the ODE (docs/algorithms/spode.md#options)
   double spode_radius = 1.1;   // step radius over the smallest feasible one
-  // swap, lr, woodfisher (docs/algorithms/swap.md#gradual-protocol; prune/swap.hpp): n fresh samples
+  // swap, lr, woodfisher (docs/algorithms/swap.md#gradual-protocol; prune/algorithms/swap.hpp): n fresh samples
   // per stage, T stages of the cubic schedule (also gradual magnitude pruning when T > 1),
   // stage_finetune_epochs of fine-tuning with `finetune`'s settings after every stage but the last.
   int64_t swap_samples = 1000, swap_stages = 1, stage_finetune_epochs = 1;

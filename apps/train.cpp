@@ -36,7 +36,7 @@
 #include "optim/optimizer.hpp"
 #include "optim/schedule.hpp"
 #include "pipeline/split_data.hpp"
-#include "prune/sfw.hpp"
+#include "prune/algorithms/sfw.hpp"
 #include "train/loop.hpp"
 #include "train/run_folder.hpp"
 #include "train/run_log.hpp"

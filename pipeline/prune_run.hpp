@@ -11,7 +11,7 @@
 
 #include "data/prepare.hpp"
 #include "nn/module.hpp"
-#include "prune/methods.hpp"
+#include "prune/methods/registry.hpp"
 #include "prune/metrics.hpp"
 #include "train/evaluate.hpp"
 #include "train/loop.hpp"

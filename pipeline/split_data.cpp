@@ -4,8 +4,8 @@
 #include <fstream>
 
 #include "core/error.hpp"
-#include "prune/methods.hpp"
-#include "prune/model_fusion.hpp"
+#include "prune/algorithms/model_fusion.hpp"
+#include "prune/methods/registry.hpp"
 
 namespace shears::pipeline {
 

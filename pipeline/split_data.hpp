@@ -2,7 +2,7 @@
 // models, each trained on its own part of the training set, combined four ways and each
 // combination evaluated on the test set as is and after fine-tuning on the whole training set:
 //   naive  the plain average of the K models (no alignment), the baseline;
-//   ot     OT fusion: models 1..K-1 aligned to model 0, then averaged (prune/model_fusion.hpp);
+//   ot     OT fusion: models 1..K-1 aligned to model 0, then averaged (prune/algorithms/model_fusion.hpp);
 //   paf    prune, then fuse: each model pruned by Intra-Fusion (l1 importance, the same channel
 //          sparsity in every group, so the pruned models share widths), then OT-fused;
 //   fap    fuse, then prune: the OT-fused model pruned by Intra-Fusion the same way.

@@ -14,7 +14,7 @@
 #include "data/prepare.hpp"
 #include "nn/module.hpp"
 #include "pipeline/sweep_table.hpp"
-#include "prune/methods.hpp"
+#include "prune/methods/registry.hpp"
 #include "train/evaluate.hpp"
 #include "train/loop.hpp"
 

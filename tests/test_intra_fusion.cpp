@@ -1,7 +1,6 @@
 // prune/bn_fold and prune/intra_fusion: docs/algorithms/baselines.md#bn-folding and the properties listed in
 // docs/algorithms/intra-fusion.md#properties-the-tests-check.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstring>
 
@@ -10,8 +9,8 @@
 #include "helpers.hpp"
 #include "nn/layers.hpp"
 #include "nn/models/registry.hpp"
+#include "prune/algorithms/intra_fusion.hpp"
 #include "prune/bn_fold.hpp"
-#include "prune/intra_fusion.hpp"
 #include "prune/structured.hpp"
 
 using namespace shears;

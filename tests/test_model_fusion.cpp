@@ -1,9 +1,8 @@
 // prune/model_fusion: cross-model OT fusion (OTFusion) for Split-Data. The defining property: a
 // model fused with a channel-permuted copy of itself is the model again, which naive averaging
 // is not.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <random>
 #include <tuple>
@@ -12,7 +11,7 @@
 #include "helpers.hpp"
 #include "nn/layers.hpp"
 #include "nn/models/registry.hpp"
-#include "prune/model_fusion.hpp"
+#include "prune/algorithms/model_fusion.hpp"
 
 using namespace shears;
 

@@ -1,6 +1,5 @@
 // prune/: scope, exact-count masks, masks through optimizers and checkpoints, unstructured baselines.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdio>
 
@@ -9,7 +8,7 @@
 #include "nn/layers.hpp"
 #include "nn/models/registry.hpp"
 #include "optim/optimizer.hpp"
-#include "prune/baselines.hpp"
+#include "prune/algorithms/baselines.hpp"
 #include "prune/masks.hpp"
 #include "prune/scope.hpp"
 

@@ -1,4 +1,4 @@
-// The pruning-method registry (prune/methods.hpp) and the training loop (train/loop.hpp): the
+// The pruning-method registry (prune/methods/registry.hpp) and the training loop (train/loop.hpp): the
 // built-in rows do what their direct calls do, a registered method or importance is found and run
 // by name, and the loop's non-finite policy and fine-tuning keep their promises.
 #include <catch2/catch.hpp>
@@ -12,7 +12,7 @@
 #include "optim/optimizer.hpp"
 #include "pipeline/sweep.hpp"
 #include "prune/masks.hpp"
-#include "prune/methods.hpp"
+#include "prune/methods/registry.hpp"
 #include "prune/metrics.hpp"
 #include "train/loop.hpp"
 

@@ -4,7 +4,6 @@
 // convex problem, resume through state_dict, SFW-Init's invariants, and SFW-trained vs SGD-trained
 // magnitude pruning.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <functional>
 #include <numeric>
@@ -14,8 +13,8 @@
 #include "helpers.hpp"
 #include "nn/layers.hpp"
 #include "optim/optimizer.hpp"
+#include "prune/algorithms/sfw.hpp"
 #include "prune/masks.hpp"
-#include "prune/sfw.hpp"
 
 using namespace shears;
 using prune::KSparsePolytope;

@@ -16,9 +16,9 @@
 #include "nn/layers.hpp"
 #include "nn/models/registry.hpp"
 #include "optim/optimizer.hpp"
-#include "prune/baselines.hpp"
+#include "prune/algorithms/baselines.hpp"
+#include "prune/algorithms/spode.hpp"
 #include "prune/bn_recalibrate.hpp"
-#include "prune/spode.hpp"
 
 using namespace shears;
 using prune::Distribution;

@@ -19,9 +19,9 @@
 #include "helpers.hpp"
 #include "nn/models/registry.hpp"
 #include "optim/optimizer.hpp"
-#include "prune/baselines.hpp"
-#include "prune/swap.hpp"
-#include "prune/woodfisher.hpp"
+#include "prune/algorithms/baselines.hpp"
+#include "prune/algorithms/swap.hpp"
+#include "prune/algorithms/woodfisher.hpp"
 
 using namespace shears;
 using prune::ot::Matrix;

@@ -20,7 +20,7 @@
 #include <shears/data/open_dataset.hpp>
 #include <shears/nn/models/registry.hpp>
 #include <shears/optim/optimizer.hpp>
-#include <shears/prune/baselines.hpp>
+#include <shears/prune/algorithms/baselines.hpp>
 #include <shears/prune/masks.hpp>
 
 using namespace shears;

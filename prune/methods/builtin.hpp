@@ -1,7 +1,7 @@
-// The built-in rows of the method and importance tables (prune/methods.hpp): each file of this
+// The built-in rows of the method and importance tables (prune/methods/registry.hpp): each file of this
 // folder defines the `run` (or `make`) functions of one family; methods.cpp lists them.
 #pragma once
-#include "prune/methods.hpp"
+#include "prune/methods/registry.hpp"
 
 namespace shears::prune::builtin {
 
@@ -16,7 +16,7 @@ void grasp(nn::Module& model, const PruneContext& context);
 void synflow(nn::Module& model, const PruneContext& context);
 // The mask ODE (spode.cpp).
 void spode(nn::Module& model, const PruneContext& context);
-// The stage driver of prune/swap.hpp: swap, lr, woodfisher, and magnitude in stages (stages.cpp).
+// The stage driver of prune/algorithms/swap.hpp: swap, lr, woodfisher, and magnitude in stages (stages.cpp).
 void staged(nn::Module& model, const PruneContext& context, StageMethod method);
 // Channel removal and Intra-Fusion over the dependency groups (channels.cpp).
 void remove_channels(nn::Module& model, const PruneContext& context);

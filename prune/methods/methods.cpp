@@ -1,4 +1,4 @@
-// The tables of prune/methods.hpp: the built-in rows, listed here explicitly (a program that
+// The tables of prune/methods/registry.hpp: the built-in rows, listed here explicitly (a program that
 // links the library sees them without any static initialisation), then the registered ones.
 #include <algorithm>
 #include <memory>

@@ -1,5 +1,5 @@
 // SWAP, LR, WoodFisher and gradual magnitude pruning as registry rows: the stage driver of
-// prune/swap.hpp (one-shot with one stage), fine-tuning between stages through the context, a log
+// prune/algorithms/swap.hpp (one-shot with one stage), fine-tuning between stages through the context, a log
 // line and a trace row per stage.
 #include <cstdio>
 #include <filesystem>

@@ -1,6 +1,6 @@
 // Cross-model OT fusion (OTFusion, weight-based; see model_fusion.hpp for the procedure and the
 // departures).
-#include "prune/model_fusion.hpp"
+#include "prune/algorithms/model_fusion.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // SpODE / PSO (docs/algorithms/spode.md); see spode.hpp for the layout and the departures.
-#include "prune/spode.hpp"
+#include "prune/algorithms/spode.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // WoodFisher (docs/algorithms/swap.md#woodfisher); see woodfisher.hpp for the layout and the departures.
-#include "prune/woodfisher.hpp"
+#include "prune/algorithms/woodfisher.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "core/blas.hpp"
 #include "core/error.hpp"
-#include "prune/swap.hpp"
+#include "prune/algorithms/swap.hpp"
 
 namespace shears::prune {
 namespace {

@@ -1,6 +1,6 @@
 // SFW-pruning: constraints, LMOs, the optimizer, lr schemes and SFW-Init (docs/algorithms/sfw.md; the
 // departures from the official code are listed in sfw.hpp).
-#include "prune/sfw.hpp"
+#include "prune/algorithms/sfw.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Intra-Fusion (docs/algorithms/intra-fusion.md; see intra_fusion.hpp for the departures).
-#include "prune/intra_fusion.hpp"
+#include "prune/algorithms/intra_fusion.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -6,9 +6,9 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "prune/algorithms/swap.hpp"
+#include "prune/algorithms/woodfisher.hpp"
 #include "prune/per_sample.hpp"
-#include "prune/swap.hpp"
-#include "prune/woodfisher.hpp"
 
 namespace shears::prune {
 namespace {

@@ -1,6 +1,6 @@
 // SWAP — sparse entropic Wasserstein regression pruning (You & Cheng, ICLR 2024), with its LR
 // baseline (CHITA's formulation: the same regression with the identity plan) and the gradual driver
-// that WoodFisher and magnitude pruning share (prune/woodfisher.hpp). Documented in
+// that WoodFisher and magnitude pruning share (prune/algorithms/woodfisher.hpp). Documented in
 // docs/algorithms/swap.md: objectives and symbols (#notation-and-objectives), identities
 // (#identities), G (#per-sample-gradients), the two solvers (#the-code-solver,
 // #the-principled-solver), the driver (#gradual-protocol), noise (#gradient-noise), departures
@@ -69,9 +69,9 @@
 #include "core/batch.hpp"
 #include "core/random.hpp"
 #include "nn/module.hpp"
+#include "prune/algorithms/woodfisher.hpp"
 #include "prune/masks.hpp"
 #include "prune/ot.hpp"
-#include "prune/woodfisher.hpp"
 
 namespace shears::prune {
 

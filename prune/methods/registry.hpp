@@ -16,12 +16,12 @@
 
 #include "core/batch.hpp"
 #include "nn/module.hpp"
-#include "prune/baselines.hpp"
+#include "prune/algorithms/baselines.hpp"
+#include "prune/algorithms/intra_fusion.hpp"
+#include "prune/algorithms/spode.hpp"
+#include "prune/algorithms/swap.hpp"
 #include "prune/importance.hpp"
-#include "prune/intra_fusion.hpp"
 #include "prune/scope.hpp"
-#include "prune/spode.hpp"
-#include "prune/swap.hpp"
 
 namespace shears::prune {
 

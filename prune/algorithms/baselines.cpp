@@ -1,5 +1,5 @@
 // Magnitude, random, SNIP, GraSP and SynFlow scores (docs/algorithms/baselines.md#unstructured-scores).
-#include "prune/baselines.hpp"
+#include "prune/algorithms/baselines.hpp"
 
 #include <cmath>
 #include <limits>

@@ -1,7 +1,7 @@
 // SWAP and its LR baseline on one stage's problem (docs/algorithms/swap.md); see swap.hpp for
 // the two solvers and the departures from the official code. The driver over a model, the noise
 // model and the schedule are in swap_prune.cpp.
-#include "prune/swap.hpp"
+#include "prune/algorithms/swap.hpp"
 
 #include <algorithm>
 #include <cmath>
