@@ -256,4 +256,14 @@ std::vector<Group> dependency_groups(nn::Module& model, const Shape& input_shape
   return out;
 }
 
+void for_each_in_channel(const Shape& shape, const Slice& slice, int64_t c, const std::function<void(int64_t)>& fn) {
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < slice.dim; ++d) outer *= shape[d];
+  for (size_t d = slice.dim + 1; d < shape.size(); ++d) inner *= shape[d];
+  int64_t extent = shape[slice.dim];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = c * slice.span; k < (c + 1) * slice.span; ++k)
+      for (int64_t i = 0; i < inner; ++i) fn((o * extent + k) * inner + i);
+}
+
 }  // namespace shears::prune

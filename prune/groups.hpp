@@ -21,6 +21,7 @@
 // output backwards: reverse the list for that).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,5 +66,8 @@ struct Group {
 // depthwise member is left out (Torch-Pruning's ignored_layers).
 std::vector<Group> dependency_groups(nn::Module& model, const Shape& input_shape,
                                      const std::vector<std::string>& ignored = {});
+
+// Calls fn(flat index) for every element of channel c of `slice` in a tensor of `shape`.
+void for_each_in_channel(const Shape& shape, const Slice& slice, int64_t c, const std::function<void(int64_t)>& fn);
 
 }  // namespace shears::prune

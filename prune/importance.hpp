@@ -30,7 +30,4 @@ Importance taylor_importance();
 // Uniform [0, 1) per channel from `gen` (kept by reference: it must outlive the function).
 Importance random_importance(Generator& gen);
 
-// Calls fn(flat index) for every element of channel c of `slice` in a tensor of `shape`.
-void for_each_in_channel(const Shape& shape, const Slice& slice, int64_t c, const std::function<void(int64_t)>& fn);
-
 }  // namespace shears::prune

@@ -72,6 +72,7 @@
 #include "prune/algorithms/woodfisher.hpp"
 #include "prune/masks.hpp"
 #include "prune/ot.hpp"
+#include "prune/support.hpp"
 
 namespace shears::prune {
 
@@ -109,15 +110,6 @@ enum class Direction { code, exact };
 // with c the column sums of Π (= Gᵀ(Gw − nΠᵀy) + nλ(w − w̄) for uniform marginals).
 std::vector<double> search_direction(const SwapProblem& problem, const std::vector<double>& w, const ot::Matrix& plan,
                                      Direction direction);
-
-// The mask of the k largest scores (ties: lower index kept), by nth_element.
-std::vector<uint8_t> top_k_by_score(const std::vector<double>& score, int64_t k);
-// H_k: the mask of the k entries of largest |x| (ties: lower index), and x on that mask.
-std::vector<uint8_t> top_k_support(const std::vector<double>& x, int64_t k);
-std::vector<double> hard_threshold(const std::vector<double>& x, int64_t k);
-// x on the mask, 0 elsewhere; |a ∩ b| / k for two masks of k entries (1 when k = 0).
-std::vector<double> masked(const std::vector<double>& x, const std::vector<uint8_t>& support);
-double support_overlap(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b, int64_t k);
 
 // τ_c of the code solver: bisection (≤ 50 halvings) on [0, min(max_i w_i/(d_i + 1e-16), 100)] for the largest
 // τ with top_k_support(w − τd) = top_k_support(w); 0 when that bound is ≤ 0.

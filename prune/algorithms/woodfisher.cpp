@@ -7,7 +7,7 @@
 
 #include "core/blas.hpp"
 #include "core/error.hpp"
-#include "prune/algorithms/swap.hpp"
+#include "prune/support.hpp"
 
 namespace shears::prune {
 namespace {
