@@ -212,7 +212,7 @@ TEST_CASE("out of memory names the step and the size, and ends the process at on
   CHECK(contains(r, "forward of "));
 
   // Threads whose stacks do not fit: the pool and the loader say which thread could not start.
-  for (const std::string& flags : {"--threads 500 --workers 1", "--threads 1 --workers 250"}) {
+  for (const char* flags : {"--threads 500 --workers 1", "--threads 1 --workers 250"}) {
     Result t = run_command("bash -c 'ulimit -v 1000000; timeout -s KILL 120 " + std::string(SHEARS_BINARY) +
                            " train --model mlpnet --data synthetic --epochs 1 " + flags + " --output " +
                            fresh_dir("threads").string() + "'");

@@ -68,7 +68,7 @@ TEST_CASE("schedules give torch.optim.lr_scheduler's learning rates", "[optim]")
   configs["step_3_0.5"] = {"step", 12, 3, {}, 0.5};
   configs["multistep_3_7_0.1"] = {"multistep", 12, 0, {3, 7}, 0.1};
   configs["cosine_10_min0.001"] = {"cosine", 10, 0, {}, 0.1, 0.01};
-  configs["onecycle_20"] = {"onecycle", 20};
+  configs["onecycle_20"] = {"onecycle", 20, 30, {}};
   configs["warmup3_0.1_cosine7"] = {"cosine", 10, 0, {}, 0.1, 0.0, 3, 0.1};
   for (const auto& c : fixtures()["schedules"]) {
     std::string name = c["name"];
@@ -115,7 +115,9 @@ TEST_CASE("optimizer state round-trips by parameter name and rejects foreign ent
                     Catch::Contains("conv.weight"));
   CHECK_THROWS_WITH(restored.load_state_dict({{"fc.bias.momentum_buffer", Tensor::zeros({3})}}),
                     Catch::Contains("[3]"));
-  CHECK_THROWS_WITH(optim::make_schedule({"bogus"}), Catch::Contains("unknown schedule 'bogus'"));
+  optim::ScheduleOptions bogus;
+  bogus.name = "bogus";
+  CHECK_THROWS_WITH(optim::make_schedule(bogus), Catch::Contains("unknown schedule 'bogus'"));
   CHECK_THROWS_AS(optim::Sgd(optim::decay_groups(params, 0.1, 0, false), {0.1, 0, 0, 0, true}), Error);
 }
 
