@@ -54,11 +54,12 @@ void print_summary(const InfoConfig& c) {
   o.width_multiplier = c.width_multiplier;
   auto model = nn::make_model(c.model, o);
   nn::Summary s = nn::summarize(*model, {1, c.in_channels, c.input_size, c.input_size});
-  std::printf("%s, input %s\n%-32s %-18s %-16s %12s %14s\n", c.model.c_str(), shape_string(s.input_shape).c_str(),
-              "layer", "type", "output", "parameters", "MACs");
+  std::printf("%s, input %s\n%-32s %-18s %-16s %12s %14s  %s\n", c.model.c_str(), shape_string(s.input_shape).c_str(),
+              "layer", "type", "output", "parameters", "MACs", "conv path: forward dx dW");
   for (const auto& l : s.layers)
-    std::printf("%-32s %-18s %-16s %12lld %14lld\n", l.name.c_str(), l.type.c_str(), shape_string(l.output_shape).c_str(),
-                (long long)l.parameters, (long long)l.macs);
+    std::printf("%-32s %-18s %-16s %12lld %14lld%s%s\n", l.name.c_str(), l.type.c_str(),
+                shape_string(l.output_shape).c_str(), (long long)l.parameters, (long long)l.macs,
+                l.conv_paths.empty() ? "" : "  ", l.conv_paths.c_str());
   std::printf("total: %lld parameters, %lld MACs = %.2f MFLOPs per image (FLOPs = 2 x MACs)\n", (long long)s.parameters,
               (long long)s.macs, s.flops() * 1e-6);
 }

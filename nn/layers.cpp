@@ -62,9 +62,12 @@ Conv2dConfig Conv2d::config() const {
   return current;
 }
 
+Conv2dOptions Conv2d::options() const {
+  return {config_.stride.array(), config_.padding.array(), config_.dilation.array(), groups()};
+}
+
 Tensor Conv2d::forward(const Tensor& x) {
-  Conv2dOptions opt{config_.stride.array(), config_.padding.array(), config_.dilation.array(), groups()};
-  return conv2d(x, effective("weight"), has_parameter("bias") ? effective("bias") : Tensor(), opt);
+  return conv2d(x, effective("weight"), has_parameter("bias") ? effective("bias") : Tensor(), options());
 }
 
 int64_t Conv2d::macs(const Shape& /*input*/, const Shape& output) const {

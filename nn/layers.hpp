@@ -61,6 +61,7 @@ class Conv2d : public Cloneable<Conv2d> {
   int64_t in_channels() const { return parameter("weight").size(1) * groups(); }
   int64_t out_channels() const { return parameter("weight").size(0); }
   Conv2dConfig config() const;  // as built, with the current groups()
+  Conv2dOptions options() const;  // what forward passes to conv2d
   void reset_parameters(Generator& gen);
 
  private:

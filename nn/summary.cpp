@@ -3,8 +3,24 @@
 #include <map>
 
 #include "core/autograd.hpp"
+#include "core/ops/conv2d.hpp"
+#include "nn/layers.hpp"
 
 namespace shears::nn {
+
+namespace {
+
+std::string conv_paths(const Conv2d& conv, const Shape& input) {
+  const ConvGeometry g = conv_geometry(input, conv.parameter("weight").shape(), conv.options());
+  std::string paths;
+  for (ConvPass pass : {ConvPass::forward, ConvPass::input_gradient, ConvPass::weight_gradient}) {
+    if (!paths.empty()) paths += ' ';
+    paths += conv_path_name(conv_path(g, pass));
+  }
+  return paths;
+}
+
+}  // namespace
 
 Summary summarize(Module& model, const Shape& input_shape) {
   std::map<const Module*, std::string> names;
@@ -16,8 +32,13 @@ Summary summarize(Module& model, const Shape& input_shape) {
   ForwardObserver observer([&](const Module& m, const Tensor& input, const Tensor& output) {
     if (!m.named_children().empty()) return;
     auto it = names.find(&m);
-    LayerSummary row{it != names.end() ? it->second : "", m.type_name(), output.shape(), m.num_parameters(),
-                     m.macs(input.shape(), output.shape())};
+    LayerSummary row{it != names.end() ? it->second : "",
+                     m.type_name(),
+                     output.shape(),
+                     m.num_parameters(),
+                     m.macs(input.shape(), output.shape()),
+                     ""};
+    if (auto* conv = dynamic_cast<const Conv2d*>(&m)) row.conv_paths = conv_paths(*conv, input.shape());
     s.macs += row.macs;
     s.layers.push_back(std::move(row));
   });

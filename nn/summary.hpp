@@ -20,6 +20,7 @@ struct LayerSummary {
   Shape output_shape;
   int64_t parameters = 0;  // the layer's own parameters
   int64_t macs = 0;
+  std::string conv_paths;  // Conv2d: the engine's path for the forward, dx and dW (core/kernels/conv.hpp)
 };
 
 struct Summary {

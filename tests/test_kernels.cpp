@@ -5,6 +5,8 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "core/blas.hpp"
@@ -159,6 +161,25 @@ TEST_CASE("SGD and Adam update kernels follow torch.optim's update rules", "[ker
       CHECK(test::tolerance_ratio(p.data(), expect.data(), n, 1e-6, 1e-5) <= 1);
     }
   }
+}
+
+TEST_CASE("the case list names the path the engine chooses for each pass, and covers every path", "[kernels][conv2d]") {
+  std::set<std::string> seen;
+  for (const cases::ConvCase& c : cases::conv_cases()) {
+    INFO("case " << c.name);
+    const ConvGeometry g = conv_geometry(c.input(1), c.weight(), c.options());
+    std::string chosen;
+    for (ConvPass pass : {ConvPass::forward, ConvPass::input_gradient, ConvPass::weight_gradient}) {
+      const char* name = conv_path_name(conv_path(g, pass));
+      if (!chosen.empty()) chosen += ' ';
+      chosen += name;
+      seen.insert(name);
+      // The batch never changes the path: it depends on the layer's shape only.
+      CHECK(conv_path(conv_geometry(c.input(7), c.weight(), c.options()), pass) == conv_path(g, pass));
+    }
+    CHECK(chosen == c.paths);
+  }
+  CHECK(seen == std::set<std::string>{"gemm", "depthwise3x3", "direct3x3", "direct3x3-parity"});
 }
 
 TEST_CASE("conv2d fast kernels equal the reference on the shared case list", "[kernels][conv2d]") {
