@@ -24,21 +24,24 @@
 #include <sstream>
 
 #include "apps/commands.hpp"
-#include "apps/plot.hpp"
 #include "apps/prune.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"
+#include "pipeline/plot.hpp"
 #include "pipeline/sweep_table.hpp"
 
 namespace shears::app {
 
+using pipeline::accuracy_plot;
 using pipeline::aggregate;
 using pipeline::Cell;
 using pipeline::kSweepHeader;
+using pipeline::LinePlot;
 using pipeline::read_sweep_rows;
 using pipeline::SweepRow;
 using pipeline::Table;
+using pipeline::write_plot;
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "apps/plot.hpp"
+#include "pipeline/plot.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -16,7 +16,7 @@
 
 extern char** environ;  // the process environment, passed on to the converter
 
-namespace shears::app {
+namespace shears::pipeline {
 
 namespace {
 
@@ -210,4 +210,4 @@ LinePlot accuracy_plot(const Table& cells, const std::vector<std::string>& metho
   return plot;
 }
 
-}  // namespace shears::app
+}  // namespace shears::pipeline

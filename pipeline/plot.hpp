@@ -9,9 +9,7 @@
 
 #include "pipeline/sweep_table.hpp"
 
-namespace shears::app {
-
-using pipeline::Table;
+namespace shears::pipeline {
 
 struct Series {
   std::string label;
@@ -43,4 +41,4 @@ std::vector<double> nice_ticks(double lo, double hi, int target = 5);
 // accuracy as the reference line.
 LinePlot accuracy_plot(const Table& cells, const std::vector<std::string>& methods, double dense_top1);
 
-}  // namespace shears::app
+}  // namespace shears::pipeline
