@@ -1,24 +1,9 @@
-// `shears prune`: one pruning step on a trained checkpoint (issue 7). Evaluates the model before
-// pruning, right after, and after an optional fine-tuning with the masks fixed; prints parameters,
-// MACs, theoretical and measured speed-up and a per-layer sparsity table; writes the pruned
-// checkpoint and metrics.json.
-//
-// metrics.json uses ShrinkBench's vocabulary (docs/design.md#pruning-metrics): `size` and `flops`
-// are the dense model's (before pruning), `size_nz` and `flops_nz` the pruned model's nonzero
-// parameters and FLOPs, so that `compression_ratio` = size / size_nz and
-// `theoretical_speedup` = flops / flops_nz compare the two for masks and channel removal alike.
-// FLOPs = 2 × MACs, per image, Conv2d and Linear only (nn/summary.hpp); `macs`/`macs_nz` are given
-// too. `loss`, `acc1`, `acc5` are the final model's (fine-tuned if --finetune-epochs > 0), on the
-// test split, accuracies in percent; `dense`, `pruned` and `finetuned` hold the three evaluations.
-// `sparsity` is the fraction of zeros among all Conv2d/Linear weights of the dense model (removed
-// channels count as zeros), `layers` the same per tensor. `latency_ms` times a forward of one test
-// batch (median, std; the two models alternate).
+// `shears prune`: one pruning step on a trained checkpoint (pipeline::prune_and_measure), its
+// evaluations, counts, latencies and per-layer table printed, pruned.safetensors and metrics.json
+// written (pipeline/prune_run.hpp says what metrics.json holds).
 #include "apps/prune.hpp"
 
-#include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "apps/commands.hpp"
 #include "core/error.hpp"
@@ -324,11 +309,6 @@ void check_method(const PruneSpec& spec) {
                  spec.method, "'");
   else
     prune::find_method(spec.method, prune::MethodKind::masks);
-}
-
-void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& data) {
-  check_method(spec);
-  prune::prune_model(model, spec.method, prune_context(spec, data), spec.bn_recalibrate);
 }
 
 train::FineTuneHooks fine_tune_display(int64_t epochs) {

@@ -80,10 +80,6 @@ prune::PruneContext prune_context(const PruneSpec& spec, const OpenedData& data)
 // Refuses a method the registry does not hold (of the kind --structured asks for).
 void check_method(const PruneSpec& spec);
 
-// Prunes `model` in place with the registry's method: masks (unstructured) or channel removal
-// (structured). Data-dependent criteria read spec.score_batches shuffled batches of the training split.
-void prune_model(nn::Module& model, const PruneSpec& spec, const OpenedData& data);
-
 void add_finetune_flags(CLI::App& cli, FineTune& ft);
 
 // A progress bar and one line per epoch for train::fine_tune.

@@ -46,6 +46,17 @@ struct PruneOutcome {
 // Prunes `model` in place; the dense model is kept aside for the comparisons.
 PruneOutcome prune_and_measure(nn::Module& model, const data::OpenedData& data, const PruneRunOptions& options);
 
+// metrics.json uses ShrinkBench's vocabulary (docs/design.md#pruning-metrics): `size` and `flops`
+// are the dense model's (before pruning), `size_nz` and `flops_nz` the pruned model's nonzero
+// parameters and FLOPs, so that `compression_ratio` = size / size_nz and
+// `theoretical_speedup` = flops / flops_nz compare the two for masks and channel removal alike.
+// FLOPs = 2 × MACs, per image, Conv2d and Linear only (nn/summary.hpp); `macs`/`macs_nz` are given
+// too. `loss`, `acc1`, `acc5` are the final model's (fine-tuned if it ran), on the
+// test split, accuracies in percent; `dense`, `pruned` and `finetuned` hold the three evaluations.
+// `sparsity` is the fraction of zeros among all Conv2d/Linear weights of the dense model (removed
+// channels count as zeros), `layers` the same per tensor. `latency_ms` times a forward of one test
+// batch (median, std; the two models alternate).
+//
 // What metrics.json says of the run besides the outcome.
 struct PruneRecord {
   std::string weights;      // the dense checkpoint
