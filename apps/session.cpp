@@ -47,16 +47,6 @@ void add_model_shape_flags(CLI::App& cli, int64_t& in_channels, int64_t& input_s
   cli.add_option("--num-classes", num_classes)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
 }
 
-std::string format_duration(double seconds) {
-  int64_t s = static_cast<int64_t>(std::llround(seconds));
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
-  return buf;
-}
-
 Progress::Progress(std::string title, int64_t total)
     : title_(std::move(title)), total_(std::max<int64_t>(total, 1)), tty_(isatty(fileno(stdout))),
       start_(std::chrono::steady_clock::now()), last_draw_(start_) {}

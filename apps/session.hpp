@@ -11,6 +11,7 @@
 #include "data/loader.hpp"
 #include "data/prepare.hpp"
 #include "nn/module.hpp"
+#include "pipeline/report.hpp"
 #include "train/evaluate.hpp"
 
 namespace shears::app {
@@ -46,6 +47,6 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
-std::string format_duration(double seconds);
+using pipeline::format_duration;
 
 }  // namespace shears::app
