@@ -24,7 +24,7 @@
 #include <sstream>
 
 #include "apps/commands.hpp"
-#include "apps/prune.hpp"
+#include "apps/prune_flags.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"

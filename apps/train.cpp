@@ -22,7 +22,7 @@
 
 #include "apps/commands.hpp"
 #include "apps/config_file.hpp"
-#include "apps/prune.hpp"
+#include "apps/prune_flags.hpp"
 #include "apps/session.hpp"
 #include "core/autograd.hpp"
 #include "core/config_file.hpp"
