@@ -2,6 +2,7 @@
 // and at several thread counts. Tolerances: float32 against double-accumulated references.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -89,6 +90,48 @@ TEST_CASE("elementwise and reduction kernels match plain loops, tails included",
       CHECK(k.sum_squared_deviation(pa, m, 0.5f) == Approx(sq).epsilon(1e-5));
       CHECK(k.dot(pa, pb, m) == Approx(dot).epsilon(1e-5).margin(1e-4));
       CHECK(k.dot_centered(pg, pa, m, 0.5f) == Approx(dotc).epsilon(1e-4).margin(1e-3));
+    }
+  }
+}
+
+TEST_CASE("mixed-precision kernels give the same bits under every ISA and match long double", "[kernels][swap]") {
+  for (int64_t n : {0, 1, 3, 4, 5, 15, 16, 17, 31, 33, 64, 1001}) {
+    std::vector<float> g[4];
+    for (int r = 0; r < 4; ++r) {
+      Tensor t = test::random_tensor({n + 1}, 10 + r, -2.f, 2.f);
+      g[r].assign(t.data(), t.data() + n);
+    }
+    std::vector<double> x(n), a{0.3, -1.7, 2.5, 1e-3};
+    for (int64_t i = 0; i < n; ++i) x[i] = std::sin(0.37 * double(i)) * 3.0 + 1e-9 * double(i);
+    const float* rows[4] = {g[0].data(), g[1].data(), g[2].data(), g[3].data()};
+    long double dot_ref = 0;
+    std::vector<long double> y1_ref(x.begin(), x.end()), y4_ref(x.begin(), x.end());
+    for (int64_t i = 0; i < n; ++i) {
+      dot_ref += (long double)g[0][i] * x[i];
+      y1_ref[i] += (long double)a[0] * g[0][i];
+      for (int r = 0; r < 4; ++r) y4_ref[i] += (long double)a[r] * g[r][i];
+    }
+    const kernels::Table& scalar = kernels::table_for(kernels::Isa::Scalar);
+    const double dot = scalar.dot_f32_f64(rows[0], x.data(), n);
+    std::vector<double> y1 = x, y4 = x;
+    scalar.axpy_f32_f64(a[0], rows[0], y1.data(), n);
+    scalar.axpy4_f32_f64(a.data(), rows, y4.data(), n);
+    INFO("n " << n);
+    CHECK(std::abs(dot - (double)dot_ref) <= 1e-12 * (1 + std::abs((double)dot_ref)) * double(n + 1));
+    for (int64_t i = 0; i < n; ++i) {
+      CHECK(std::abs(y1[i] - (double)y1_ref[i]) <= 1e-14 * (1 + std::abs(y1[i])));
+      CHECK(std::abs(y4[i] - (double)y4_ref[i]) <= 1e-14 * (1 + std::abs(y4[i])));
+    }
+    for (kernels::Isa isa : supported_isas()) {
+      const kernels::Table& k = kernels::table_for(isa);
+      INFO("isa " << kernels::isa_name(isa));
+      const double d = k.dot_f32_f64(rows[0], x.data(), n);
+      CHECK(std::memcmp(&d, &dot, sizeof d) == 0);
+      std::vector<double> z1 = x, z4 = x;
+      k.axpy_f32_f64(a[0], rows[0], z1.data(), n);
+      k.axpy4_f32_f64(a.data(), rows, z4.data(), n);
+      CHECK(std::memcmp(z1.data(), y1.data(), sizeof(double) * n) == 0);
+      CHECK(std::memcmp(z4.data(), y4.data(), sizeof(double) * n) == 0);
     }
   }
 }

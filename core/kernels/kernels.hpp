@@ -51,6 +51,12 @@ struct Table {
   double (*sum_squared_deviation)(const float* x, int64_t n, float mean);  // Σ (x − mean)²
   double (*dot)(const float* a, const float* b, int64_t n);
   double (*dot_centered)(const float* g, const float* x, int64_t n, float mean);  // Σ g·(x − mean)
+  // Float32 data in float64 arithmetic (SWAP's per-sample gradient matrix G, core/simd F64x4):
+  // Σ g·x in four accumulators of four lanes; y += a·g; y += Σ_{r<4} a_r·g_r (y loaded once for
+  // four rows). The same roundings in the same order on every ISA.
+  double (*dot_f32_f64)(const float* g, const double* x, int64_t n);
+  void (*axpy_f32_f64)(double a, const float* g, double* y, int64_t n);
+  void (*axpy4_f32_f64)(const double* a, const float* const* g, double* y, int64_t n);
   // dx = a·g + b·x + c (the batch-norm backward for one channel lane).
   void (*affine2)(const float* g, const float* x, float* dx, int64_t n, float a, float b, float c);
   // Depthwise 3×3 convolution of one (H, W) plane with padding 1 and stride 1 or 2:

@@ -176,6 +176,46 @@ double dot_centered(const float* g, const float* x, int64_t n, float mean) {
   });
 }
 
+// The mixed-precision kernels over D = V::f64x4 (Table::dot_f32_f64 and the two axpys).
+template <typename D>
+double dot_f32_f64(const float* g, const double* x, int64_t n) {
+  typename D::reg a0 = D::set1(0.0), a1 = a0, a2 = a0, a3 = a0;  // independent chains keep the FMA units busy
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    a0 = D::fma(D::load(g + j), D::load(x + j), a0);
+    a1 = D::fma(D::load(g + j + 4), D::load(x + j + 4), a1);
+    a2 = D::fma(D::load(g + j + 8), D::load(x + j + 8), a2);
+    a3 = D::fma(D::load(g + j + 12), D::load(x + j + 12), a3);
+  }
+  double s = D::hsum(D::add(D::add(a0, a1), D::add(a2, a3)));
+  for (; j < n; ++j) s = __builtin_fma(static_cast<double>(g[j]), x[j], s);
+  return s;
+}
+
+template <typename D>
+void axpy_f32_f64(double a, const float* g, double* y, int64_t n) {
+  const typename D::reg av = D::set1(a);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) D::store(y + j, D::fma(av, D::load(g + j), D::load(y + j)));
+  for (; j < n; ++j) y[j] = __builtin_fma(a, static_cast<double>(g[j]), y[j]);
+}
+
+template <typename D>
+void axpy4_f32_f64(const double* a, const float* const* g, double* y, int64_t n) {
+  const typename D::reg a0 = D::set1(a[0]), a1 = D::set1(a[1]), a2 = D::set1(a[2]), a3 = D::set1(a[3]);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const typename D::reg t01 = D::fma(a0, D::load(g[0] + j), D::mul(a1, D::load(g[1] + j)));
+    const typename D::reg t23 = D::fma(a2, D::load(g[2] + j), D::mul(a3, D::load(g[3] + j)));
+    D::store(y + j, D::add(D::add(D::load(y + j), t01), t23));
+  }
+  for (; j < n; ++j) {
+    const double t01 = __builtin_fma(a[0], static_cast<double>(g[0][j]), a[1] * g[1][j]);
+    const double t23 = __builtin_fma(a[2], static_cast<double>(g[2][j]), a[3] * g[3][j]);
+    y[j] += t01 + t23;
+  }
+}
+
 template <typename V>
 void affine2(const float* g, const float* x, float* dx, int64_t n, float a, float b, float c) {
   auto va = V::set1(a), vb = V::set1(b), vc = V::set1(c);
@@ -541,6 +581,9 @@ Table make_table(Isa isa) {
                sum_squared_deviation<V>,
                dot<V>,
                dot_centered<V>,
+               dot_f32_f64<typename V::f64x4>,
+               axpy_f32_f64<typename V::f64x4>,
+               axpy4_f32_f64<typename V::f64x4>,
                affine2<V>,
                depthwise3x3<V>,
                depthwise3x3_backward_input<V>,

@@ -15,6 +15,7 @@
 //   V::cmp_gt_select(a, b, x) = a > b ? x : 0 per lane
 //   V::exp (Cephes' expf polynomial after range reduction, within 2 ulp), V::hmax
 //   V::half                  (AVX-512 only) the vocabulary of half the width
+//   V::f64x4                 four float64 lanes (F64x4 below), the same on every ISA
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -25,8 +26,33 @@
 
 namespace shears::simd {
 
+// Four float64 lanes for kernels that accumulate float32 data in double in one order on every
+// ISA (SWAP's mixed precision): load (a double, or a float widened), store, set1, add, mul,
+// fma(a, b, c) = a·b + c rounded once, hsum = (l0 + l1) + (l2 + l3). Kernels over it pass every
+// product to an fma, so -ffp-contract has nothing left to fuse differently per ISA.
+struct F64x4 {
+  struct reg {
+    double v[4];
+  };
+  static reg load(const double* p) { return {{p[0], p[1], p[2], p[3]}}; }
+  static reg load(const float* p) { return {{p[0], p[1], p[2], p[3]}}; }
+  static void store(double* p, reg a) {
+    for (int i = 0; i < 4; ++i) p[i] = a.v[i];
+  }
+  static reg set1(double x) { return {{x, x, x, x}}; }
+  static reg add(reg a, reg b) { return {{a.v[0] + b.v[0], a.v[1] + b.v[1], a.v[2] + b.v[2], a.v[3] + b.v[3]}}; }
+  static reg mul(reg a, reg b) { return {{a.v[0] * b.v[0], a.v[1] * b.v[1], a.v[2] * b.v[2], a.v[3] * b.v[3]}}; }
+  static reg fma(reg a, reg b, reg c) {
+    reg r;
+    for (int i = 0; i < 4; ++i) r.v[i] = __builtin_fma(a.v[i], b.v[i], c.v[i]);
+    return r;
+  }
+  static double hsum(reg a) { return (a.v[0] + a.v[1]) + (a.v[2] + a.v[3]); }
+};
+
 struct Scalar {
   using reg = float;
+  using f64x4 = F64x4;
   static constexpr int width = 1;
   static reg load(const float* p) { return *p; }
   static void store(float* p, reg v) { *p = v; }
@@ -62,8 +88,26 @@ struct Scalar {
 };
 
 #if defined(__AVX2__) && defined(__FMA__)
+// F64x4 in one AVX register (the AVX-512 table uses it too: eight lanes would change the order).
+struct F64x4Avx2 {
+  using reg = __m256d;
+  static reg load(const double* p) { return _mm256_loadu_pd(p); }
+  static reg load(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  static void store(double* p, reg a) { _mm256_storeu_pd(p, a); }
+  static reg set1(double x) { return _mm256_set1_pd(x); }
+  static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static double hsum(reg a) {
+    double l[4];
+    _mm256_storeu_pd(l, a);
+    return (l[0] + l[1]) + (l[2] + l[3]);
+  }
+};
+
 struct Avx2 {
   using reg = __m256;
+  using f64x4 = F64x4Avx2;
   static constexpr int width = 8;
   static __m256i tail_mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -139,6 +183,7 @@ struct Avx2 {
 struct Avx512 {
   using reg = __m512;
   static constexpr int width = 16;
+  using f64x4 = F64x4Avx2;
   using half = Avx2;  // for rows 8 wide (MobileNet's 8×8 maps), which a 16-wide vector would straddle
   static __mmask16 tail_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static reg load(const float* p) { return _mm512_loadu_ps(p); }

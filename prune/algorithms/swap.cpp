@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "core/error.hpp"
+#include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
 
 namespace shears::prune {
@@ -20,69 +21,13 @@ double dot(const Vec& a, const Vec& b) { return std::inner_product(a.begin(), a.
 
 double norm(const Vec& a) { return std::sqrt(dot(a, a)); }
 
-// The kernels G is used through: float32 entries in float64 arithmetic, 4 lanes at a time (GCC/Clang
-// vector extensions: AVX2 in the baseline build, SSE pairs otherwise).
-using v4d = double __attribute__((vector_size(32)));
-using v4f = float __attribute__((vector_size(16)));
-
-v4d load4(const float* x) {
-  v4f f;
-  std::memcpy(&f, x, sizeof f);
-  return __builtin_convertvector(f, v4d);
-}
-
-v4d load4(const double* x) {
-  v4d d;
-  std::memcpy(&d, x, sizeof d);
-  return d;
-}
-
-// Σ_j g_j x_j.
-double dot(const float* g, const double* x, int64_t n) {
-  v4d a0{}, a1{}, a2{}, a3{};  // independent chains keep the FMA units busy
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    a0 += load4(g + j) * load4(x + j);
-    a1 += load4(g + j + 4) * load4(x + j + 4);
-    a2 += load4(g + j + 8) * load4(x + j + 8);
-    a3 += load4(g + j + 12) * load4(x + j + 12);
-  }
-  v4d a = (a0 + a1) + (a2 + a3);
-  double s = (a[0] + a[1]) + (a[2] + a[3]);
-  for (; j < n; ++j) s += g[j] * x[j];
-  return s;
-}
-
-// y += a · g.
-void axpy(double a, const float* g, double* y, int64_t n) {
-  const v4d av = {a, a, a, a};
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    v4d r = load4(y + j) + av * load4(g + j);
-    std::memcpy(y + j, &r, sizeof r);
-  }
-  for (; j < n; ++j) y[j] += a * g[j];
-}
-
-// y += Σ_{r<4} a_r · g_r: y is loaded and stored once for four vectors.
-void axpy4(const double* a, const float* const* g, double* y, int64_t n) {
-  const v4d a0 = {a[0], a[0], a[0], a[0]}, a1 = {a[1], a[1], a[1], a[1]}, a2 = {a[2], a[2], a[2], a[2]},
-            a3 = {a[3], a[3], a[3], a[3]};
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    v4d r = load4(y + j) + (a0 * load4(g[0] + j) + a1 * load4(g[1] + j)) +
-            (a2 * load4(g[2] + j) + a3 * load4(g[3] + j));
-    std::memcpy(y + j, &r, sizeof r);
-  }
-  for (; j < n; ++j) y[j] += (a[0] * g[0][j] + a[1] * g[1][j]) + (a[2] * g[2][j] + a[3] * g[3][j]);
-}
-
 // G x from the columns (q, n) of G (row j = column j of G), skipping x's zeros: fixed blocks of
 // columns (contiguous memory) add into their own n sums, four columns at a time, and the block sums
 // are added in order, so the result does not depend on the thread count.
 Vec times(const Tensor& columns, const Vec& x) {
   const int64_t q = columns.size(0), n = columns.size(1), width = 512;
   const int64_t blocks = (q + width - 1) / width;
+  const kernels::Table& k = kernels::kernels();
   std::vector<Vec> partial(blocks);
   parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
     for (int64_t block = b; block < e; ++block) {
@@ -96,9 +41,9 @@ Vec times(const Tensor& columns, const Vec& x) {
       for (; t + 4 <= nz.size(); t += 4) {
         const double a[4] = {x[nz[t]], x[nz[t + 1]], x[nz[t + 2]], x[nz[t + 3]]};
         const float* g[4] = {c + nz[t] * n, c + nz[t + 1] * n, c + nz[t + 2] * n, c + nz[t + 3] * n};
-        axpy4(a, g, out.data(), n);
+        k.axpy4_f32_f64(a, g, out.data(), n);
       }
-      for (; t < nz.size(); ++t) axpy(x[nz[t]], c + nz[t] * n, out.data(), n);
+      for (; t < nz.size(); ++t) k.axpy_f32_f64(x[nz[t]], c + nz[t] * n, out.data(), n);
     }
   });
   Vec out(n, 0.0);
@@ -110,9 +55,10 @@ Vec times(const Tensor& columns, const Vec& x) {
 // Gᵀ u: one dot product per column.
 Vec times_t(const Tensor& columns, const Vec& u) {
   const int64_t q = columns.size(0), n = columns.size(1);
+  const kernels::Table& k = kernels::kernels();
   Vec out(q);
   parallel_for(q, 64, [&](int64_t b, int64_t e) {
-    for (int64_t j = b; j < e; ++j) out[j] = dot(columns.data() + j * n, u.data(), n);
+    for (int64_t j = b; j < e; ++j) out[j] = k.dot_f32_f64(columns.data() + j * n, u.data(), n);
   });
   return out;
 }
