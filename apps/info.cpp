@@ -5,6 +5,7 @@
 #include "apps/commands.hpp"
 #include "apps/session.hpp"
 #include "core/blas.hpp"
+#include "core/kernels/conv.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
 #include "core/version.hpp"
@@ -29,6 +30,9 @@ void print_build() {
   std::printf("shears %s\n", kVersion);
   std::printf("ISA            %s (SHEARS_ISA=scalar|avx2|avx512 forces one)\n", kernels::isa_name(kernels::kernels().isa));
   std::printf("threads        %d (SHEARS_NUM_THREADS or --threads)\n", num_threads());
+  const std::optional<ConvPath> forced = forced_conv_path();
+  std::printf("conv paths     %s (SHEARS_CONV_PATH=gemm|depthwise3x3|direct3x3|direct3x3-parity forces one)\n",
+              forced ? (std::string(conv_path_name(*forced)) + " where it applies").c_str() : "by shape");
   std::printf("BLAS           %s, single-threaded calls split across shears' threads\n", b.library.c_str());
   std::printf("BLAS core      %s\n", b.core.c_str());
   std::printf("BLAS coretype  %s\n",

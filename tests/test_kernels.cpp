@@ -225,6 +225,37 @@ TEST_CASE("the case list names the path the engine chooses for each pass, and co
   CHECK(seen == std::set<std::string>{"gemm", "depthwise3x3", "direct3x3", "direct3x3-parity"});
 }
 
+TEST_CASE("a forced conv path runs wherever it applies and still equals the reference", "[kernels][conv2d]") {
+  const ConvPath paths[] = {ConvPath::gemm, ConvPath::depthwise3x3, ConvPath::direct3x3, ConvPath::direct3x3_parity};
+  for (ConvPath forced : paths)
+    for (const cases::ConvCase& c : cases::conv_cases()) {
+      INFO("forced " << conv_path_name(forced) << ", case " << c.name);
+      const ConvGeometry g = conv_geometry(c.input(2), c.weight(), c.options());
+      force_conv_path(forced);
+      for (ConvPass pass : {ConvPass::forward, ConvPass::input_gradient, ConvPass::weight_gradient}) {
+        force_conv_path(std::nullopt);
+        const ConvPath rule = conv_path(g, pass);
+        force_conv_path(forced);
+        CHECK(conv_path(g, pass) == (conv_path_supports(forced, g, pass) ? forced : rule));
+      }
+      CHECK(conv_path_supports(ConvPath::gemm, g, ConvPass::forward));
+      Tensor x = test::random_tensor(c.input(2), 21), w = test::random_tensor(c.weight(), 22);
+      Tensor dy = test::random_tensor({2, c.C_out, g.H_out, g.W_out}, 23);
+      Tensor y_ref = Tensor::empty(dy.shape()), dx_ref = Tensor::empty(x.shape()), dw_ref = Tensor::empty(w.shape());
+      conv2d_forward_ref(g, x.data(), w.data(), nullptr, y_ref.data());
+      conv2d_backward_input_ref(g, dy.data(), w.data(), dx_ref.data());
+      conv2d_backward_weight_ref(g, dy.data(), x.data(), dw_ref.data());
+      Tensor y = Tensor::empty(dy.shape()), dx = Tensor::empty(x.shape()), dw = Tensor::empty(w.shape());
+      conv2d_forward(g, x.data(), w.data(), nullptr, y.data());
+      conv2d_backward(g, dy.data(), x.data(), w.data(), dx.data(), dw.data());
+      force_conv_path(std::nullopt);
+      test::require_close(y, y_ref, 1e-4, 1e-4);
+      test::require_close(dx, dx_ref, 1e-4, 1e-4);
+      test::require_close(dw, dw_ref, 1e-3, 1e-4);
+    }
+  CHECK(!forced_conv_path());
+}
+
 TEST_CASE("conv2d fast kernels equal the reference on the shared case list", "[kernels][conv2d]") {
   for (const cases::ConvCase& c : cases::conv_cases()) {
     for (int64_t N : {int64_t{1}, int64_t{2}}) {

@@ -10,7 +10,9 @@
 #include "core/kernels/conv.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/blas.hpp"
@@ -465,9 +467,24 @@ void gemm_backward_weight(const ConvGeometry& g, const float* dy, const float* x
   });
 }
 
-}  // namespace
+constexpr ConvPath kPaths[] = {ConvPath::gemm, ConvPath::depthwise3x3, ConvPath::direct3x3, ConvPath::direct3x3_parity};
 
-ConvPath conv_path(const ConvGeometry& g, ConvPass pass) {
+std::optional<ConvPath> path_from_environment() {
+  const char* forced = std::getenv("SHEARS_CONV_PATH");
+  if (!forced || !*forced || std::string(forced) == "auto") return std::nullopt;
+  for (ConvPath path : kPaths)
+    if (conv_path_name(path) == std::string(forced)) return path;
+  throw Error(std::string("SHEARS_CONV_PATH: expected auto, gemm, depthwise3x3, direct3x3 or direct3x3-parity, got '") +
+              forced + "'");
+}
+
+std::optional<ConvPath>& forced_slot() {
+  static std::optional<ConvPath> forced = path_from_environment();
+  return forced;
+}
+
+// The rule, measured per pass (the comments above each predicate).
+ConvPath chosen_path(const ConvGeometry& g, ConvPass pass) {
   if (is_depthwise3x3(g)) return ConvPath::depthwise3x3;
   switch (pass) {
     case ConvPass::forward:
@@ -480,6 +497,32 @@ ConvPath conv_path(const ConvGeometry& g, ConvPass pass) {
   }
   return ConvPath::gemm;
 }
+
+}  // namespace
+
+bool conv_path_supports(ConvPath path, const ConvGeometry& g, ConvPass pass) {
+  switch (path) {
+    case ConvPath::gemm:
+      return true;
+    case ConvPath::depthwise3x3:
+      return is_depthwise3x3(g);
+    case ConvPath::direct3x3:
+      if (pass == ConvPass::weight_gradient) return is_direct3x3_weight(g);
+      return is_direct3x3(g) && (pass == ConvPass::forward || g.stride_h == 1);
+    case ConvPath::direct3x3_parity:
+      return pass == ConvPass::input_gradient && is_direct3x3(g) && g.stride_h == 2 && g.W_out >= 8;
+  }
+  return false;
+}
+
+ConvPath conv_path(const ConvGeometry& g, ConvPass pass) {
+  const std::optional<ConvPath> forced = forced_slot();
+  return forced && conv_path_supports(*forced, g, pass) ? *forced : chosen_path(g, pass);
+}
+
+void force_conv_path(std::optional<ConvPath> path) { forced_slot() = path; }
+
+std::optional<ConvPath> forced_conv_path() { return forced_slot(); }
 
 const char* conv_path_name(ConvPath path) {
   switch (path) {

@@ -6,6 +6,7 @@
 // result depends on the shapes, the seed and the instruction set alone.
 #pragma once
 #include <cstdint>
+#include <optional>
 
 namespace shears {
 
@@ -26,9 +27,18 @@ enum class ConvPath {
   direct3x3_parity,  // dx at stride 2: four stride-1 direct convolutions, one per output parity
 };
 
-// The kernel each pass runs for this geometry.
+// The kernel each pass runs for this geometry: the forced path where it can run this pass,
+// otherwise the rule of docs/design.md#convolution-paths.
 ConvPath conv_path(const ConvGeometry& g, ConvPass pass);
 const char* conv_path_name(ConvPath path);
+// Whether `path` can run this pass of this geometry (gemm runs every one).
+bool conv_path_supports(ConvPath path, const ConvGeometry& g, ConvPass pass);
+
+// Forces one path wherever it applies (benchmarks and tests compare paths), or restores the rule
+// with nullopt; not while convolutions run. SHEARS_CONV_PATH=gemm|depthwise3x3|direct3x3|
+// direct3x3-parity forces one from the start (auto or empty: the rule).
+void force_conv_path(std::optional<ConvPath> path);
+std::optional<ConvPath> forced_conv_path();
 
 // Each runs the path conv_path chooses.
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y);
