@@ -50,8 +50,7 @@ int run(const EvalConfig& c) {
 Command add_eval_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset's test split");
   auto c = std::make_shared<EvalConfig>();
-  cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
-  add_data_flags(*cli, c->data);
+  add_checkpoint_and_data_flags(*cli, c->weights, c->data);
   cli->add_option("--batch-size,-b", c->batch_size)
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));

@@ -111,8 +111,7 @@ int run(PruneConfig c, const CLI::App& cli) {
 Command add_prune_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("prune", "Prune a checkpoint, evaluate it, optionally fine-tune it");
   auto c = std::make_shared<PruneConfig>();
-  cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
-  add_data_flags(*cli, c->data);
+  add_checkpoint_and_data_flags(*cli, c->weights, c->data);
   cli->add_option("--method", c->spec.method, prune::method_names(prune::MethodKind::masks))->capture_default_str();
   cli->add_option("--sparsity", c->spec.sparsity, "fraction of the prunable weights set to zero")->required();
   add_prune_flags(*cli, c->spec);

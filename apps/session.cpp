@@ -41,6 +41,11 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
 }
 
+void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, DataChoice& choice) {
+  cli.add_option("--weights,-w", weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
+  add_data_flags(cli, choice);
+}
+
 void add_model_shape_flags(CLI::App& cli, int64_t& in_channels, int64_t& input_size, int64_t& num_classes) {
   cli.add_option("--in-channels", in_channels)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4096}));
   cli.add_option("--input-size", input_size)->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 16));

@@ -188,8 +188,7 @@ int run(SweepConfig c) {
 Command add_sweep_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("sweep", "Prune a checkpoint with several methods and sparsities; table and plot");
   auto c = std::make_shared<SweepConfig>();
-  cli->add_option("--weights,-w", c->weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
-  add_data_flags(*cli, c->data);
+  add_checkpoint_and_data_flags(*cli, c->weights, c->data);
   cli->add_option("--methods", c->methods,
                   "comma-separated: " + prune::method_names(prune::MethodKind::masks, ", ") +
                       " (with --structured: " + prune::importance_names(", ") + ", intrafusion:<importance>)")

@@ -247,12 +247,17 @@ void record_plan(SwapStageLog& log, const Plan& plan) {
   log.converged = log.converged && plan.converged;
 }
 
-void check_stage(const char* where, const SwapProblem& problem, const Vec& w, int64_t k, const SwapOptions& o) {
+// Checks a stage's arguments and starts its result, named for the method the options select.
+SwapStageResult start_stage(const char* where, const SwapProblem& problem, const Vec& w, int64_t k,
+                            const SwapOptions& o) {
   check_weights(where, problem, w);
   SHEARS_CHECK(k >= 0 && k <= problem.p(), where, "k must be in [0, ", problem.p(), "], got ", k);
   SHEARS_CHECK(o.inner_iters >= 0 && o.resolve_iters >= 0 && o.power_iters >= 1, where,
                "inner_iters and resolve_iters must be >= 0 and power_iters >= 1");
   SHEARS_CHECK(!o.transport || o.epsilon >= 0, where, "epsilon must be >= 0, got ", o.epsilon);
+  SwapStageResult result;
+  result.log.method = o.transport ? "swap" : "lr";
+  return result;
 }
 
 // argmin of Q(·; Π) over the weights supported on `support` (the others 0): the ridge system
@@ -410,10 +415,8 @@ double lipschitz_constant(const SwapProblem& problem, int64_t iterations, uint64
 
 SwapStageResult swap_stage(const SwapProblem& problem, const std::vector<double>& w_in, int64_t k,
                            const SwapOptions& o) {
-  check_stage("swap_stage", problem, w_in, k, o);
-  SwapStageResult result;
+  SwapStageResult result = start_stage("swap_stage", problem, w_in, k, o);
   SwapStageLog& log = result.log;
-  log.method = o.transport ? "swap" : "lr";
   if (k == problem.p() && !o.update_weights) {  // nothing to prune: the step cannot change the result
     log.plan = "skipped";
     log.kept = k;
@@ -473,10 +476,8 @@ SwapStageResult swap_stage(const SwapProblem& problem, const std::vector<double>
 
 SwapStageResult swap_stage_exact(const SwapProblem& problem, const std::vector<double>& w_in, int64_t k,
                                  const SwapOptions& o) {
-  check_stage("swap_stage_exact", problem, w_in, k, o);
-  SwapStageResult result;
+  SwapStageResult result = start_stage("swap_stage_exact", problem, w_in, k, o);
   SwapStageLog& log = result.log;
-  log.method = o.transport ? "swap" : "lr";
   const double lipschitz = lipschitz_constant(problem, o.power_iters);
   const std::vector<uint8_t> magnitude = top_k_support(w_in, k);
   std::vector<uint8_t> support = magnitude;
