@@ -139,6 +139,23 @@ double relaxed(double previous, double plain, double omega) {
   return omega == 1.0 ? plain : previous * std::pow(plain / previous, omega);
 }
 
+// Whether the marginal error has stopped falling: no new minimum, by 0.1% or more, in `window`
+// iterations. A linear rate, however slow, keeps setting new minima; an error held up by the
+// float32 kernel's rounding wanders around its floor without going below it.
+// Over-relaxed errors oscillate as ω adapts, so they get a longer window.
+struct Progress {
+  int64_t window = 100;
+  double best = std::numeric_limits<double>::infinity();
+  int64_t best_iteration = -1;
+  bool stalled(double error, int64_t iteration) {
+    if (best_iteration < 0 || error < 0.999 * best) {
+      best = std::min(best, error);
+      best_iteration = iteration;
+    }
+    return iteration - best_iteration >= window;
+  }
+};
+
 bool finite_positive(const std::vector<double>& s) {
   for (double v : s)
     if (!(v > 0 && std::isfinite(v))) return false;
@@ -229,6 +246,99 @@ void transposed_product(const std::vector<float>& kernel, const std::vector<doub
   });
 }
 
+double row_error(const Matrix& plan, const std::vector<double>& a) {
+  std::vector<double> r = plan.row_sums();
+  double e = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) e += std::abs(r[i] - a[i]);
+  return e;
+}
+
+// The stabilised (and by default over-relaxed) scaling iterations for 0 < ε < ∞.
+SinkhornResult scaling_iterations(const std::vector<double>& a, const std::vector<double>& b, const Matrix& cost,
+                                  const SinkhornOptions& options) {
+  const double eps = options.epsilon;
+  const int64_t n = cost.rows, k = cost.cols;
+  SinkhornResult result;
+  // Scaling iterations u = a / (K v), v = b / (Kᵀ u) on the kernel K = exp((f + g − C)/ε), two
+  // matrix-vector products an iteration instead of 2·n·k exps. Whenever u or v leave
+  // [1e-30, 1e30] they are absorbed into the potentials f, g (f += ε log u), a log-domain sweep
+  // follows and K is rebuilt, so no entry that matters underflows even for small ε.
+  std::vector<double> f(n, 0.0), g(k, 0.0), u(n, 1.0), v(k, 1.0), kv(n), ktu(k);
+  // Threads split rows (K v) and column blocks (Kᵀ u), so every sum runs in one fixed order and
+  // the result does not depend on the thread count. About 64k entries per chunk.
+  const int64_t grain = std::max<int64_t>((int64_t{1} << 16) / std::max<int64_t>(k, 1), 1);
+  std::vector<float> kernel(static_cast<size_t>(n * k));
+  auto absorb = [&] {
+    for (int64_t i = 0; i < n; ++i) f[i] += eps * std::log(u[i]);
+    for (int64_t j = 0; j < k; ++j) g[j] += eps * std::log(v[j]);
+    log_update_rows(f, g, a, cost, eps);
+    log_update_cols(f, g, b, cost, eps);
+    absorbed_kernel(kernel, f, g, cost, eps);
+    std::fill(u.begin(), u.end(), 1.0);
+    std::fill(v.begin(), v.end(), 1.0);
+  };
+  absorbed_kernel(kernel, f, g, cost, eps);  // exp(−C/ε); rows that underflow trigger an absorption
+  result.converged = false;
+  bool columns_exact = false;  // after a v update or an absorption (its log sweep ends with g)
+  std::vector<double> u_before(n), v_before(k), errors;
+  constexpr int64_t kWindow = 20;  // iterations between updates of ω; its second half gives the rate
+  constexpr int64_t kRelaxedWindow = 1000;
+  double omega = 1.0;
+  bool relaxing = options.overrelaxation;
+  Progress progress{relaxing ? kRelaxedWindow : 100};
+  for (int64_t it = 1; it <= options.max_iterations; ++it) {
+    parallel_for(n, grain, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) kv[i] = dot(&kernel[static_cast<size_t>(i * k)], v.data(), k);
+    });
+    // The columns are exact after each v update, so the row error of the current plan is
+    // ‖u ⊙ Kv − a‖₁, which this product gives for free.
+    double error = 0.0;
+    for (int64_t i = 0; i < n; ++i) error += std::abs(u[i] * kv[i] - a[i]);
+    if (columns_exact && error < options.tolerance) {
+      result.converged = true;
+      break;
+    }
+    const bool stalled = progress.stalled(error, it);
+    if (stalled && !relaxing && columns_exact) {  // plain steps at the kernel's precision: done
+      result.stagnated = true;
+      break;
+    }
+    // Relaxed steps leave both marginals inexact: they stop well below the tolerance (or when
+    // they stall) and plain steps finish, so the check above stays exact.
+    errors.push_back(error);
+    if (relaxing && (error < 0.1 * options.tolerance || stalled)) {
+      relaxing = false;
+      progress = Progress{100};
+    }
+    if (!relaxing) {
+      omega = 1.0;
+    } else if (it % kWindow == 0) {
+      omega = next_relaxation(omega, std::pow(error / errors[errors.size() - 1 - kWindow / 2], 2.0 / kWindow));
+    }
+    u_before = u;
+    v_before = v;
+    for (int64_t i = 0; i < n; ++i) u[i] = relaxed(u[i], a[i] / kv[i], omega);
+    transposed_product(kernel, u, n, k, std::max<int64_t>(grain * k / n, 1), ktu);
+    for (int64_t j = 0; j < k; ++j) v[j] = relaxed(v[j], b[j] / ktu[j], omega);
+    result.iterations = it;
+    columns_exact = omega == 1.0;
+    if (!scalings_in_range(u) || !scalings_in_range(v)) {
+      if (!finite_positive(u) || !finite_positive(v)) {  // a row or column lost all mass
+        u = u_before;
+        v = v_before;
+      }
+      absorb();
+    }
+  }
+  result.plan = Matrix(n, k);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      result.plan(i, j) = u[i] * static_cast<double>(kernel[static_cast<size_t>(i * k + j)]) * v[j];
+  // The last update may have converged without a check after it.
+  result.converged = result.converged || (columns_exact && row_error(result.plan, a) < options.tolerance);
+  return result;
+}
+
 }  // namespace
 
 SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>& b, const Matrix& cost,
@@ -238,92 +348,19 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
   SHEARS_CHECK(eps > 0 && options.max_iterations >= 1 && options.tolerance >= 0, "sinkhorn",
                "epsilon must be positive and max_iterations at least 1, got epsilon ", eps, " and max_iterations ",
                options.max_iterations);
-  const int64_t n = cost.rows, k = cost.cols;
   SinkhornResult result;
-  auto row_error = [&](const Matrix& plan) {
-    std::vector<double> r = plan.row_sums();
-    double e = 0.0;
-    for (int64_t i = 0; i < n; ++i) e += std::abs(r[i] - a[i]);
-    return e;
-  };
   if (eps <= 1e-10) {
     result.plan = emd(a, b, cost);
   } else if (std::isinf(eps)) {
-    result.plan = Matrix(n, k);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < k; ++j) result.plan(i, j) = a[i] * b[j];
+    result.plan = Matrix(cost.rows, cost.cols);
+    for (int64_t i = 0; i < cost.rows; ++i)
+      for (int64_t j = 0; j < cost.cols; ++j) result.plan(i, j) = a[i] * b[j];
   } else {
     for (const auto* m : {&a, &b})
       for (double v : *m) SHEARS_CHECK(v > 0, "sinkhorn", "masses must be positive, got ", v);
-    // Scaling iterations u = a / (K v), v = b / (Kᵀ u) on the kernel K = exp((f + g − C)/ε), two
-    // matrix-vector products an iteration instead of 2·n·k exps. Whenever u or v leave
-    // [1e-30, 1e30] they are absorbed into the potentials f, g (f += ε log u), a log-domain sweep
-    // follows and K is rebuilt, so no entry that matters underflows even for small ε.
-    std::vector<double> f(n, 0.0), g(k, 0.0), u(n, 1.0), v(k, 1.0), kv(n), ktu(k);
-    // Threads split rows (K v) and column blocks (Kᵀ u), so every sum runs in one fixed order and
-    // the result does not depend on the thread count. About 64k entries per chunk.
-    const int64_t grain = std::max<int64_t>((int64_t{1} << 16) / std::max<int64_t>(k, 1), 1);
-    std::vector<float> kernel(static_cast<size_t>(n * k));
-    auto absorb = [&] {
-      for (int64_t i = 0; i < n; ++i) f[i] += eps * std::log(u[i]);
-      for (int64_t j = 0; j < k; ++j) g[j] += eps * std::log(v[j]);
-      log_update_rows(f, g, a, cost, eps);
-      log_update_cols(f, g, b, cost, eps);
-      absorbed_kernel(kernel, f, g, cost, eps);
-      std::fill(u.begin(), u.end(), 1.0);
-      std::fill(v.begin(), v.end(), 1.0);
-    };
-    absorbed_kernel(kernel, f, g, cost, eps);  // exp(−C/ε); rows that underflow trigger an absorption
-    result.converged = false;
-    bool columns_exact = false;  // after a v update or an absorption (its log sweep ends with g)
-    std::vector<double> u_before(n), v_before(k), errors;
-    constexpr int64_t kWindow = 20;  // iterations between updates of ω; its second half gives the rate
-    double omega = 1.0;
-    bool relaxing = options.overrelaxation;
-    for (int64_t it = 1; it <= options.max_iterations; ++it) {
-      parallel_for(n, grain, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) kv[i] = dot(&kernel[static_cast<size_t>(i * k)], v.data(), k);
-      });
-      // The columns are exact after each v update, so the row error of the current plan is
-      // ‖u ⊙ Kv − a‖₁, which this product gives for free.
-      double error = 0.0;
-      for (int64_t i = 0; i < n; ++i) error += std::abs(u[i] * kv[i] - a[i]);
-      if (columns_exact && error < options.tolerance) {
-        result.converged = true;
-        break;
-      }
-      // Relaxed steps leave both marginals inexact: they stop well below the tolerance and plain
-      // steps finish, so the check above stays exact.
-      errors.push_back(error);
-      if (relaxing && error < 0.1 * options.tolerance) relaxing = false;
-      if (!relaxing) {
-        omega = 1.0;
-      } else if (it % kWindow == 0) {
-        omega = next_relaxation(omega, std::pow(error / errors[errors.size() - 1 - kWindow / 2], 2.0 / kWindow));
-      }
-      u_before = u;
-      v_before = v;
-      for (int64_t i = 0; i < n; ++i) u[i] = relaxed(u[i], a[i] / kv[i], omega);
-      transposed_product(kernel, u, n, k, std::max<int64_t>(grain * k / n, 1), ktu);
-      for (int64_t j = 0; j < k; ++j) v[j] = relaxed(v[j], b[j] / ktu[j], omega);
-      result.iterations = it;
-      columns_exact = omega == 1.0;
-      if (!scalings_in_range(u) || !scalings_in_range(v)) {
-        if (!finite_positive(u) || !finite_positive(v)) {  // a row or column lost all mass
-          u = u_before;
-          v = v_before;
-        }
-        absorb();
-      }
-    }
-    result.plan = Matrix(n, k);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < k; ++j)
-        result.plan(i, j) = u[i] * static_cast<double>(kernel[static_cast<size_t>(i * k + j)]) * v[j];
-    // The last update may have converged without a check after it.
-    result.converged = result.converged || (columns_exact && row_error(result.plan) < options.tolerance);
+    result = scaling_iterations(a, b, cost, options);
   }
-  result.marginal_error = row_error(result.plan);
+  result.marginal_error = row_error(result.plan, a);
   return result;
 }
 

@@ -27,6 +27,9 @@
 // 1e-10 gives the exact plan (emd) and ε = +∞ the product plan a bᵀ, as the reference does. Departure from SWAP's
 // reference (POT's plain sinkhorn): the stabilisation, which agrees whenever both converge. A run that hits the
 // iteration cap reports converged = false (the caller decides whether to warn; nothing here prints).
+// Iterations also stop when the error has stalled above the tolerance (stagnated = true): the
+// kernel is float32, so its rounding puts a floor under the error that a tight tolerance may lie
+// below; over-relaxed steps that stall hand over to plain ones first.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +69,9 @@ struct SinkhornResult {
   int64_t iterations = 0;
   double marginal_error = 0.0;  // ‖Π1 − a‖₁ of the returned plan
   bool converged = true;
+  // Stopped before the tolerance because the error no longer fell: 100 plain iterations without a
+  // new minimum (the float32 kernel's precision); marginal_error says where it stood.
+  bool stagnated = false;
 };
 
 // The entropic plan; masses must be positive (a zero mass has no finite dual potential).

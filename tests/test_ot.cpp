@@ -222,3 +222,24 @@ TEST_CASE("sinkhorn: over-relaxed iterations reach the plain iterations' plan", 
   require_marginals(relaxed.plan, mass, mass, 1e-10);
   CHECK(worst < 1e-9);
 }
+
+// A tolerance no float64 sum can reach: the error falls to its floor in a few dozen iterations,
+// then only wanders there. Both kinds of iteration must notice and stop long before the cap. (A slow
+// but steady run is not taken for a stalled one: the plain run of the test above needs tens of
+// thousands of iterations and still converges.)
+TEST_CASE("sinkhorn: an error that stalls above the tolerance stops early, and says so", "[ot]") {
+  std::mt19937 rng(5);
+  const int64_t n = 200;
+  const std::vector<double> mass(n, 1.0 / n);
+  const Matrix cost = random_cost(n, n, rng);
+  for (bool relaxed : {true, false}) {
+    INFO("over-relaxed " << relaxed);
+    auto r = prune::ot::sinkhorn(
+        mass, mass, cost, {.epsilon = 0.05, .max_iterations = 100000, .tolerance = 1e-20, .overrelaxation = relaxed});
+    CHECK_FALSE(r.converged);
+    CHECK(r.stagnated);
+    CHECK(r.iterations < 2000);
+    CHECK(r.marginal_error < 1e-13);
+    require_marginals(r.plan, mass, mass, 1e-13);
+  }
+}

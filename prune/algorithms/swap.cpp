@@ -82,7 +82,7 @@ struct Plan {
   Vec targets;                // Πᵀ y
   double epsilon = 0, mean_cost = 0, entropy = 0, marginal_error = 0;
   int64_t iterations = 0;
-  bool converged = true;
+  bool converged = true, stagnated = false;
 
   bool identity() const { return kind == "identity"; }
 
@@ -160,6 +160,7 @@ Plan make_plan(const SwapProblem& problem, const Vec& z, const SwapOptions& o) {
   plan.iterations = r.iterations;
   plan.marginal_error = r.marginal_error;
   plan.converged = r.converged;
+  plan.stagnated = r.stagnated;
   for (double v : plan.pi.values)
     if (v > 0) plan.entropy -= v * std::log(v);
   return plan;
@@ -245,6 +246,7 @@ void record_plan(SwapStageLog& log, const Plan& plan) {
   log.sinkhorn_iterations += plan.iterations;
   log.marginal_error = plan.marginal_error;
   log.converged = log.converged && plan.converged;
+  log.stagnated_plans += plan.stagnated;
 }
 
 // Checks a stage's arguments and starts its result, named for the method the options select.

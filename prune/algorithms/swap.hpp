@@ -156,6 +156,7 @@ struct SwapStageLog {
   int64_t sinkhorn_iterations = 0;  // summed over the stage's plans
   double marginal_error = 0;        // of the last plan
   bool converged = true;            // every plan met the tolerance
+  int64_t stagnated_plans = 0;      // plans whose Sinkhorn stopped on a stalled error (ot::SinkhornResult)
   double objective_before = 0;  // Q at the start (code: w; principled: H_k(w), EWR LR's result), first plan
   double objective_after = 0;   // Q at the stage's result, last plan
   double tau_c = 0, tau = 0;    // the last step's (code solver: τ_c and τ; principled: τ)

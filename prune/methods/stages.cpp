@@ -14,17 +14,25 @@ namespace {
 
 double epsilon_ratio(const SwapStageLog& l) { return l.mean_cost > 0 ? l.epsilon / l.mean_cost : 0.0; }
 
+// Plans that stopped at the kernel's precision, above the tolerance.
+std::string stall_note(const SwapStageLog& l) {
+  if (l.stagnated_plans == 0) return "";
+  char note[96];
+  std::snprintf(note, sizeof note, ", %lld stalled, last error %.2g", (long long)l.stagnated_plans, l.marginal_error);
+  return note;
+}
+
 void log_stages(const PruneContext& context, const std::vector<SwapStageLog>& logs, int64_t stages) {
   if (!context.log) return;
   for (const SwapStageLog& l : logs) {
     char line[512];
     std::snprintf(line, sizeof line,
-                  "stage %lld/%lld %s: sparsity %.4f, plan %s (eps/mean(M) %.3g, %lld Sinkhorn its), Q %.4g -> %.4g, "
+                  "stage %lld/%lld %s: sparsity %.4f, plan %s (eps/mean(M) %.3g, %lld Sinkhorn its%s), Q %.4g -> %.4g, "
                   "%lld inner its, overlap with magnitude %.3f, G %.2f s, solve %.2f s",
                   (long long)l.stage, (long long)stages, l.method.c_str(), l.sparsity,
                   l.plan.empty() ? "-" : l.plan.c_str(), epsilon_ratio(l), (long long)l.sinkhorn_iterations,
-                  l.objective_before, l.objective_after, (long long)l.inner_iterations, l.magnitude_overlap,
-                  l.gradient_seconds, l.solve_seconds);
+                  stall_note(l).c_str(), l.objective_before, l.objective_after, (long long)l.inner_iterations,
+                  l.magnitude_overlap, l.gradient_seconds, l.solve_seconds);
     context.log(line);
   }
 }
@@ -34,14 +42,15 @@ void write_trace(const std::filesystem::path& path, const std::vector<SwapStageL
   std::ofstream trace(path);
   trace << "stage,method,sparsity,kept,plan,epsilon,mean_cost,eps_over_mean_cost,plan_entropy,sinkhorn_iterations,"
            "marginal_error,converged,objective_before,objective_after,tau_c,tau,fallback,inner_iterations,"
-           "magnitude_overlap,regrown,gradient_seconds,solve_seconds\n";
+           "magnitude_overlap,regrown,gradient_seconds,solve_seconds,stagnated_plans\n";
   trace.precision(10);
   for (const SwapStageLog& l : logs)
     trace << l.stage << ',' << l.method << ',' << l.sparsity << ',' << l.kept << ',' << l.plan << ',' << l.epsilon
           << ',' << l.mean_cost << ',' << epsilon_ratio(l) << ',' << l.plan_entropy << ',' << l.sinkhorn_iterations
           << ',' << l.marginal_error << ',' << l.converged << ',' << l.objective_before << ',' << l.objective_after
           << ',' << l.tau_c << ',' << l.tau << ',' << l.fallback << ',' << l.inner_iterations << ','
-          << l.magnitude_overlap << ',' << l.regrown << ',' << l.gradient_seconds << ',' << l.solve_seconds << '\n';
+          << l.magnitude_overlap << ',' << l.regrown << ',' << l.gradient_seconds << ',' << l.solve_seconds << ','
+          << l.stagnated_plans << '\n';
   SHEARS_CHECK(trace.good(), path.string(), "cannot write the stage trace");
 }
 
