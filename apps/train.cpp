@@ -75,6 +75,7 @@ struct TrainConfig {
   double split_sparsity = 0.5;  // PaF and FaP channel sparsity
   int64_t split_finetune_epochs = 0;
   double split_finetune_lr = 0.01;
+  int64_t split_bn_batches = 20;  // BatchNorm re-estimation of each combination (0: off)
   int64_t stop_after = 0;  // epochs to run in this invocation (0: to the end)
   bool skip_nonfinite = false;  // skip steps whose loss or gradients hold NaN/Inf instead of stopping
   bool overwrite = false;       // replace the run the output folder holds
@@ -519,6 +520,7 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
   OpenedData d = open_data(c.data);
   pipeline::SplitDataOptions o;
   o.sparsity = c.split_sparsity;
+  o.bn_batches = c.split_bn_batches;
   o.finetune = {c.split_finetune_epochs, c.split_finetune_lr, c.momentum, c.weight_decay, c.batch_size};
   o.finetune_hooks = fine_tune_display(c.split_finetune_epochs);
   o.seed = c.data.seed;
@@ -530,10 +532,15 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
   const double total = std::accumulate(seconds.begin(), seconds.end(), 0.0);
   std::printf("\nsplit-data: %lld parts trained in %.1f s each on average (%.1f s in all, %s)\n", (long long)parts,
               total / static_cast<double>(parts), total, world.size() > 1 ? "in parallel, one per rank" : "one after another");
-  std::printf("%-8s %12s %11s %9s %17s\n", "model", "parameters", "test top-1", "combine", "fine-tuned top-1");
+  std::printf("%-8s %12s %11s %9s %12s %17s\n", "model", "parameters", "test top-1", "combine", "BN re-est.",
+              "fine-tuned top-1");
   for (const pipeline::SplitDataRow& r : rows) {
     std::printf("%-8s %12lld %10.2f%%", r.name.c_str(), (long long)r.parameters, r.before.top1);
     if (r.combine_seconds) std::printf(" %8.2fs", *r.combine_seconds);
+    if (r.recalibrated)
+      std::printf(" %11.2f%%", r.recalibrated->top1);
+    else if (r.combine_seconds)
+      std::printf(" %12s", "-");
     if (r.after) std::printf(" %16.2f%%", r.after->top1);
     std::printf("\n");
   }
@@ -613,6 +620,10 @@ Command add_train_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--split-finetune-lr", c->split_finetune_lr, "split-data: its lr (cosine-decayed)")->capture_default_str();
+  cli->add_option("--split-bn-batches", c->split_bn_batches,
+                  "split-data: re-estimate each combination's BatchNorm statistics on N training batches (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--output,-o", c->output, "run folder")->required();
   cli->add_option("--resume", c->resume, "continue from a run's last.safetensors")->configurable(false);
   cli->add_option("--stop-after", c->stop_after, "run only this many epochs now (resume later with --resume)")

@@ -4,7 +4,9 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "data/loader.hpp"
 #include "prune/algorithms/model_fusion.hpp"
+#include "prune/bn_recalibrate.hpp"
 #include "prune/methods/registry.hpp"
 
 namespace shears::pipeline {
@@ -21,13 +23,26 @@ struct Combined {
   double seconds;  // combining (fusion, pruning), not training
 };
 
+prune::PruneContext pruning_context(const data::OpenedData& d, const SplitDataOptions& o) {
+  prune::PruneContext context;
+  context.target = {o.sparsity, prune::Distribution::per_layer, 1.0};
+  context.input_shape = data::image_shape(d);
+  context.training_batches = data::batch_factory(d.splits.train, d.train_transform);
+  context.batch_size = o.finetune.batch_size;
+  context.seed = o.seed;
+  return context;
+}
+
+bool has_batch_norm(const nn::Module& model) {
+  for (const auto& [path, m] : model.named_modules())
+    if (std::string(m->type_name()).find("BatchNorm") != std::string::npos) return true;
+  return false;
+}
+
 std::vector<Combined> combine(const std::vector<std::shared_ptr<nn::Module>>& models, const data::OpenedData& d,
                               const SplitDataOptions& o) {
   const Shape input = data::image_shape(d);
-  prune::PruneContext context;
-  context.target = {o.sparsity, prune::Distribution::per_layer, 1.0};
-  context.input_shape = input;
-  context.seed = o.seed;
+  const prune::PruneContext context = pruning_context(d, o);
   auto pruned = [&](const std::shared_ptr<nn::Module>& m) {
     std::shared_ptr<nn::Module> p = m->clone();
     prune::prune_model(*p, "intrafusion", context);
@@ -50,6 +65,10 @@ std::vector<Combined> combine(const std::vector<std::shared_ptr<nn::Module>>& mo
   return combined;
 }
 
+const train::EvalResult& final_eval(const SplitDataRow& row) {
+  return row.after ? *row.after : row.recalibrated ? *row.recalibrated : row.before;
+}
+
 }  // namespace
 
 std::vector<SplitDataRow> combine_split_parts(const std::vector<std::shared_ptr<nn::Module>>& parts,
@@ -64,10 +83,20 @@ std::vector<SplitDataRow> combine_split_parts(const std::vector<std::shared_ptr<
                     train::evaluate(*parts[k], test, d.num_classes),
                     {},
                     {},
+                    {},
                     0,
                     train_seconds[k]});
+  // The same batches for every combination (seed + 1, as pruning's --bn-recalibrate).
+  std::vector<Batch> bn_batches;
+  if (o.bn_batches > 0 && has_batch_norm(*parts.front()))
+    bn_batches = prune::draw_batches(pruning_context(d, o), o.bn_batches, o.seed + 1, "--split-bn-batches");
   for (Combined& m : combined) {
-    SplitDataRow row{m.name, m.model->num_parameters(), train::evaluate(*m.model, test, d.num_classes), {}, m.seconds};
+    SplitDataRow row{m.name,   m.model->num_parameters(), train::evaluate(*m.model, test, d.num_classes), {}, {},
+                     m.seconds};
+    if (!bn_batches.empty()) {
+      prune::recalibrate_batch_norm(*m.model, bn_batches);
+      row.recalibrated = train::evaluate(*m.model, test, d.num_classes);
+    }
     if (o.finetune.epochs > 0) {
       if (o.log) o.log("fine-tuning " + m.name);
       const auto start = std::chrono::steady_clock::now();
@@ -78,7 +107,7 @@ std::vector<SplitDataRow> combine_split_parts(const std::vector<std::shared_ptr<
     m.model->save_checkpoint((folder / (m.name + ".safetensors")).string(),
                              {{"split_data", std::to_string(parts.size())},
                               {"combination", m.name},
-                              {"test_top1", std::to_string((row.after ? *row.after : row.before).top1)}});
+                              {"test_top1", std::to_string(final_eval(row).top1)}});
     rows.push_back(std::move(row));
   }
   return rows;
@@ -87,14 +116,19 @@ std::vector<SplitDataRow> combine_split_parts(const std::vector<std::shared_ptr<
 void write_split_table(const std::filesystem::path& folder, const std::vector<SplitDataRow>& rows) {
   std::ofstream csv(folder / "split_data.csv");
   csv << "model,parameters,test_loss,test_top1,finetuned_test_loss,finetuned_test_top1,train_seconds,combine_seconds,"
-         "finetune_seconds\n";
+         "finetune_seconds,recalibrated_test_loss,recalibrated_test_top1\n";
   for (const SplitDataRow& r : rows) {
     csv << r.name << ',' << r.parameters << ',' << r.before.loss << ',' << r.before.top1 << ',';
     if (r.after)
       csv << r.after->loss << ',' << r.after->top1;
     else
       csv << ',';
-    csv << ',' << r.train_seconds << ',' << r.combine_seconds.value_or(0) << ',' << r.finetune_seconds << '\n';
+    csv << ',' << r.train_seconds << ',' << r.combine_seconds.value_or(0) << ',' << r.finetune_seconds << ',';
+    if (r.recalibrated)
+      csv << r.recalibrated->loss << ',' << r.recalibrated->top1;
+    else
+      csv << ',';
+    csv << '\n';
   }
   SHEARS_CHECK(csv.good(), (folder / "split_data.csv").string(), "cannot write the table");
 }

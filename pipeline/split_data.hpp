@@ -22,6 +22,10 @@ namespace shears::pipeline {
 
 struct SplitDataOptions {
   double sparsity = 0.5;            // PaF and FaP: channels removed per group
+  // BatchNorm re-estimation of every combination on this many training batches of
+  // finetune.batch_size (prune/bn_recalibrate.hpp), before fine-tuning; 0: off. Networks without
+  // BatchNorm skip it.
+  int64_t bn_batches = 20;
   train::FineTuneOptions finetune;  // epochs 0: no fine-tuning
   train::FineTuneHooks finetune_hooks;
   uint64_t seed = 0;
@@ -33,7 +37,8 @@ struct SplitDataRow {
   std::string name;
   int64_t parameters = 0;
   train::EvalResult before;
-  std::optional<train::EvalResult> after;  // fine-tuned
+  std::optional<train::EvalResult> recalibrated;  // after BatchNorm re-estimation, when it ran
+  std::optional<train::EvalResult> after;         // fine-tuned
   std::optional<double> combine_seconds;   // fusion and pruning (the parts have none)
   double finetune_seconds = 0, train_seconds = 0;
 };

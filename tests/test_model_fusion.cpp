@@ -4,14 +4,19 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <tuple>
 
 #include "core/autograd.hpp"
+#include "data/loader.hpp"
+#include "data/synthetic.hpp"
 #include "helpers.hpp"
 #include "nn/layers.hpp"
 #include "nn/models/registry.hpp"
+#include "pipeline/split_data.hpp"
 #include "prune/algorithms/model_fusion.hpp"
+#include "prune/bn_recalibrate.hpp"
 
 using namespace shears;
 
@@ -120,4 +125,58 @@ TEST_CASE("model fusion averages K aligned models and refuses different architec
   wide.widths = {50, 20};
   auto c = nn::make_model("mlpnet", wide, g1);
   CHECK_THROWS_WITH(prune::fuse_models({a, c}, one), Catch::Contains("must share an architecture"));
+}
+
+// Split-Data (pipeline/split_data.hpp): a fused BatchNorm network keeps running statistics that
+// belong to neither parent, so every combination re-estimates them on the same training batches.
+TEST_CASE("split-data re-estimates each combination's BatchNorm statistics on training batches", "[model_fusion]") {
+  const data::TrainTest splits =
+      data::make_synthetic({.train_size = 256, .test_size = 64, .image_shape = {1, 8, 8}, .num_classes = 4});
+  const data::OpenedData d{
+      .splits =
+          {.name = "synthetic", .train = splits.train, .val = nullptr, .test = splits.test, .mean = {}, .std = {}},
+      .channels = 1,
+      .input_size = 8,
+      .num_classes = 4,
+      .train_transform = {},
+      .test_transform = {}};
+  nn::ModelOptions mo{.in_channels = 1, .num_classes = 4, .input_size = 8};
+  mo.widths = {16, 8};
+  mo.batch_norm = true;
+  std::vector<std::shared_ptr<nn::Module>> parts;
+  for (uint64_t seed : {1, 2}) {
+    Generator g(seed);
+    parts.push_back(nn::make_model("mlp", mo, g));
+    parts.back()->train(true);
+    NoGradGuard no_grad;
+    (*parts.back())(test::random_tensor({32, 1, 8, 8}, seed, -2.f, 3.f * static_cast<float>(seed)));  // own statistics
+  }
+  const auto folder = std::filesystem::temp_directory_path() / "shears-test-split-bn";
+  pipeline::SplitDataOptions o;
+  o.bn_batches = 3;
+  o.finetune.batch_size = 32;
+  o.seed = 7;
+  o.workers = 1;
+  for (int64_t bn_batches : {3, 0}) {
+    INFO("bn_batches " << bn_batches);
+    o.bn_batches = bn_batches;
+    std::filesystem::remove_all(folder);
+    std::filesystem::create_directories(folder);
+    const std::vector<pipeline::SplitDataRow> rows = pipeline::combine_split_parts(parts, {0, 0}, d, folder, o);
+    REQUIRE(rows.size() == 6);
+    for (size_t r = 2; r < rows.size(); ++r) CHECK(rows[r].recalibrated.has_value() == (bn_batches > 0));
+    auto expected = prune::fuse_models(parts, {1, 1, 8, 8}, {.align = false});
+    if (bn_batches > 0) {
+      BatchSource source = data::batch_factory(d.splits.train, {})({32, o.seed + 1, false, 1, "test"});
+      std::vector<Batch> batches;
+      for (int i = 0; i < bn_batches; ++i) batches.push_back(source());
+      prune::recalibrate_batch_norm(*expected, batches);
+    }
+    const auto naive = nn::load_model((folder / "naive.safetensors").string());
+    for (const auto& [name, buffer] : expected->named_buffers()) {
+      INFO(name);
+      CHECK(max_abs_diff(naive->buffer(name), buffer) == 0.0);
+    }
+  }
+  std::filesystem::remove_all(folder);
 }
