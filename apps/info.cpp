@@ -7,6 +7,7 @@
 #include "core/blas.hpp"
 #include "core/kernels/conv.hpp"
 #include "core/kernels/kernels.hpp"
+#include "core/machine.hpp"
 #include "core/parallel.hpp"
 #include "core/version.hpp"
 #include "nn/models/registry.hpp"
@@ -28,6 +29,7 @@ struct InfoConfig {
 void print_build() {
   blas::Info b = blas::info();
   std::printf("shears %s\n", kVersion);
+  std::printf("CPU            %s\n", this_machine().cpu.c_str());
   std::printf("ISA            %s (SHEARS_ISA=scalar|avx2|avx512 forces one)\n", kernels::isa_name(kernels::kernels().isa));
   std::printf("threads        %d (SHEARS_NUM_THREADS or --threads)\n", num_threads());
   const std::optional<ConvPath> forced = forced_conv_path();

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/machine.hpp"
 
 namespace shears::pipeline {
 
@@ -104,6 +105,7 @@ void write_prune_outputs(const std::filesystem::path& folder, const nn::Module& 
       {"layers", layer_rows(o.layers)}};
   if (r.structured) metrics["importance"] = r.importance;
   if (r.finetune_epochs > 0) metrics["finetuned"] = to_json(o.final_eval);
+  metrics["machine"] = nlohmann::json::parse(machine_json(this_machine()));
   std::ofstream out(folder / "metrics.json");
   out << metrics.dump(2) << '\n';
   SHEARS_CHECK(out.good(), (folder / "metrics.json").string(), "cannot write the metrics");

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/machine.hpp"
 #include "core/version.hpp"
 #include "pipeline/plot.hpp"
 #include "pipeline/sweep.hpp"
@@ -580,6 +581,9 @@ void write_report(const Plan& plan, double seconds) {
             "`compare/*/metrics.json`); every verdict is computed from them by the rule printed beside it. Rerun "
             "`shears report` with the same flags to add what is missing; delete a file to recompute it.\n\n",
             kVersion, plan.c.full ? "full" : "quick", plan.seeds.size(), date);
+  md += "Written on " + machine_line(this_machine()) +
+        "; every step records the machine it ran on (`machine.jsonl` in the model and sweep folders, `machine` in "
+        "each `metrics.json`), and `machine.jsonl` here lists the runs of this report.\n\n";
   if (plan.c.limit_train > 0 || plan.c.limit_test > 0)
     md += fmt("Data limited to the first %lld training and %lld test images: a smoke run, not evidence.\n\n",
               (long long)plan.c.limit_train, (long long)plan.c.limit_test);
@@ -609,6 +613,7 @@ void run_report(ReportOptions c) {
   if (c.seeds == 0) c.seeds = c.full ? 3 : 1;
   Plan plan = make_plan(c);
   fs::create_directories(plan.dir);
+  append_machine_record(plan.dir / "machine.jsonl");
   say(plan, fmt("report on %s: %s plan, %lld seed(s), %zu steps, in %s", c.data.c_str(), c.full ? "full" : "quick",
                 (long long)c.seeds, plan.steps.size(), plan.dir.c_str()));
   auto start = std::chrono::steady_clock::now();

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "core/machine.hpp"
 #include "data/loader.hpp"
 #include "prune/algorithms/model_fusion.hpp"
 #include "prune/bn_recalibrate.hpp"
@@ -74,6 +75,7 @@ const train::EvalResult& final_eval(const SplitDataRow& row) {
 std::vector<SplitDataRow> combine_split_parts(const std::vector<std::shared_ptr<nn::Module>>& parts,
                                               const std::vector<double>& train_seconds, const data::OpenedData& d,
                                               const std::filesystem::path& folder, const SplitDataOptions& o) {
+  append_machine_record(folder / "machine.jsonl");
   std::vector<Combined> combined = combine(parts, d, o);
   data::DataLoader test(d.splits.test, d.test_transform, {256, false, false, o.seed, o.workers, 2});
   std::vector<SplitDataRow> rows;

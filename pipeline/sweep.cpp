@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "core/machine.hpp"
 #include "prune/metrics.hpp"
 
 namespace shears::pipeline {
@@ -100,6 +101,7 @@ SweepResult run_sweep(const nn::Module& dense, const data::OpenedData& d, const 
   const fs::path csv = folder / "sweep.csv";
   fs::create_directories(folder);
   check_settings(folder / "sweep.json", o.settings);
+  append_machine_record(folder / "machine.jsonl");
   SweepResult result;
   result.rows = read_sweep_rows(csv);
   if (result.rows.empty()) std::ofstream(csv) << kSweepHeader << '\n';

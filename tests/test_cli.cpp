@@ -52,6 +52,15 @@ TEST_CASE("shears train writes its run folder and resumes exactly", "[cli]") {
   INFO(rest.output);
   REQUIRE(rest.status == 0);
   CHECK(summary_rows(split) == summary_rows(straight));
+  // One machine record per invocation: the fresh run's and the resumed one's.
+  std::istringstream records(read_file(split / "machine.jsonl"));
+  int machine_lines = 0;
+  for (std::string line; std::getline(records, line); ++machine_lines)
+    for (const char* key :
+         {"\"cpu\":", "\"isa\":", "\"threads\":", "\"blas_core\":", "\"shears_version\":", "\"time\":"})
+      CHECK(line.find(key) != std::string::npos);
+  CHECK(machine_lines == 2);
+  CHECK(read_file(straight / "machine.jsonl").find("\"threads\":") != std::string::npos);
 
   Result eval = run_shears("eval --data synthetic --weights " + (straight / "best.safetensors").string());
   INFO(eval.output);

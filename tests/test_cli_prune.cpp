@@ -244,6 +244,8 @@ TEST_CASE("shears prune --method spode writes exact masks and its per-step trace
   nlohmann::json metrics = nlohmann::json::parse(contents(dir / "out" / "metrics.json"));
   CHECK(metrics["method"] == "spode");
   CHECK(metrics["sparsity"].get<double>() == Approx(0.8).margin(1e-3));
+  for (const char* key : {"cpu", "isa", "threads", "blas_core", "blas_config", "conv_paths", "shears_version"})
+    CHECK(metrics["machine"].contains(key));
 }
 
 }  // namespace shears

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/machine.hpp"
 #include "train/state.hpp"
 
 namespace shears::train {
@@ -60,10 +61,12 @@ RunLog::RunLog(fs::path dir, bool writer, int64_t first_epoch, double best_top1)
   if (!writer_) return;
   if (first_epoch > 0) {
     for (const char* log : {"summary.csv", "events.jsonl"}) keep_logged_epochs(dir_ / log, first_epoch);
-    return;
+  } else {
+    std::ofstream(dir_ / "summary.csv") << kSummaryHeader << '\n';
+    std::ofstream(dir_ / "events.jsonl").flush();
+    fs::remove(dir_ / "machine.jsonl");
   }
-  std::ofstream(dir_ / "summary.csv") << kSummaryHeader << '\n';
-  std::ofstream(dir_ / "events.jsonl").flush();
+  append_machine_record(dir_ / "machine.jsonl");  // each invocation: a resumed run may move
 }
 
 void RunLog::append(const std::string& file, const std::string& line) const {
