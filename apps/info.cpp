@@ -24,6 +24,8 @@ struct InfoConfig {
   int64_t in_channels = 3, input_size = 32, num_classes = 10;
   std::string variant = "cifar";
   float width_multiplier = 1.f;
+  std::string cfg, head = "gap";
+  bool batch_norm = false;
 };
 
 void print_build() {
@@ -58,6 +60,9 @@ void print_summary(const InfoConfig& c) {
   o.num_classes = c.num_classes;
   o.variant = nn::parse_variant(c.variant);
   o.width_multiplier = c.width_multiplier;
+  o.cfg = c.cfg;
+  o.batch_norm = c.batch_norm;
+  o.head = c.head;
   auto model = nn::make_model(c.model, o);
   nn::Summary s = nn::summarize(*model, {1, c.in_channels, c.input_size, c.input_size});
   std::printf("%s, input %s\n%-32s %-18s %-16s %12s %14s  %s\n", c.model.c_str(), shape_string(s.input_shape).c_str(),
@@ -93,6 +98,7 @@ Command add_info_command(CLI::App& app) {
   add_model_shape_flags(*cli, c->in_channels, c->input_size, c->num_classes);
   cli->add_option("--variant", c->variant, "cifar (3x3 stem, small head) or imagenet")->capture_default_str();
   cli->add_option("--width-multiplier", c->width_multiplier, "mobilenet_v1")->capture_default_str();
+  add_cnn_flags(*cli, c->cfg, c->batch_norm, c->head);
   return {cli, [c] {
             if (c->models) {
               for (const auto& m : nn::model_catalog()) std::printf("%-16s %s\n", m.name.c_str(), m.description.c_str());

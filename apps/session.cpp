@@ -46,6 +46,13 @@ void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, DataChoi
   add_data_flags(cli, choice);
 }
 
+void add_cnn_flags(CLI::App& cli, std::string& cfg, bool& batch_norm, std::string& head) {
+  cli.add_option("--cfg", cfg, "cnn: conv widths and M for a 2x2 max-pool (default 16,32,M,64,64)");
+  cli.add_flag("--batch-norm", batch_norm, "cnn: BatchNorm after every conv (mlp, mlpnet: after every hidden Linear)");
+  cli.add_option("--head", head, "cnn: gap (global average pool, one Linear) or fc (flatten, one Linear)")
+      ->capture_default_str();
+}
+
 void add_model_shape_flags(CLI::App& cli, int64_t& in_channels, int64_t& input_size, int64_t& num_classes) {
   cli.add_option("--in-channels", in_channels)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4096}));
   cli.add_option("--input-size", input_size)->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 16));

@@ -28,6 +28,9 @@ void add_data_flags(CLI::App& cli, DataChoice& choice);
 // --weights (a checkpoint, required) and the data flags, for the commands that read a trained model.
 void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, DataChoice& choice);
 
+// --cfg, --batch-norm and --head: the configuration of a cnn (nn/models/vgg.hpp).
+void add_cnn_flags(CLI::App& cli, std::string& cfg, bool& batch_norm, std::string& head);
+
 // --in-channels, --input-size and --num-classes of a model built without data (bench, info).
 void add_model_shape_flags(CLI::App& cli, int64_t& in_channels, int64_t& input_size, int64_t& num_classes);
 

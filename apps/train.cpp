@@ -52,6 +52,8 @@ struct TrainConfig {
   std::string model = "mlpnet";
   std::vector<int64_t> widths;  // explicit layer widths (each model's header lists which layers)
   float width_multiplier = 1.f;
+  std::string cfg, head = "gap";  // cnn
+  bool batch_norm = false;        // cnn, mlp, mlpnet
   DataChoice data;
   int64_t batch_size = 128, epochs = 10;
   std::string opt = "sgd";
@@ -252,6 +254,9 @@ std::shared_ptr<nn::Module> build_model(const TrainConfig& c, const OpenedData& 
   mo.input_size = d.input_size;
   mo.widths = c.widths;
   mo.width_multiplier = c.width_multiplier;
+  mo.cfg = c.cfg;
+  mo.batch_norm = c.batch_norm;
+  mo.head = c.head;
   Generator init_gen(c.data.seed + static_cast<uint64_t>(std::max<int64_t>(0, c.split_part)));
   return nn::make_model(c.model, mo, init_gen);
 }
@@ -563,6 +568,7 @@ Command add_train_command(CLI::App& app) {
       ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cli->add_option("--width-multiplier", c->width_multiplier, "mobilenet_v1")->capture_default_str();
+  add_cnn_flags(*cli, c->cfg, c->batch_norm, c->head);
   add_data_flags(*cli, c->data);
   cli->add_option("--batch-size,-b", c->batch_size)
       ->capture_default_str()

@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/machine.hpp"
+#include "nn/models/registry.hpp"
 
 namespace shears::pipeline {
 
@@ -68,10 +69,11 @@ nlohmann::ordered_json layer_rows(const std::vector<prune::LayerDensity>& layers
 void write_prune_outputs(const std::filesystem::path& folder, const nn::Module& model, const std::string& dataset,
                          const PruneOutcome& o, const PruneRecord& r) {
   std::filesystem::create_directories(folder);
-  model.save_checkpoint((folder / "pruned.safetensors").string(),
-                        {{"pruning", r.description},
-                         {"target_sparsity", std::to_string(r.target_sparsity)},
-                         {"test_top1", std::to_string(o.final_eval.top1)}});
+  std::map<std::string, std::string> meta = nn::refreshed_metadata(model);  // a channel-pruned cnn's cfg
+  meta.insert({{"pruning", r.description},
+               {"target_sparsity", std::to_string(r.target_sparsity)},
+               {"test_top1", std::to_string(o.final_eval.top1)}});
+  model.save_checkpoint((folder / "pruned.safetensors").string(), meta);
   nlohmann::ordered_json metrics = {
       {"model", model.metadata().at("arch")},
       {"weights", r.weights},

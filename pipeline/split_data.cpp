@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/machine.hpp"
 #include "data/loader.hpp"
+#include "nn/models/registry.hpp"
 #include "prune/algorithms/model_fusion.hpp"
 #include "prune/bn_recalibrate.hpp"
 #include "prune/methods/registry.hpp"
@@ -106,10 +107,11 @@ std::vector<SplitDataRow> combine_split_parts(const std::vector<std::shared_ptr<
       row.finetune_seconds = seconds_since(start);
       row.after = train::evaluate(*m.model, test, d.num_classes);
     }
-    m.model->save_checkpoint((folder / (m.name + ".safetensors")).string(),
-                             {{"split_data", std::to_string(parts.size())},
-                              {"combination", m.name},
-                              {"test_top1", std::to_string(final_eval(row).top1)}});
+    std::map<std::string, std::string> meta = nn::refreshed_metadata(*m.model);  // PaF/FaP: a cnn's new widths
+    meta.insert({{"split_data", std::to_string(parts.size())},
+                 {"combination", m.name},
+                 {"test_top1", std::to_string(final_eval(row).top1)}});
+    m.model->save_checkpoint((folder / (m.name + ".safetensors")).string(), meta);
     rows.push_back(std::move(row));
   }
   return rows;

@@ -511,3 +511,38 @@ TEST_CASE("summaries count MACs as PyTorch forward hooks do", "[models]") {
 }
 
 }  // namespace shears::nn
+
+namespace shears::nn {
+
+TEST_CASE("cnn builds VGG's layout from a configuration: BatchNorm or not, gap or fc head", "[models]") {
+  const ModelOptions base{.in_channels = 1, .num_classes = 4, .input_size = 8};
+  auto shape_of = [](Module& m, const std::string& name) { return m.parameter(name).shape(); };
+  ModelOptions o = base;
+  o.cfg = "8,M,16";
+  o.batch_norm = true;
+  auto with_bn = make_model("cnn", o);
+  CHECK(shape_of(*with_bn, "features.0.weight") == Shape{8, 1, 3, 3});
+  CHECK(shape_of(*with_bn, "features.1.weight") == Shape{8});  // BatchNorm2d
+  CHECK(shape_of(*with_bn, "features.4.weight") == Shape{16, 8, 3, 3});
+  CHECK(shape_of(*with_bn, "classifier.weight") == Shape{4, 16});
+  o.batch_norm = false;
+  o.head = "fc";
+  auto plain = make_model("cnn", o);
+  CHECK(shape_of(*plain, "features.3.weight") == Shape{16, 8, 3, 3});  // conv, ReLU, pool, conv
+  CHECK(shape_of(*plain, "classifier.weight") == Shape{4, 16 * 4 * 4});
+  CHECK(plain->named_buffers().empty());
+  NoGradGuard no_grad;
+  CHECK((*plain)(test::random_tensor({2, 1, 8, 8}, 1)).shape() == Shape{2, 4});
+  CHECK(make_model("cnn", base)->metadata().at("cfg") == "16,32,M,64,64");  // the default
+  for (const char* bad : {"8,X", "8,,16", "M", "0,M", ""}) {
+    o.cfg = bad;
+    if (o.cfg.empty()) continue;  // empty is the default configuration
+    CHECK_THROWS_WITH(make_model("cnn", o), Contains("cfg"));
+  }
+  o.cfg = "8";
+  o.head = "avg";
+  CHECK_THROWS_WITH(make_model("cnn", o), Contains("head is gap or fc"));
+  CHECK_THROWS_WITH(make_model("resnet20", {.cfg = "8"}), Contains("for cnn"));
+}
+
+}  // namespace shears::nn

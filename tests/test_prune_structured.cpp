@@ -214,3 +214,28 @@ TEST_CASE("prune_channels keeps masks consistent and trains afterwards", "[prune
   cross_entropy((*model)(x), {0, 1}).backward();
   CHECK(model->parameter("conv1.weight").grad().defined());
 }
+
+TEST_CASE("a configured cnn loses channels, records its new configuration and reloads", "[prune]") {
+  for (const char* head : {"gap", "fc"}) {
+    INFO(head);
+    nn::ModelOptions o{.in_channels = 1, .num_classes = 4, .input_size = 8};
+    o.cfg = "8,M,16,16";
+    o.batch_norm = true;
+    o.head = head;
+    auto model = nn::make_model("cnn", o);
+    prune::prune_channels(*model, {1, 1, 8, 8}, prune::magnitude_importance(1), {.ratio = 0.5});
+    const auto meta = nn::refreshed_metadata(*model);
+    CHECK(meta.at("cfg") == "4,M,8,8");
+    CHECK(meta.at("head") == head);
+    const std::string path = "/tmp/shears_test_cnn_pruned.safetensors";
+    model->save_checkpoint(path, meta);
+    auto loaded = nn::load_model(path);
+    CHECK(loaded->metadata().at("cfg") == "4,M,8,8");
+    model->eval();
+    loaded->eval();
+    NoGradGuard no_grad;
+    const Tensor x = test::random_tensor({2, 1, 8, 8}, 5);
+    CHECK((*loaded)(x).to_vector() == (*model)(x).to_vector());
+    std::remove(path.c_str());
+  }
+}

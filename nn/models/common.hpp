@@ -29,7 +29,11 @@ struct ModelOptions {
   // come from a generator of its own, seeded from the one the model is built with.
   std::optional<float> dropout = {};
   std::optional<bool> bias = {};      // mlp / mlpnet Linear biases; unset: the model's default
-  bool batch_norm = false;       // mlp / mlpnet: BatchNorm1d after every hidden Linear
+  bool batch_norm = false;  // mlp / mlpnet: BatchNorm1d after every hidden Linear; cnn: BatchNorm2d after every conv
+  // cnn (nn/models/vgg.hpp): the configuration, conv widths and M for a 2×2 max-pool (empty:
+  // "16,32,M,64,64"), and the classifier head, gap or fc.
+  std::string cfg = {};
+  std::string head = "gap";
 };
 
 // Hands out a model's widths layer by layer: the explicit ones when given, else the defaults.

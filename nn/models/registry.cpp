@@ -16,7 +16,7 @@ namespace shears::nn {
 namespace {
 
 // Which of the optional ModelOptions fields a model reads (the others must stay unset).
-enum Accepts : unsigned { kNone = 0, kMultiplier = 1, kDropout = 2, kMlp = 4 };
+enum Accepts : unsigned { kNone = 0, kMultiplier = 1, kDropout = 2, kMlp = 4, kCnn = 8 };
 
 struct Entry {
   ModelInfo info;
@@ -36,8 +36,10 @@ const std::vector<Entry>& entries() {
       {{"vgg11_bn", "torchvision VGG-11 with BN (imagenet or cifar head)"}, vgg11_bn, kDropout},
       {{"vgg16_bn", "torchvision VGG-16 with BN (imagenet or cifar head)"}, vgg16_bn, kDropout},
       {{"vgg19_bn", "torchvision VGG-19 with BN (imagenet or cifar head)"}, vgg19_bn, kDropout},
-      {{"mobilenet_v1", "MobileNetV1 with width multiplier (imagenet or cifar strides)"}, mobilenet_v1,
+      {{"mobilenet_v1", "MobileNetV1 with width multiplier (imagenet or cifar strides)"},
+       mobilenet_v1,
        kMultiplier | kDropout},
+      {{"cnn", "plain CNN from --cfg (VGG's notation: widths and M), --batch-norm, --head gap|fc"}, cnn, kCnn},
   };
   return list;
 }
@@ -55,7 +57,19 @@ void check_accepted(const Entry& e, const ModelOptions& o) {
   const std::string& name = e.info.name;
   SHEARS_CHECK(o.width_multiplier == 1.f || (e.accepts & kMultiplier), name, "has no width multiplier");
   SHEARS_CHECK(!o.dropout || (e.accepts & kDropout), name, "has no classifier dropout");
-  SHEARS_CHECK((!o.bias && !o.batch_norm) || (e.accepts & kMlp), name, "bias and batch_norm options are for mlp/mlpnet");
+  SHEARS_CHECK(!o.bias || (e.accepts & kMlp), name, "the bias option is for mlp/mlpnet");
+  SHEARS_CHECK(!o.batch_norm || (e.accepts & (kMlp | kCnn)), name, "the batch_norm option is for mlp, mlpnet and cnn");
+  SHEARS_CHECK((o.cfg.empty() && o.head == "gap") || (e.accepts & kCnn), name, "the cfg and head options are for cnn");
+}
+
+// The configuration a cnn was built with: its widths, when given, in place of cfg's numbers (a
+// channel-pruned model's checkpoint then records the configuration it has).
+std::string cnn_config_with_widths(const ModelOptions& o) {
+  std::vector<int64_t> config = parse_cnn_config(cnn_config(o));
+  size_t next = 0;
+  for (int64_t& v : config)
+    if (v != Vgg::M && next < o.widths.size()) v = o.widths[next++];
+  return cnn_config_text(config);
 }
 
 std::string number(float v) {
@@ -111,7 +125,11 @@ std::map<std::string, std::string> model_metadata(const std::string& name, const
   if (accepts & kMultiplier) m["width_multiplier"] = number(o.width_multiplier);
   if (o.dropout) m["dropout"] = number(*o.dropout);
   if (o.bias) m["bias"] = *o.bias ? "true" : "false";
-  if (accepts & kMlp) m["batch_norm"] = o.batch_norm ? "true" : "false";
+  if (accepts & (kMlp | kCnn)) m["batch_norm"] = o.batch_norm ? "true" : "false";
+  if (accepts & kCnn) {
+    m["cfg"] = cnn_config_with_widths(o);
+    m["head"] = o.head;
+  }
   return m;
 }
 
@@ -125,6 +143,10 @@ ModelOptions options_from_metadata(const std::map<std::string, std::string>& met
     else if (key == "dropout") o.dropout = parse<float>(key, text);
     else if (key == "bias") o.bias = parse_bool(key, text);
     else if (key == "batch_norm") o.batch_norm = parse_bool(key, text);
+    else if (key == "cfg")
+      o.cfg = text;
+    else if (key == "head")
+      o.head = text;
   }
   return o;
 }
@@ -193,6 +215,14 @@ std::shared_ptr<Module> model_from_state_dict(const std::string& name, ModelOpti
   std::shared_ptr<Module> model = make_model(name, options, scratch);
   model->load_state_dict(state);
   return model;
+}
+
+std::map<std::string, std::string> refreshed_metadata(const Module& model) {
+  auto arch = model.metadata().find("arch");
+  if (arch == model.metadata().end()) return {};
+  ModelOptions options = options_from_metadata(model.metadata());
+  options.widths = widths_from_state_dict(arch->second, options, model.state_dict());
+  return model_metadata(arch->second, options);
 }
 
 std::shared_ptr<Module> load_model(const std::string& path) {

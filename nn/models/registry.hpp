@@ -37,6 +37,11 @@ std::vector<int64_t> widths_from_state_dict(const std::string& name, const Model
 std::shared_ptr<Module> model_from_state_dict(const std::string& name, ModelOptions options,
                                               const std::vector<safetensors::Entry>& state);
 
+// The options a model's metadata records, read again from its own tensors, for a model whose
+// layers changed width (channel pruning): a cnn's cfg then names the widths it has. Pass them as
+// save_checkpoint's `extra`; empty for a model make_model did not build.
+std::map<std::string, std::string> refreshed_metadata(const Module& model);
+
 // A checkpoint written by shears (its metadata names the architecture and options), rebuilt.
 std::shared_ptr<Module> load_model(const std::string& path);
 
