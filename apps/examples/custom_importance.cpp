@@ -9,7 +9,6 @@
 //
 // It includes shears as outside code does (<shears/...>); with shears installed (`make install`):
 //   g++ -O2 custom_importance.cpp $(pkg-config --cflags --libs shears) -o custom_importance
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -22,24 +21,14 @@
 #include <shears/optim/optimizer.hpp>
 #include <shears/prune/algorithms/baselines.hpp>
 #include <shears/prune/masks.hpp>
+#include <shears/train/evaluate.hpp>
+#include <shears/train/loop.hpp>
 
 using namespace shears;
 
-// Top-1 accuracy (%) on a loader, in eval mode, without gradients.
-double accuracy(nn::Module& model, data::DataLoader& loader) {
-  NoGradGuard no_grad;
-  model.eval();
-  int64_t correct = 0, seen = 0;
-  loader.start_epoch(0);
-  while (auto batch = loader.next()) {
-    Tensor logits = model(batch->images);
-    for (int64_t n = 0; n < logits.size(0); ++n) {
-      const float* row = logits.data() + n * logits.size(1);
-      correct += std::max_element(row, row + logits.size(1)) - row == batch->labels[n];
-    }
-    seen += logits.size(0);
-  }
-  return 100.0 * correct / seen;
+// Top-1 accuracy (%) on a loader: the library's evaluation (eval mode, no gradients).
+double accuracy(nn::Module& model, data::DataLoader& loader, int64_t classes) {
+  return train::evaluate(model, loader, classes).top1;
 }
 
 // The custom criterion: score = |W| ⊙ ‖X_col‖₂ for every named Linear weight.
@@ -74,21 +63,15 @@ int main(int argc, char** argv) try {
   data::DataLoader train(splits.train, train_tf, {.batch_size = 128, .shuffle = true, .seed = 0, .num_workers = 2});
   data::DataLoader test(splits.test, test_tf, {.batch_size = 512, .num_workers = 2});
   Shape image = splits.train->image_shape();
+  const int64_t classes = splits.train->num_classes();
   Generator gen(0);
-  auto model = nn::make_model("mlpnet", {.in_channels = image[0], .num_classes = splits.train->num_classes(),
-                                         .input_size = image[1]}, gen);
+  auto model = nn::make_model("mlpnet", {.in_channels = image[0], .num_classes = classes, .input_size = image[1]}, gen);
 
   optim::Sgd sgd(optim::decay_groups(model->named_parameters(), 0.05, 5e-4, true), {.lr = 0.05, .momentum = 0.9});
+  train::Trainer trainer(*model, sgd, {});  // the library's loop: forward, cross-entropy, backward, step
   for (int64_t epoch = 0; epoch < 2; ++epoch) {
-    model->train();
-    train.start_epoch(epoch);
-    while (auto batch = train.next()) {
-      Tensor loss = cross_entropy((*model)(batch->images), batch->labels);
-      sgd.zero_grad();
-      loss.backward();
-      sgd.step();
-    }
-    std::printf("epoch %lld: test top-1 %.2f%%\n", (long long)epoch + 1, accuracy(*model, test));
+    trainer.train_epoch(train, epoch);
+    std::printf("epoch %lld: test top-1 %.2f%%\n", (long long)epoch + 1, accuracy(*model, test, classes));
   }
 
   std::vector<std::string> names = prune::prunable_parameters(*model);  // every Linear weight
@@ -98,7 +81,8 @@ int main(int argc, char** argv) try {
     prune::apply_masks(*mine, prune::masks_from_scores(wanda_scores(*mine, names, train), target));
     prune::apply_masks(*magnitude, prune::masks_from_scores(prune::magnitude_scores(*magnitude, names), target));
     std::printf("sparsity %.2f (%.4f measured): wanda %.2f%%   magnitude %.2f%%\n", sparsity,
-                prune::sparsity_report(*mine, names).sparsity(), accuracy(*mine, test), accuracy(*magnitude, test));
+                prune::sparsity_report(*mine, names).sparsity(), accuracy(*mine, test, classes),
+                accuracy(*magnitude, test, classes));
   }
   return 0;
 } catch (const Error& e) {
