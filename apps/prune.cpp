@@ -2,6 +2,7 @@
 // evaluations, counts, latencies and per-layer table printed, pruned.safetensors and metrics.json
 // written (pipeline/prune_run.hpp says what metrics.json holds).
 #include <filesystem>
+#include <set>
 
 #include "apps/commands.hpp"
 #include "apps/prune_flags.hpp"
@@ -58,11 +59,35 @@ struct PruneConfig {
   FineTune ft;
   int64_t latency_runs = 10;
   int threads = 0;
+  bool print_config = false;
 };
 
-int run(PruneConfig c, const CLI::App& cli) {
+// --protocol official: the settings of the method's official code (its registry row) for every
+// flag the command line left unset.
+void apply_protocol(CLI::App& cli, const PruneSpec& spec, const nn::Module& model) {
+  if (spec.protocol == "shears") return;
+  const prune::PruningMethod& row =
+      prune::find_method(spec.method, spec.structured ? prune::MethodKind::channels : prune::MethodKind::masks);
+  std::string with_one;
+  for (const prune::PruningMethod& m : prune::pruning_methods())
+    if (m.official) with_one += (with_one.empty() ? "" : ", ") + m.name;
+  SHEARS_CHECK(row.official, "--protocol", "official: ", row.name, " has no official code to follow (", with_one,
+               " have one)");
+  const prune::ProtocolSettings settings = row.official->settings(model);
+  std::set<std::string> given;
+  for (const auto& [key, value] : settings)
+    if (cli.count("--" + key)) given.insert(key);
+  std::set<std::string> set;
+  for (const auto& [key, value] : settings)
+    if (!given.count(key)) {
+      cli.get_option("--" + key)->add_result(value);
+      set.insert(key);
+    }
+  for (const std::string& key : set) cli.get_option("--" + key)->run_callback();
+}
+
+int run(PruneConfig c, std::shared_ptr<nn::Module> model) {
   if (c.threads > 0) set_num_threads(c.threads);
-  if (c.spec.structured && !cli.count("--method")) c.spec.method = "remove";
   SHEARS_CHECK(!c.spec.structured || c.spec.method == "remove" || c.spec.method == "intrafusion", "--method",
                "with --structured is remove or intrafusion (the channel criterion is --importance), got '",
                c.spec.method, "'");
@@ -72,7 +97,6 @@ int run(PruneConfig c, const CLI::App& cli) {
   c.spec.finetune = c.ft;
   c.spec.trace_folder = c.output;  // spode_trace.csv, swap_trace.csv
   OpenedData d = open_data(c.data);
-  std::shared_ptr<nn::Module> model = nn::load_model(c.weights);
   std::string what = c.spec.structured ? (c.spec.method == "intrafusion" ? "intra-fusion of channels by " : "channels by ") +
                                            c.spec.importance
                                      : c.spec.method;
@@ -126,7 +150,21 @@ Command add_prune_command(CLI::App& app) {
   cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)")
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_option("--output,-o", c->output, "folder for pruned.safetensors and metrics.json")->required();
-  return {cli, [c, cli] { return run(*c, *cli); }};
+  cli->add_option("--protocol", c->spec.protocol,
+                  "shears, or official: the settings of the method's official code for this model (flags given win)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"shears", "official"}));
+  cli->add_flag("--print-config", c->print_config, "print the settings in force (presets applied) and stop");
+  return {cli, [c, cli] {
+            if (c->spec.structured && !cli->count("--method")) c->spec.method = "remove";
+            std::shared_ptr<nn::Module> model = nn::load_model(c->weights);
+            apply_protocol(*cli, c->spec, *model);
+            if (c->print_config) {
+              std::printf("%s", cli->config_to_str(true, false).c_str());
+              return 0;
+            }
+            return run(*c, model);
+          }};
 }
 
 }  // namespace shears::app

@@ -15,6 +15,8 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
   cli.add_flag("--exclude-first-last", s.scope.exclude_first_and_last, "keep the stem and the classifier dense");
   cli.add_option("--max-layer-sparsity", s.max_layer_sparsity, "no tensor (or channel group) loses more than this")
       ->capture_default_str();
+  cli.add_flag("--keep-floor", s.keep_floor,
+               "keep floor((1-s)*d) weights as the official codes do (default: prune floor(s*d))");
   cli.add_flag("--structured", s.structured, "remove whole channels (--sparsity is then a channel ratio)");
   cli.add_option("--importance", s.importance, "with --structured: " + prune::importance_names())
       ->capture_default_str();
@@ -100,7 +102,13 @@ void add_finetune_flags(CLI::App& cli, FineTune& ft) {
   cli.add_option("--finetune-epochs", ft.epochs, "fine-tune with the masks fixed (0: off)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
-  cli.add_option("--lr", ft.lr, "fine-tuning learning rate (cosine-decayed)")->capture_default_str();
+  cli.add_option("--lr", ft.lr, "fine-tuning learning rate (cosine-decayed unless --finetune-sched constant)")
+      ->capture_default_str();
+  cli.add_option_function<std::string>(
+         "--finetune-sched", [&ft](const std::string& name) { ft.cosine = name == "cosine"; },
+         "fine-tuning lr: cosine (decays to 0) or constant")
+      ->check(CLI::IsMember({"cosine", "constant"}))
+      ->default_str("cosine");
   cli.add_option("--momentum", ft.momentum)->capture_default_str();
   cli.add_option("--weight-decay,--wd", ft.weight_decay)->capture_default_str();
 }

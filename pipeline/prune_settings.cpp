@@ -76,7 +76,7 @@ prune::ChannelOptions channel_options(const PruneSpec& spec) {
 prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData& d, const train::FineTuneHooks& stage_hooks,
                                   std::function<void(const std::string&)> log) {
   prune::PruneContext context;
-  context.target = {spec.sparsity, parse_distribution(spec.distribution), spec.max_layer_sparsity};
+  context.target = {spec.sparsity, parse_distribution(spec.distribution), spec.max_layer_sparsity, spec.keep_floor};
   context.scope = spec.scope;
   context.input_shape = data::image_shape(d);
   context.training_batches = data::batch_factory(d.splits.train, d.train_transform);

@@ -19,6 +19,8 @@ struct PruneSpec {
   std::string distribution = "global";  // global | per-layer
   prune::Scope scope;
   double max_layer_sparsity = 1.0;
+  bool keep_floor = false;  // keep floor((1 − s)·d) entries, as the official codes (SparsityTarget::keep_floor)
+  std::string protocol = "shears";  // shears, or official: the method's official settings (pipeline/protocols.hpp)
   bool structured = false;
   std::string importance = "l1";  // structured: l1, l2, lamp, bn, taylor, random
   // Structured: method "remove" (plain channel removal) or "intrafusion" (docs/algorithms/intra-fusion.md);

@@ -17,6 +17,10 @@ int64_t prune_count(double sparsity, int64_t d) {
   return static_cast<int64_t>(std::floor(x));
 }
 
+int64_t prune_count(double sparsity, int64_t d, bool keep_floor) {
+  return keep_floor ? d - prune_count(1.0 - sparsity, d) : prune_count(sparsity, d);
+}
+
 namespace {
 
 // Flat indices of `values` in pruning order: ascending score, then ascending index.
@@ -50,14 +54,14 @@ NamedTensors masks_from_scores(const NamedTensors& scores, const SparsityTarget&
     for (size_t l = 0; l < scores.size(); ++l) {
       std::vector<float> layer(all.begin() + offset[l], all.begin() + offset[l + 1]);
       std::vector<int64_t> order = ranking(layer);
-      int64_t k = prune_count(s, static_cast<int64_t>(layer.size()));
+      int64_t k = prune_count(s, static_cast<int64_t>(layer.size()), target.keep_floor);
       float* m = masks[l].second.data();
       for (int64_t i = 0; i < k; ++i) m[order[i]] = 0.f;
     }
     return masks;
   }
 
-  int64_t total = prune_count(target.sparsity, static_cast<int64_t>(all.size()));
+  int64_t total = prune_count(target.sparsity, static_cast<int64_t>(all.size()), target.keep_floor);
   std::vector<int64_t> cap(scores.size()), used(scores.size(), 0);
   for (size_t l = 0; l < scores.size(); ++l) cap[l] = prune_count(target.max_layer_sparsity, offset[l + 1] - offset[l]);
   std::vector<int64_t> order = ranking(all);

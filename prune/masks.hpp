@@ -29,6 +29,8 @@ using nn::NamedTensors;
 
 // floor(s·d), robust to the rounding of s·d (0.29 · 100 is 28.999…: 29 entries).
 int64_t prune_count(double sparsity, int64_t d);
+// prune_count, or with keep_floor the count that keeps floor((1 − s)·d).
+int64_t prune_count(double sparsity, int64_t d, bool keep_floor);
 
 // Binary masks (1 keep, 0 prune) with the scores' names and shapes. Throws on NaN scores, on an
 // invalid target, or when the per-layer cap makes the global target unreachable.

@@ -36,6 +36,10 @@ struct SparsityTarget {
   double sparsity = 0.5;  // fraction of prunable entries set to zero, in [0, 1]
   Distribution distribution = Distribution::global;
   double max_layer_sparsity = 1.0;  // no tensor loses more than floor(cap · numel) entries
+  // How many of d entries go: floor(s·d) (false), or d − floor((1 − s)·d), i.e. keep
+  // floor((1 − s)·d) as the official codes of SWAP and SpODE do (true: one more pruned entry when
+  // s·d is not an integer).
+  bool keep_floor = false;
 };
 
 // Throws unless 0 ≤ sparsity ≤ 1 and 0 ≤ max_layer_sparsity ≤ 1 (a density passed by mistake as

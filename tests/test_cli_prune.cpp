@@ -298,3 +298,55 @@ TEST_CASE("shears prune --method swap|lr|woodfisher: exact sparsity, the stage t
 }
 
 }  // namespace shears
+
+namespace shears {
+
+// --protocol official fills every flag the command line leaves unset from the method's registry
+// row (the official scripts' values for this model), shown by --print-config; a flag given wins.
+TEST_CASE("shears prune --protocol official sets the official code's settings, explicit flags win", "[cli]") {
+  fs::path dir = trained("protocol");
+  const std::string weights = (dir / "train" / "best.safetensors").string();
+  auto config = [&](const std::string& flags) {
+    Run r = run_shears(kPrune + weights + kData + " --sparsity 0.9 --protocol official --print-config --output " +
+                       (dir / "out").string() + " " + flags);
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK(!fs::exists(dir / "out"));  // nothing ran
+    return r.output;
+  };
+  const std::string swap = config("--method swap");
+  for (const char* line : {"solver=\"code\"", "sinkhorn-plain=true", "eps=1", "lambda=0.01", "inner-iters=1",
+                           "keep-floor=true", "finetune-sched=\"constant\"", "stage-finetune-epochs=1", "samples=1000",
+                           "stages=14", "lr=0.001", "momentum=0.5", "weight-decay=0"})
+    CHECK(swap.find(std::string("\n") + line + "\n") != std::string::npos);
+  const std::string overridden = config("--method lr --samples 64 --lr 0.01");
+  CHECK(overridden.find("\nsamples=64\n") != std::string::npos);
+  CHECK(overridden.find("\nlr=0.01\n") != std::string::npos);
+  CHECK(overridden.find("\nstages=14\n") != std::string::npos);
+  CHECK(config("--method woodfisher").find("\nwf-damp=0.001\n") != std::string::npos);
+  const std::string spode = config("--method spode");
+  CHECK(spode.find("\nbatch-size=512\n") != std::string::npos);
+  CHECK(spode.find("\nspode-steps=100\n") != std::string::npos);
+  const std::string fusion = config("--structured --method intrafusion");
+  CHECK(fusion.find("\ndistribution=\"per-layer\"\n") != std::string::npos);
+  CHECK(fusion.find("\nfusion-normalization=\"code\"\n") != std::string::npos);
+  Run own = run_shears(kPrune + weights + kData + " --sparsity 0.9 --method swap --print-config --output " +
+                       (dir / "out").string());
+  CHECK(own.output.find("\nsolver=\"principled\"\n") != std::string::npos);  // --protocol shears, the default
+
+  Run snip = run_shears(kPrune + weights + kData + " --sparsity 0.9 --method snip --protocol official --output " +
+                        (dir / "out").string());
+  CHECK(snip.status != 0);
+  CHECK(snip.output.find("snip has no official code") != std::string::npos);
+  Run cnn = run_shears(
+      "train --model cnn --cfg 4,M,8 --data synthetic --epochs 1 --batch-size 32 --workers 1 "
+      "--output " +
+      (dir / "cnn").string());
+  REQUIRE(cnn.status == 0);
+  Run other = run_shears(kPrune + (dir / "cnn" / "best.safetensors").string() + kData +
+                         " --sparsity 0.9 --method swap --protocol official --output " + (dir / "out").string());
+  CHECK(other.status != 0);
+  CHECK(other.output.find("cover mlpnet, mobilenet_v1, resnet20, not cnn") != std::string::npos);
+}
+
+}  // namespace shears

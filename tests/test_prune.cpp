@@ -45,6 +45,19 @@ TEST_CASE("prune_count is floor(s·d), robust to rounding", "[prune]") {
   CHECK(prune::prune_count(0.999, 1000) == 999);
 }
 
+TEST_CASE("keep_floor keeps floor((1 - s)·d), as the official codes count", "[prune]") {
+  CHECK(prune::prune_count(0.5, 7, true) == 4);  // keeps 3 where the default keeps 4
+  CHECK(prune::prune_count(0.5, 7, false) == 3);
+  CHECK(prune::prune_count(0.9, 100, true) == 90);  // s·d whole: both agree
+  CHECK(prune::prune_count(0.9, 7, true) == 7);     // floor(0.7) = 0 kept
+  CHECK(prune::prune_count(0.0, 7, true) == 0);
+  prune::NamedTensors scores{{"a", Tensor::from_vector({7}, {1, 2, 3, 4, 5, 6, 7})}};
+  for (auto distribution : {prune::Distribution::global, prune::Distribution::per_layer}) {
+    auto masks = prune::masks_from_scores(scores, {.sparsity = 0.5, .distribution = distribution, .keep_floor = true});
+    CHECK(masks[0].second.to_vector() == std::vector<float>{0, 0, 0, 0, 1, 1, 1});
+  }
+}
+
 TEST_CASE("scope: conv and linear weights by default, include/exclude by regex, first and last", "[prune]") {
   auto resnet = nn::make_model("resnet20", {.widths = {}});
   auto names = prune::prunable_parameters(*resnet);

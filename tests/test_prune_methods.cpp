@@ -183,6 +183,42 @@ TEST_CASE("training loop: fine-tuning keeps pruned weights exactly zero and does
   CHECK_FALSE(same_values(*a, *s.model));
 }
 
+TEST_CASE("training loop: fine-tuning's lr follows a cosine to 0, or stays constant", "[train][registry]") {
+  // One batch per epoch, plain SGD: two epochs are two steps, the second at lr/2 under the cosine
+  // (t = 1/2) and at lr when constant. The same two steps by hand, on the same 32 images.
+  const data::TrainTest d =
+      data::make_synthetic({.train_size = 32, .test_size = 8, .image_shape = {1, 8, 8}, .num_classes = 4});
+  const auto model = nn::make_model("mlpnet", {.in_channels = 1, .num_classes = 4, .input_size = 8});
+  const Batch all = data::batch_factory(d.train, {})({32, 0, false, 1, "test"})();
+  const double lr = 1e-3;
+  auto by_hand = [&](double second_factor) {
+    auto m = model->clone();
+    for (double factor : {1.0, second_factor}) {
+      m->zero_grad();
+      cross_entropy((*m)(all.images), all.labels).backward();
+      for (auto& [name, p] : m->named_parameters())
+        for (int64_t i = 0; i < p.numel(); ++i) p.data()[i] -= static_cast<float>(lr * factor) * p.grad().data()[i];
+    }
+    return m;
+  };
+  for (bool cosine : {true, false}) {
+    INFO("cosine " << cosine);
+    auto m = model->clone();
+    train::fine_tune(*m, {.epochs = 2, .lr = lr, .momentum = 0, .weight_decay = 0, .batch_size = 32, .cosine = cosine},
+                     d.train, {}, 1);
+    const auto expected = by_hand(cosine ? 0.5 : 1.0), other = by_hand(cosine ? 1.0 : 0.5);
+    double to_expected = 0, to_other = 0;
+    for (auto& [name, p] : m->named_parameters())
+      for (int64_t i = 0; i < p.numel(); ++i) {
+        to_expected = std::max(to_expected, double(std::abs(p.data()[i] - expected->parameter(name).data()[i])));
+        to_other = std::max(to_other, double(std::abs(p.data()[i] - other->parameter(name).data()[i])));
+      }
+    INFO("largest difference " << to_expected << " to the steps by hand, " << to_other << " to the other schedule's");
+    CHECK(to_expected < 1e-6);
+    CHECK(to_other > 100 * to_expected);
+  }
+}
+
 TEST_CASE("sweep: a registered method runs in the library's sweep beside a built-in one, and a rerun resumes",
           "[prune][registry]") {
   Setup s;

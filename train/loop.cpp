@@ -79,10 +79,11 @@ void fine_tune(nn::Module& model, const FineTuneOptions& options, std::shared_pt
   LoopOptions loop;
   loop.seed = seed;
   loop.hooks = hooks.loop;
-  loop.lr_factor = [&](int64_t epoch, int64_t step) {
-    const double t = static_cast<double>(epoch * iters + step) / (options.epochs * iters);
-    return 0.5 * (1 + std::cos(std::numbers::pi * t));
-  };
+  if (options.cosine)
+    loop.lr_factor = [&](int64_t epoch, int64_t step) {
+      const double t = static_cast<double>(epoch * iters + step) / (options.epochs * iters);
+      return 0.5 * (1 + std::cos(std::numbers::pi * t));
+    };
   loop.nonfinite.explain = [&](const std::string& problem, bool) {
     return detail::concat("fine-tune: ", problem, ". Hint: lower --lr (now ", options.lr, ")");
   };

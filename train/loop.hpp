@@ -79,6 +79,7 @@ struct FineTuneOptions {
   int64_t epochs = 0;
   double lr = 0.01, momentum = 0.9, weight_decay = 5e-4;
   int64_t batch_size = 128;
+  bool cosine = true;  // the lr decays to 0 along a cosine over the epochs; false: constant (the SWAP code's)
 };
 // The loop's hooks, and `epoch_end` with each epoch's figures (a display of one's own).
 struct FineTuneHooks {

@@ -139,7 +139,7 @@ std::vector<SwapStageLog> swap_prune(nn::Module& model, const std::vector<std::s
   std::vector<SwapStageLog> logs;
   for (int64_t t = 1; t <= options.stages; ++t) {
     const double sparsity = cubic_sparsity(t, options.stages, target.sparsity, options.initial_sparsity);
-    const int64_t k = p - prune_count(sparsity, p);
+    const int64_t k = p - prune_count(sparsity, p, target.keep_floor);
     Batch batch = samples();
     auto start = std::chrono::steady_clock::now();
     Tensor G;

@@ -23,4 +23,11 @@ void remove_channels(nn::Module& model, const PruneContext& context);
 void intra_fusion(nn::Module& model, const PruneContext& context);
 Importance taylor(nn::Module& model, const PruneContext& context);
 
+// The official protocols of the methods that have an official code (protocols.cpp; the values
+// and their sources are tabled in docs/algorithms/).
+Protocol swap_protocol();        // swap and lr: one class of the official SWAP code
+Protocol woodfisher_protocol();  // the WoodFisher baseline of the same code base
+Protocol spode_protocol();
+Protocol intra_fusion_protocol();
+
 }  // namespace shears::prune::builtin

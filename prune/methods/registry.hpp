@@ -11,6 +11,7 @@
 //   prune::prune_model(model, "snip", ctx);
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,12 +64,22 @@ struct PruneContext {
   std::string trace_folder;  // spode_trace.csv / swap_trace.csv are written here; empty: none
 };
 
+// A method's official protocol: what its official code's scripts set, as settings of `shears
+// prune` (flag names without the dashes, which are also the config keys) and their values, for
+// the model about to be pruned. Throws naming the models the scripts cover when this one is not.
+using ProtocolSettings = std::vector<std::pair<std::string, std::string>>;
+struct Protocol {
+  std::string source;  // the official code, as docs/algorithms/ cite it
+  std::function<ProtocolSettings(const nn::Module& model)> settings;
+};
+
 struct PruningMethod {
   std::string name;
   MethodKind kind = MethodKind::masks;
   std::string help;                                           // one line
   std::function<void(nn::Module&, const PruneContext&)> run;  // empty for training-time methods
   bool recalibrates_itself = false;                           // re-estimates BatchNorm statistics on its own batches
+  std::optional<Protocol> official = {};                      // none: the method has no official code to follow
 };
 
 // The built-in methods (an explicit table), then those registered, in that order.
