@@ -2,7 +2,6 @@
 // evaluations, counts, latencies and per-layer table printed, pruned.safetensors and metrics.json
 // written (pipeline/prune_run.hpp says what metrics.json holds).
 #include <filesystem>
-#include <set>
 
 #include "apps/commands.hpp"
 #include "apps/prune_flags.hpp"
@@ -61,30 +60,6 @@ struct PruneConfig {
   int threads = 0;
   bool print_config = false;
 };
-
-// --protocol official: the settings of the method's official code (its registry row) for every
-// flag the command line left unset.
-void apply_protocol(CLI::App& cli, const PruneSpec& spec, const nn::Module& model) {
-  if (spec.protocol == "shears") return;
-  const prune::PruningMethod& row =
-      prune::find_method(spec.method, spec.structured ? prune::MethodKind::channels : prune::MethodKind::masks);
-  std::string with_one;
-  for (const prune::PruningMethod& m : prune::pruning_methods())
-    if (m.official) with_one += (with_one.empty() ? "" : ", ") + m.name;
-  SHEARS_CHECK(row.official, "--protocol", "official: ", row.name, " has no official code to follow (", with_one,
-               " have one)");
-  const prune::ProtocolSettings settings = row.official->settings(model);
-  std::set<std::string> given;
-  for (const auto& [key, value] : settings)
-    if (cli.count("--" + key)) given.insert(key);
-  std::set<std::string> set;
-  for (const auto& [key, value] : settings)
-    if (!given.count(key)) {
-      cli.get_option("--" + key)->add_result(value);
-      set.insert(key);
-    }
-  for (const std::string& key : set) cli.get_option("--" + key)->run_callback();
-}
 
 int run(PruneConfig c, std::shared_ptr<nn::Module> model) {
   if (c.threads > 0) set_num_threads(c.threads);
@@ -158,7 +133,10 @@ Command add_prune_command(CLI::App& app) {
   return {cli, [c, cli] {
             if (c->spec.structured && !cli->count("--method")) c->spec.method = "remove";
             std::shared_ptr<nn::Module> model = nn::load_model(c->weights);
-            apply_protocol(*cli, c->spec, *model);
+            if (c->spec.protocol == "official")
+              apply_official_protocol(*cli, c->spec.method,
+                                      c->spec.structured ? prune::MethodKind::channels : prune::MethodKind::masks,
+                                      model.get());
             if (c->print_config) {
               std::printf("%s", cli->config_to_str(true, false).c_str());
               return 0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
@@ -44,6 +45,26 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
 void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, DataChoice& choice) {
   cli.add_option("--weights,-w", weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
   add_data_flags(cli, choice);
+}
+
+void apply_official_protocol(CLI::App& cli, const std::string& method, prune::MethodKind kind,
+                             const nn::Module* model) {
+  const prune::PruningMethod& row = prune::find_method(method, kind);
+  std::string with_one;
+  for (const prune::PruningMethod& m : prune::pruning_methods())
+    if (m.official) with_one += (with_one.empty() ? "" : ", ") + m.name;
+  SHEARS_CHECK(row.official, "--protocol", "official: ", row.name, " has no official code to follow (", with_one,
+               " have one)");
+  const prune::ProtocolSettings settings = row.official->settings(model);
+  std::set<std::string> given, set;
+  for (const auto& [key, value] : settings)
+    if (cli.count("--" + key)) given.insert(key);
+  for (const auto& [key, value] : settings)
+    if (!given.count(key)) {
+      cli.get_option("--" + key)->add_result(value);
+      set.insert(key);
+    }
+  for (const std::string& key : set) cli.get_option("--" + key)->run_callback();
 }
 
 void add_cnn_flags(CLI::App& cli, std::string& cfg, bool& batch_norm, std::string& head) {

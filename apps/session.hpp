@@ -12,6 +12,7 @@
 #include "data/prepare.hpp"
 #include "nn/module.hpp"
 #include "pipeline/report.hpp"
+#include "prune/methods/registry.hpp"
 #include "train/evaluate.hpp"
 
 namespace shears::app {
@@ -27,6 +28,10 @@ using data::OpenedData;
 void add_data_flags(CLI::App& cli, DataChoice& choice);
 // --weights (a checkpoint, required) and the data flags, for the commands that read a trained model.
 void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, DataChoice& choice);
+
+// --protocol official: the settings of the method's official code (its registry row, for `model`,
+// null before training) for every flag the command line left unset; refused for a method without one.
+void apply_official_protocol(CLI::App& cli, const std::string& method, prune::MethodKind kind, const nn::Module* model);
 
 // --cfg, --batch-norm and --head: the configuration of a cnn (nn/models/vgg.hpp).
 void add_cnn_flags(CLI::App& cli, std::string& cfg, bool& batch_norm, std::string& head);

@@ -54,6 +54,8 @@ struct TrainConfig {
   float width_multiplier = 1.f;
   std::string cfg, head = "gap";  // cnn
   bool batch_norm = false;        // cnn, mlp, mlpnet
+  std::string protocol = "shears";  // official: SFW's official training setup (prune/methods/protocols.cpp)
+  bool print_config = false;
   DataChoice data;
   int64_t batch_size = 128, epochs = 10;
   std::string opt = "sgd";
@@ -553,6 +555,24 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
   return 0;
 }
 
+// The flags of SFW's constraint sets and of SFW-Init (docs/algorithms/sfw.md#options).
+void add_sfw_flags(CLI::App& cli, TrainConfig& c) {
+  cli.add_option("--sfw-k-frac", c.sfw_k_frac, "sfw: K per tensor as a fraction (density) of its entries")->capture_default_str();
+  cli.add_option("--sfw-k", c.sfw_k, "sfw: minimum K per tensor (K = min(max(k, floor(frac*n)), n))")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cli.add_option("--sfw-tau", c.sfw_tau, "sfw: tau (initialization: D = 2*tau*|theta_init|; radius; diameter)")->capture_default_str();
+  cli.add_option("--sfw-tau-mode", c.sfw_tau_mode, "sfw: initialization, radius or diameter")->capture_default_str();
+  cli.add_option("--sfw-constraint", c.sfw_constraint, "sfw: k-sparse, l1, l2 or linf")->capture_default_str();
+  cli.add_option("--sfw-scope", c.sfw_scope, "sfw: constrain all parameters (reference) or conv-linear weights")->capture_default_str();
+  cli.add_option("--sfw-rescale", c.sfw_rescale, "sfw: lr rescaling gradient, diameter or none")->capture_default_str();
+  cli.add_option("--sfw-unconstrained-lr", c.sfw_unconstrained_lr, "sfw: SGD lr of unconstrained tensors")->capture_default_str();
+  cli.add_flag("--sfw-init", c.sfw_init, "sfw: learn the initial per-tensor scales first (SFW-Init)");
+  cli.add_option("--sfw-init-iters", c.sfw_init_iters, "sfw: SFW-Init iterations")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000000}));
+}
+
 }  // namespace
 
 Command add_train_command(CLI::App& app) {
@@ -597,20 +617,7 @@ Command add_train_command(CLI::App& app) {
   cli->add_option("--min-lr", c->min_lr, "cosine: the final lr")->capture_default_str();
   cli->add_option("--label-smoothing", c->label_smoothing)->capture_default_str();
   cli->add_option("--clip-grad", c->clip_grad, "clip the gradient norm to this (0: off)")->capture_default_str();
-  cli->add_option("--sfw-k-frac", c->sfw_k_frac, "sfw: K per tensor as a fraction (density) of its entries")->capture_default_str();
-  cli->add_option("--sfw-k", c->sfw_k, "sfw: minimum K per tensor (K = min(max(k, floor(frac*n)), n))")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  cli->add_option("--sfw-tau", c->sfw_tau, "sfw: tau (initialization: D = 2*tau*|theta_init|; radius; diameter)")->capture_default_str();
-  cli->add_option("--sfw-tau-mode", c->sfw_tau_mode, "sfw: initialization, radius or diameter")->capture_default_str();
-  cli->add_option("--sfw-constraint", c->sfw_constraint, "sfw: k-sparse, l1, l2 or linf")->capture_default_str();
-  cli->add_option("--sfw-scope", c->sfw_scope, "sfw: constrain all parameters (reference) or conv-linear weights")->capture_default_str();
-  cli->add_option("--sfw-rescale", c->sfw_rescale, "sfw: lr rescaling gradient, diameter or none")->capture_default_str();
-  cli->add_option("--sfw-unconstrained-lr", c->sfw_unconstrained_lr, "sfw: SGD lr of unconstrained tensors")->capture_default_str();
-  cli->add_flag("--sfw-init", c->sfw_init, "sfw: learn the initial per-tensor scales first (SFW-Init)");
-  cli->add_option("--sfw-init-iters", c->sfw_init_iters, "sfw: SFW-Init iterations")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1000000000}));
+  add_sfw_flags(*cli, *c);
   cli->add_option("--seed", c->data.seed)->capture_default_str();
   cli->add_option("--threads", c->threads,
                   "threads per rank (0: SHEARS_NUM_THREADS, or the cores shared among the ranks)")
@@ -639,8 +646,23 @@ Command add_train_command(CLI::App& app) {
       ->configurable(false);
   cli->add_flag("--skip-nonfinite", c->skip_nonfinite,
                 "skip steps whose loss or gradients hold NaN/Inf (counted in the log) instead of stopping");
+  cli->add_option("--protocol", c->protocol, "shears, or official: SFW's official training setup (flags given win)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"shears", "official"}));
+  cli->add_flag("--print-config", c->print_config, "print the settings in force (presets applied) and stop")
+      ->configurable(false);
   return {cli, [c, cli] {
             if (!c->config.empty()) apply_config_file(*cli, c->config);
+            if (c->protocol == "official") {
+              SHEARS_CHECK(!cli->count("--opt") || c->opt == "sfw", "--protocol",
+                           "official: shears train follows SFW's official code (--opt sfw); the other methods' "
+                           "official protocols are shears prune's");
+              apply_official_protocol(*cli, "sfw", prune::MethodKind::training, nullptr);
+            }
+            if (c->print_config) {
+              std::printf("%s", cli->config_to_str(true, false).c_str());
+              return 0;
+            }
             return c->split_data > 0 ? run_split_data(*c, *cli) : run(*c, *cli);
           }};
 }

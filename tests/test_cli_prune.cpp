@@ -350,3 +350,23 @@ TEST_CASE("shears prune --protocol official sets the official code's settings, e
 }
 
 }  // namespace shears
+
+namespace shears {
+
+TEST_CASE("shears train --protocol official is SFW's official training setup; flags given win", "[cli]") {
+  const std::string out = (fs::temp_directory_path() / "shears_cli_protocol_train").string();
+  Run r = run_shears("train --data synthetic --protocol official --epochs 3 --print-config --output " + out);
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(!fs::exists(out));
+  for (const char* line :
+       {"opt=\"sfw\"", "lr=1", "momentum=0.9", "weight-decay=0", "sched=\"dynamic_change\"", "augment=\"crop-flip\"",
+        "sfw-k=10", "sfw-k-frac=0.05", "sfw-tau=15", "sfw-scope=\"all\"", "epochs=3"})
+    CHECK(r.output.find(std::string("\n") + line + "\n") != std::string::npos);
+  Run sgd = run_shears("train --data synthetic --protocol official --opt sgd --output " + out);
+  CHECK(sgd.status != 0);
+  CHECK(sgd.output.find("follows SFW's official code") != std::string::npos);
+  CHECK(!fs::exists(out));
+}
+
+}  // namespace shears

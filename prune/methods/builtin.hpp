@@ -29,5 +29,6 @@ Protocol swap_protocol();        // swap and lr: one class of the official SWAP 
 Protocol woodfisher_protocol();  // the WoodFisher baseline of the same code base
 Protocol spode_protocol();
 Protocol intra_fusion_protocol();
+Protocol sfw_protocol();  // a training setup: the flags of shears train
 
 }  // namespace shears::prune::builtin

@@ -32,7 +32,12 @@ std::vector<PruningMethod>& method_table() {
       {"remove", MethodKind::channels, "remove the least important channels of each group", builtin::remove_channels},
       {"intrafusion", MethodKind::channels, "fuse each group's channels into the kept ones by optimal transport",
        builtin::intra_fusion, false, builtin::intra_fusion_protocol()},
-      {"sfw", MethodKind::training, "stochastic Frank-Wolfe under sparsity constraints: shears train --opt sfw", {}},
+      {"sfw",
+       MethodKind::training,
+       "stochastic Frank-Wolfe under sparsity constraints: shears train --opt sfw",
+       {},
+       false,
+       builtin::sfw_protocol()},
   };
   return table;
 }

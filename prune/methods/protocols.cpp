@@ -17,6 +17,11 @@ std::string arch_of(const nn::Module& model) {
   return arch == model.metadata().end() ? "(unknown)" : arch->second;
 }
 
+const nn::Module& checked(const nn::Module* model, const std::string& method) {
+  SHEARS_CHECK(model, "--protocol official", method, "'s settings depend on the model to prune");
+  return *model;
+}
+
 // The settings for `model` from a table by architecture, refused for another one.
 ProtocolSettings by_arch(const std::string& method, const nn::Module& model,
                          const std::map<std::string, ProtocolSettings>& table, ProtocolSettings common) {
@@ -56,11 +61,11 @@ const std::map<std::string, ProtocolSettings> kSwapScripts = {
 
 Protocol swap_protocol() {
   return {"github.com/youlei202/CBS (ce54d7dd)",
-          [](const nn::Module& model) { return by_arch("swap", model, kSwapScripts, kSwapCommon); }};
+          [](const nn::Module* model) { return by_arch("swap", checked(model, "swap"), kSwapScripts, kSwapCommon); }};
 }
 
 Protocol woodfisher_protocol() {
-  return {"github.com/youlei202/CBS (ce54d7dd)", [](const nn::Module& model) {
+  return {"github.com/youlei202/CBS (ce54d7dd)", [](const nn::Module* model) {
             std::map<std::string, ProtocolSettings> scripts{{"mlpnet", kSwapScripts.at("mlpnet")},
                                                             {"resnet20", kSwapScripts.at("resnet20")}};
             scripts["mlpnet"].push_back({"wf-damp", "0.001"});
@@ -69,18 +74,18 @@ Protocol woodfisher_protocol() {
                                     {"keep-floor", "true"},
                                     {"finetune-sched", "constant"},
                                     {"stage-finetune-epochs", "1"}};
-            return by_arch("woodfisher", model, scripts, common);
+            return by_arch("woodfisher", checked(model, "woodfisher"), scripts, common);
           }};
 }
 
 // The CIFAR scripts: 100 steps of batches of 512, r = 1.1, a global ranking keeping ⌊ρ·d⌋; every
 // Conv2d and Linear weight but the first convolution, and the Linear biases.
 Protocol spode_protocol() {
-  return {"github.com/mzf666/sparsity-indexed-ode (573942d6)", [](const nn::Module& model) {
+  return {"github.com/mzf666/sparsity-indexed-ode (573942d6)", [](const nn::Module* model) {
             ProtocolSettings s{{"spode-steps", "100"},       {"spode-radius", "1.1"}, {"batch-size", "512"},
                                {"distribution", "global"}, {"keep-floor", "true"}};
             bool first_conv = true;
-            for (const auto& [path, m] : model.named_modules()) {
+            for (const auto& [path, m] : checked(model, "spode").named_modules()) {
               if (dynamic_cast<const nn::Conv2d*>(m) && first_conv) {
                 s.push_back({"scope-exclude", literal(path + ".weight")});
                 first_conv = false;
@@ -95,13 +100,37 @@ Protocol spode_protocol() {
 // Data-free: BatchNorms folded, l1 importance, uniform masses, the code's normalisation, the same
 // channel ratio in every group.
 Protocol intra_fusion_protocol() {
-  return {"github.com/alexandertheus/Intra-Fusion (82a28715)", [](const nn::Module&) {
+  return {"github.com/alexandertheus/Intra-Fusion (82a28715)", [](const nn::Module*) {
             return ProtocolSettings{{"importance", "l1"},
                                     {"fusion-source-mass", "uniform"},
                                     {"fusion-target-mass", "uniform"},
                                     {"fusion-p", "1"},
                                     {"fusion-normalization", "code"},
                                     {"distribution", "per-layer"}};
+          }};
+}
+
+// Training with SFW as its scripts do (CIFAR): 180 epochs of batches of 128 with crop and flip,
+// lr 1 under dynamic_change, momentum 0.9 (EMA), no weight decay, K-sparse polytopes on every
+// parameter (K = max(10, 5%), τ = 15 in initialization mode), gradient rescaling.
+Protocol sfw_protocol() {
+  return {"github.com/VITA-Group/SFW-Once-for-All-Pruning (84ec0780)", [](const nn::Module*) {
+            return ProtocolSettings{{"opt", "sfw"},
+                                    {"lr", "1"},
+                                    {"momentum", "0.9"},
+                                    {"weight-decay", "0"},
+                                    {"sched", "dynamic_change"},
+                                    {"epochs", "180"},
+                                    {"batch-size", "128"},
+                                    {"augment", "crop-flip"},
+                                    {"crop-padding", "4"},
+                                    {"sfw-k", "10"},
+                                    {"sfw-k-frac", "0.05"},
+                                    {"sfw-tau", "15"},
+                                    {"sfw-tau-mode", "initialization"},
+                                    {"sfw-constraint", "k-sparse"},
+                                    {"sfw-scope", "all"},
+                                    {"sfw-rescale", "gradient"}};
           }};
 }
 

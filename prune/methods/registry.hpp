@@ -65,12 +65,13 @@ struct PruneContext {
 };
 
 // A method's official protocol: what its official code's scripts set, as settings of `shears
-// prune` (flag names without the dashes, which are also the config keys) and their values, for
-// the model about to be pruned. Throws naming the models the scripts cover when this one is not.
+// prune` (of `shears train` for SFW; flag names without the dashes, which are also the config
+// keys) and their values, for the model about to be pruned (null before training). Throws naming
+// the models the scripts cover when this one is not.
 using ProtocolSettings = std::vector<std::pair<std::string, std::string>>;
 struct Protocol {
   std::string source;  // the official code, as docs/algorithms/ cite it
-  std::function<ProtocolSettings(const nn::Module& model)> settings;
+  std::function<ProtocolSettings(const nn::Module* model)> settings;
 };
 
 struct PruningMethod {
