@@ -52,8 +52,8 @@ struct TrainConfig {
   std::string model = "mlpnet";
   std::vector<int64_t> widths;  // explicit layer widths (each model's header lists which layers)
   float width_multiplier = 1.f;
-  std::string cfg, head = "gap";  // cnn
-  bool batch_norm = false;        // cnn, mlp, mlpnet
+  std::string cfg, head = "gap";    // cnn
+  bool batch_norm = false;          // cnn, mlp, mlpnet
   std::string protocol = "shears";  // official: SFW's official training setup (prune/methods/protocols.cpp)
   bool print_config = false;
   DataChoice data;
@@ -557,16 +557,20 @@ int run_split_data(const TrainConfig& c, CLI::App& cli) {
 
 // The flags of SFW's constraint sets and of SFW-Init (docs/algorithms/sfw.md#options).
 void add_sfw_flags(CLI::App& cli, TrainConfig& c) {
-  cli.add_option("--sfw-k-frac", c.sfw_k_frac, "sfw: K per tensor as a fraction (density) of its entries")->capture_default_str();
+  cli.add_option("--sfw-k-frac", c.sfw_k_frac, "sfw: K per tensor as a fraction (density) of its entries")
+      ->capture_default_str();
   cli.add_option("--sfw-k", c.sfw_k, "sfw: minimum K per tensor (K = min(max(k, floor(frac*n)), n))")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  cli.add_option("--sfw-tau", c.sfw_tau, "sfw: tau (initialization: D = 2*tau*|theta_init|; radius; diameter)")->capture_default_str();
+  cli.add_option("--sfw-tau", c.sfw_tau, "sfw: tau (initialization: D = 2*tau*|theta_init|; radius; diameter)")
+      ->capture_default_str();
   cli.add_option("--sfw-tau-mode", c.sfw_tau_mode, "sfw: initialization, radius or diameter")->capture_default_str();
   cli.add_option("--sfw-constraint", c.sfw_constraint, "sfw: k-sparse, l1, l2 or linf")->capture_default_str();
-  cli.add_option("--sfw-scope", c.sfw_scope, "sfw: constrain all parameters (reference) or conv-linear weights")->capture_default_str();
+  cli.add_option("--sfw-scope", c.sfw_scope, "sfw: constrain all parameters (reference) or conv-linear weights")
+      ->capture_default_str();
   cli.add_option("--sfw-rescale", c.sfw_rescale, "sfw: lr rescaling gradient, diameter or none")->capture_default_str();
-  cli.add_option("--sfw-unconstrained-lr", c.sfw_unconstrained_lr, "sfw: SGD lr of unconstrained tensors")->capture_default_str();
+  cli.add_option("--sfw-unconstrained-lr", c.sfw_unconstrained_lr, "sfw: SGD lr of unconstrained tensors")
+      ->capture_default_str();
   cli.add_flag("--sfw-init", c.sfw_init, "sfw: learn the initial per-tensor scales first (SFW-Init)");
   cli.add_option("--sfw-init-iters", c.sfw_init_iters, "sfw: SFW-Init iterations")
       ->capture_default_str()

@@ -19,14 +19,18 @@ std::string cpu_model() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   for (std::string line; std::getline(cpuinfo, line);)
     if (line.rfind("model name", 0) == 0)
-      if (size_t colon = line.find(':'); colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+      if (size_t colon = line.find(':'); colon != std::string::npos)
+        return line.substr(line.find_first_not_of(" \t", colon + 1));
   return "unknown";
 }
 
 nlohmann::json as_json(const Machine& m) {
-  return {{"cpu", m.cpu},         {"isa", m.isa},
-          {"threads", m.threads}, {"blas_core", m.blas_core},
-          {"blas_config", m.blas_config}, {"conv_paths", m.conv_paths},
+  return {{"cpu", m.cpu},
+          {"isa", m.isa},
+          {"threads", m.threads},
+          {"blas_core", m.blas_core},
+          {"blas_config", m.blas_config},
+          {"conv_paths", m.conv_paths},
           {"shears_version", m.version}};
 }
 
@@ -36,13 +40,8 @@ Machine this_machine() {
   static const std::string cpu = cpu_model();
   const blas::Info b = blas::info();
   const std::optional<ConvPath> forced = forced_conv_path();
-  return {cpu,
-          kernels::isa_name(kernels::kernels().isa),
-          num_threads(),
-          b.core,
-          b.config,
-          forced ? conv_path_name(*forced) : "by shape",
-          kVersion};
+  return {cpu,      kernels::isa_name(kernels::kernels().isa),     num_threads(), b.core,
+          b.config, forced ? conv_path_name(*forced) : "by shape", kVersion};
 }
 
 std::string machine_json(const Machine& m) { return as_json(m).dump(); }

@@ -73,7 +73,8 @@ prune::ChannelOptions channel_options(const PruneSpec& spec) {
 
 }  // namespace
 
-prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData& d, const train::FineTuneHooks& stage_hooks,
+prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData& d,
+                                  const train::FineTuneHooks& stage_hooks,
                                   std::function<void(const std::string&)> log) {
   prune::PruneContext context;
   context.target = {spec.sparsity, parse_distribution(spec.distribution), spec.max_layer_sparsity, spec.keep_floor};

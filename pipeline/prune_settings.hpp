@@ -59,7 +59,7 @@ struct PruneSpec {
   double grad_noise = 0.0, grad_noise_prop = 0.1;  // docs/algorithms/swap.md#gradient-noise
   int64_t wf_block = 1000;
   double wf_damp = 1e-3;
-  train::FineTuneOptions finetune;      // the fine-tune flags (lr, momentum, weight decay, batch size)
+  train::FineTuneOptions finetune;  // the fine-tune flags (lr, momentum, weight decay, batch size)
   std::string trace_folder;  // where spode_trace.csv and swap_trace.csv go; empty: nowhere
   uint64_t seed = 0;  // random scores and the choice of the scoring batches
 };
@@ -68,8 +68,8 @@ struct PruneSpec {
 // with stage_finetune_epochs > 0, fine-tuning between stages with `finetune`'s settings and
 // `stage_hooks`; stage lines to `log`. Throws for an unknown name of a solver, mass or
 // distribution, naming its flag.
-prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData& data, const train::FineTuneHooks& stage_hooks,
-                                  std::function<void(const std::string&)> log);
+prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData& data,
+                                  const train::FineTuneHooks& stage_hooks, std::function<void(const std::string&)> log);
 
 // Refuses a method the registry does not hold (of the kind `structured` asks for).
 void check_method(const PruneSpec& spec);

@@ -18,8 +18,8 @@ namespace shears::pipeline {
 
 struct ReportOptions {
   std::string output;  // the report folder
-  bool full = false;   // false: a smoke-scale plan (minutes, 1 seed); true: the plan the claims deserve (hours, 3 seeds)
-  int64_t seeds = 0;   // 0: 1 (quick) or 3 (full)
+  bool full = false;  // false: a smoke-scale plan (minutes, 1 seed); true: the plan the claims deserve (hours, 3 seeds)
+  int64_t seeds = 0;  // 0: 1 (quick) or 3 (full)
   std::string data = "fashion-mnist", data_dir;
   int64_t limit_train = 0, limit_test = 0;
   int threads = 0;  // per step; 0: SHEARS_NUM_THREADS or all cores

@@ -38,21 +38,28 @@ ProtocolSettings by_arch(const std::string& method, const nn::Module& model,
 }
 
 // A parameter name as a regex matching only itself (scope patterns are regexes).
-std::string literal(const std::string& name) { return std::regex_replace(name, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)"); }
+std::string literal(const std::string& name) {
+  return std::regex_replace(name, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)");
+}
 
 // The official SWAP code's one IHT step per stage with plain Sinkhorn at ε = 1 (absolute),
 // λ = 0.01, the kept count rounded down, and one epoch of SGD at a constant lr between stages.
 const ProtocolSettings kSwapCommon = {
-    {"solver", "code"},   {"sinkhorn-plain", "true"},         {"eps", "1"},         {"lambda", "0.01"},
-    {"inner-iters", "1"}, {"distribution", "global"},         {"keep-floor", "true"},
-    {"finetune-sched", "constant"},                            {"stage-finetune-epochs", "1"}};
+    {"solver", "code"},     {"sinkhorn-plain", "true"},     {"eps", "1"},
+    {"lambda", "0.01"},     {"inner-iters", "1"},           {"distribution", "global"},
+    {"keep-floor", "true"}, {"finetune-sched", "constant"}, {"stage-finetune-epochs", "1"}};
 
 // Per model: samples n per stage, stages, the fine-tuning SGD, and the scope of its scripts.
 const std::map<std::string, ProtocolSettings> kSwapScripts = {
     {"mlpnet", {{"samples", "1000"}, {"stages", "14"}, {"lr", "0.001"}, {"momentum", "0.5"}, {"weight-decay", "0"}}},
     {"resnet20",
-     {{"samples", "100"}, {"stages", "10"}, {"lr", "0.001"}, {"momentum", "0.9"}, {"weight-decay", "0.0001"},
-      {"exclude-first-last", "true"}, {"scope-exclude", ".*downsample.*"}}},
+     {{"samples", "100"},
+      {"stages", "10"},
+      {"lr", "0.001"},
+      {"momentum", "0.9"},
+      {"weight-decay", "0.0001"},
+      {"exclude-first-last", "true"},
+      {"scope-exclude", ".*downsample.*"}}},
     {"mobilenet_v1",
      {{"samples", "1000"}, {"stages", "10"}, {"lr", "0.005"}, {"momentum", "0.9"}, {"weight-decay", "0.0001"}}},
 };
@@ -82,8 +89,11 @@ Protocol woodfisher_protocol() {
 // Conv2d and Linear weight but the first convolution, and the Linear biases.
 Protocol spode_protocol() {
   return {"github.com/mzf666/sparsity-indexed-ode (573942d6)", [](const nn::Module* model) {
-            ProtocolSettings s{{"spode-steps", "100"},       {"spode-radius", "1.1"}, {"batch-size", "512"},
-                               {"distribution", "global"}, {"keep-floor", "true"}};
+            ProtocolSettings s{{"spode-steps", "100"},
+                               {"spode-radius", "1.1"},
+                               {"batch-size", "512"},
+                               {"distribution", "global"},
+                               {"keep-floor", "true"}};
             bool first_conv = true;
             for (const auto& [path, m] : checked(model, "spode").named_modules()) {
               if (dynamic_cast<const nn::Conv2d*>(m) && first_conv) {
@@ -101,12 +111,9 @@ Protocol spode_protocol() {
 // channel ratio in every group.
 Protocol intra_fusion_protocol() {
   return {"github.com/alexandertheus/Intra-Fusion (82a28715)", [](const nn::Module*) {
-            return ProtocolSettings{{"importance", "l1"},
-                                    {"fusion-source-mass", "uniform"},
-                                    {"fusion-target-mass", "uniform"},
-                                    {"fusion-p", "1"},
-                                    {"fusion-normalization", "code"},
-                                    {"distribution", "per-layer"}};
+            return ProtocolSettings{
+                {"importance", "l1"}, {"fusion-source-mass", "uniform"}, {"fusion-target-mass", "uniform"},
+                {"fusion-p", "1"},    {"fusion-normalization", "code"},  {"distribution", "per-layer"}};
           }};
 }
 
