@@ -72,6 +72,8 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
       ->capture_default_str();
   cli.add_flag("--sinkhorn-plain", s.sinkhorn_plain,
                "swap: plain Sinkhorn iterations as the reference (default: over-relaxed, same plan, fewer iterations)");
+  cli.add_option("--sinkhorn-norm", s.sinkhorn_norm, "swap: the stop's norm of the marginal error, l1 or l2 (POT's)")
+      ->capture_default_str();
   cli.add_option("--lambda", s.swap_lambda, "swap/lr: ridge weight")->capture_default_str();
   cli.add_option("--solver", s.swap_solver, "swap/lr: principled (IHT on the objective) or code (the official step)")
       ->capture_default_str();

@@ -41,6 +41,9 @@ prune::SwapPruneOptions swap_options(const PruneSpec& spec) {
   o.swap.sinkhorn_iterations = spec.sinkhorn_iters;
   o.swap.sinkhorn_tolerance = spec.sinkhorn_tol;
   o.swap.sinkhorn_overrelaxation = !spec.sinkhorn_plain;
+  SHEARS_CHECK(spec.sinkhorn_norm == "l1" || spec.sinkhorn_norm == "l2", "--sinkhorn-norm", "expected l1 or l2, got '",
+               spec.sinkhorn_norm, "'");
+  o.swap.sinkhorn_l2_stop = spec.sinkhorn_norm == "l2";
   o.swap.solver = spec.swap_solver == "code" ? prune::Solver::code : prune::Solver::principled;
   o.swap.direction = spec.swap_direction == "exact" ? prune::Direction::exact : prune::Direction::code;
   o.swap.update_weights = spec.update_weights;

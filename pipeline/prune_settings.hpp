@@ -49,7 +49,9 @@ struct PruneSpec {
   bool swap_eps_relative = false;  // ε × mean(M)
   int64_t sinkhorn_iters = 5000;
   double sinkhorn_tol = 1e-9;
-  bool sinkhorn_plain = false;  // no over-relaxation (the reference's iterations)
+  bool sinkhorn_plain = false;
+  std::string sinkhorn_norm = "l1";  // the stopping test's norm: l1, or l2 (POT's, the reference's)  // no
+                                     // over-relaxation (the reference's iterations)
   std::string swap_solver = "principled", swap_direction = "code";
   std::string ewr_start = "lr";  // principled swap: lr or magnitude
   bool update_weights = false;  // swap/lr code solver: write the step's values

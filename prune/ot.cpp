@@ -246,11 +246,15 @@ void transposed_product(const std::vector<float>& kernel, const std::vector<doub
   });
 }
 
-double row_error(const Matrix& plan, const std::vector<double>& a) {
-  std::vector<double> r = plan.row_sums();
+// ‖x − a‖₁, or ‖x − a‖₂ with l2.
+double marginal_norm(const std::vector<double>& x, const std::vector<double>& a, bool l2) {
   double e = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) e += std::abs(r[i] - a[i]);
-  return e;
+  for (size_t i = 0; i < a.size(); ++i) e += l2 ? (x[i] - a[i]) * (x[i] - a[i]) : std::abs(x[i] - a[i]);
+  return l2 ? std::sqrt(e) : e;
+}
+
+double row_error(const Matrix& plan, const std::vector<double>& a, bool l2) {
+  return marginal_norm(plan.row_sums(), a, l2);
 }
 
 // The stabilised (and by default over-relaxed) scaling iterations for 0 < ε < ∞.
@@ -263,7 +267,7 @@ SinkhornResult scaling_iterations(const std::vector<double>& a, const std::vecto
   // matrix-vector products an iteration instead of 2·n·k exps. Whenever u or v leave
   // [1e-30, 1e30] they are absorbed into the potentials f, g (f += ε log u), a log-domain sweep
   // follows and K is rebuilt, so no entry that matters underflows even for small ε.
-  std::vector<double> f(n, 0.0), g(k, 0.0), u(n, 1.0), v(k, 1.0), kv(n), ktu(k);
+  std::vector<double> f(n, 0.0), g(k, 0.0), u(n, 1.0), v(k, 1.0), kv(n), ktu(k), row(n);
   // Threads split rows (K v) and column blocks (Kᵀ u), so every sum runs in one fixed order and
   // the result does not depend on the thread count. About 64k entries per chunk.
   const int64_t grain = std::max<int64_t>((int64_t{1} << 16) / std::max<int64_t>(k, 1), 1);
@@ -291,9 +295,9 @@ SinkhornResult scaling_iterations(const std::vector<double>& a, const std::vecto
       for (int64_t i = i0; i < i1; ++i) kv[i] = dot(&kernel[static_cast<size_t>(i * k)], v.data(), k);
     });
     // The columns are exact after each v update, so the row error of the current plan is
-    // ‖u ⊙ Kv − a‖₁, which this product gives for free.
-    double error = 0.0;
-    for (int64_t i = 0; i < n; ++i) error += std::abs(u[i] * kv[i] - a[i]);
+    // ‖u ⊙ Kv − a‖, which this product gives for free.
+    for (int64_t i = 0; i < n; ++i) row[i] = u[i] * kv[i];
+    const double error = marginal_norm(row, a, options.l2_stop);
     if (columns_exact && error < options.tolerance) {
       result.converged = true;
       break;
@@ -335,7 +339,8 @@ SinkhornResult scaling_iterations(const std::vector<double>& a, const std::vecto
     for (int64_t j = 0; j < k; ++j)
       result.plan(i, j) = u[i] * static_cast<double>(kernel[static_cast<size_t>(i * k + j)]) * v[j];
   // The last update may have converged without a check after it.
-  result.converged = result.converged || (columns_exact && row_error(result.plan, a) < options.tolerance);
+  result.converged =
+      result.converged || (columns_exact && row_error(result.plan, a, options.l2_stop) < options.tolerance);
   return result;
 }
 
@@ -360,7 +365,7 @@ SinkhornResult sinkhorn(const std::vector<double>& a, const std::vector<double>&
       for (double v : *m) SHEARS_CHECK(v > 0, "sinkhorn", "masses must be positive, got ", v);
     result = scaling_iterations(a, b, cost, options);
   }
-  result.marginal_error = row_error(result.plan, a);
+  result.marginal_error = row_error(result.plan, a, options.l2_stop);
   return result;
 }
 

@@ -60,14 +60,15 @@ Matrix emd(const std::vector<double>& a, const std::vector<double>& b, const Mat
 struct SinkhornOptions {
   double epsilon = 1e-2;
   int64_t max_iterations = 5000;
-  double tolerance = 1e-9;  // on ‖Π1 − a‖₁
+  double tolerance = 1e-9;  // on ‖Π1 − a‖₁ (‖Π1 − a‖₂ with l2_stop)
   bool overrelaxation = true;
+  bool l2_stop = false;  // POT's test (SWAP's official code): the L2 norm, ~√n times below L1 for spread errors
 };
 
 struct SinkhornResult {
   Matrix plan;
   int64_t iterations = 0;
-  double marginal_error = 0.0;  // ‖Π1 − a‖₁ of the returned plan
+  double marginal_error = 0.0;  // ‖Π1 − a‖ of the returned plan, in the stopping test's norm
   bool converged = true;
   // Stopped before the tolerance because the error no longer fell: 100 plain iterations without a
   // new minimum (the float32 kernel's precision); marginal_error says where it stood.

@@ -243,3 +243,25 @@ TEST_CASE("sinkhorn: an error that stalls above the tolerance stops early, and s
     require_marginals(r.plan, mass, mass, 1e-13);
   }
 }
+
+// POT's stopping test (SWAP's official code): the L2 norm of the marginal error, which for errors
+// spread over n rows is about √n below the L1 norm, so it stops no later than the L1 test.
+TEST_CASE("sinkhorn: the L2 stopping test meets its tolerance in the L2 norm, no later than L1", "[ot]") {
+  std::mt19937 rng(21);
+  const int64_t n = 300;
+  const std::vector<double> mass(n, 1.0 / n);
+  const Matrix cost = random_cost(n, n, rng);
+  prune::ot::SinkhornOptions o{.epsilon = 0.02, .max_iterations = 100000, .tolerance = 1e-9, .overrelaxation = false};
+  auto l1 = prune::ot::sinkhorn(mass, mass, cost, o);
+  o.l2_stop = true;
+  auto l2 = prune::ot::sinkhorn(mass, mass, cost, o);
+  REQUIRE(l1.converged);
+  REQUIRE(l2.converged);
+  CHECK(l2.iterations <= l1.iterations);
+  std::vector<double> rows = l2.plan.row_sums();
+  double norm = 0.0;
+  for (int64_t i = 0; i < n; ++i) norm += (rows[i] - mass[i]) * (rows[i] - mass[i]);
+  CHECK(std::sqrt(norm) == Approx(l2.marginal_error).epsilon(1e-6).margin(1e-18));
+  CHECK(l2.marginal_error < 1e-9);
+  require_marginals(l2.plan, mass, mass, 1e-9);
+}

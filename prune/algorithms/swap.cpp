@@ -152,7 +152,9 @@ Plan make_plan(const SwapProblem& problem, const Vec& z, const SwapOptions& o) {
   mean /= static_cast<double>(n * n);
   const double eps = o.relative_epsilon ? o.epsilon * mean : o.epsilon;
   const Vec mass(n, 1.0 / static_cast<double>(n));
-  ot::SinkhornResult r = ot::sinkhorn(mass, mass, cost, {eps, o.sinkhorn_iterations, o.sinkhorn_tolerance, o.sinkhorn_overrelaxation});
+  ot::SinkhornResult r =
+      ot::sinkhorn(mass, mass, cost,
+                   {eps, o.sinkhorn_iterations, o.sinkhorn_tolerance, o.sinkhorn_overrelaxation, o.sinkhorn_l2_stop});
   Plan plan = plan_from_matrix(problem, r.plan);
   plan.kind = eps <= 1e-10 ? "emd" : std::isinf(eps) ? "product" : "sinkhorn";
   plan.epsilon = eps;

@@ -135,6 +135,7 @@ struct SwapOptions {
   int64_t sinkhorn_iterations = 5000;
   double sinkhorn_tolerance = 1e-9;
   bool sinkhorn_overrelaxation = true;  // false: the reference's plain iterations
+  bool sinkhorn_l2_stop = false;        // the reference's (POT's) stopping test, ot::SinkhornOptions::l2_stop
   Solver solver = Solver::principled;
   Direction direction = Direction::code;  // code solver with transport (LR always uses its gradient)
   bool update_weights = false;            // code solver: write w⁺'s values (principled: always)

@@ -44,10 +44,16 @@ std::string literal(const std::string& name) {
 
 // The official SWAP code's one IHT step per stage with plain Sinkhorn at ε = 1 (absolute),
 // λ = 0.01, the kept count rounded down, and one epoch of SGD at a constant lr between stages.
-const ProtocolSettings kSwapCommon = {
-    {"solver", "code"},     {"sinkhorn-plain", "true"},     {"eps", "1"},
-    {"lambda", "0.01"},     {"inner-iters", "1"},           {"distribution", "global"},
-    {"keep-floor", "true"}, {"finetune-sched", "constant"}, {"stage-finetune-epochs", "1"}};
+const ProtocolSettings kSwapCommon = {{"solver", "code"},
+                                      {"sinkhorn-plain", "true"},
+                                      {"sinkhorn-norm", "l2"},
+                                      {"eps", "1"},
+                                      {"lambda", "0.01"},
+                                      {"inner-iters", "1"},
+                                      {"distribution", "global"},
+                                      {"keep-floor", "true"},
+                                      {"finetune-sched", "constant"},
+                                      {"stage-finetune-epochs", "1"}};
 
 // Per model: samples n per stage, stages, the fine-tuning SGD, and the scope of its scripts.
 const std::map<std::string, ProtocolSettings> kSwapScripts = {
