@@ -10,6 +10,7 @@ namespace {
 
 struct EvalConfig {
   std::string weights;
+  ForeignModel foreign;
   DataChoice data;
   int64_t batch_size = 256;
   int threads = 0;
@@ -18,7 +19,7 @@ struct EvalConfig {
 int run(const EvalConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
   OpenedData d = open_data(c.data);
-  std::shared_ptr<nn::Module> model = nn::load_model(c.weights);
+  std::shared_ptr<nn::Module> model = load_weights(c.weights, c.foreign, d);
   data::DataLoader loader(d.splits.test, d.test_transform, {c.batch_size, false, false, c.data.seed, c.data.workers, 2});
   EvalResult r = evaluate(*model, loader, d.num_classes);
   std::printf("%s on %s test (%lld images): loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f images/s\n", c.weights.c_str(),
@@ -50,7 +51,7 @@ int run(const EvalConfig& c) {
 Command add_eval_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset's test split");
   auto c = std::make_shared<EvalConfig>();
-  add_checkpoint_and_data_flags(*cli, c->weights, c->data);
+  add_checkpoint_and_data_flags(*cli, c->weights, c->foreign, c->data);
   cli->add_option("--batch-size,-b", c->batch_size)
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));

@@ -2,6 +2,7 @@
 // evaluations, counts, latencies and per-layer table printed, pruned.safetensors and metrics.json
 // written (pipeline/prune_run.hpp says what metrics.json holds).
 #include <filesystem>
+#include <optional>
 
 #include "apps/commands.hpp"
 #include "apps/prune_flags.hpp"
@@ -53,6 +54,7 @@ void print_outcome(const pipeline::PruneOutcome& o, int64_t latency_runs, bool s
 
 struct PruneConfig {
   std::string weights, output;
+  ForeignModel foreign;
   DataChoice data;
   PruneSpec spec;
   FineTune ft;
@@ -61,7 +63,7 @@ struct PruneConfig {
   bool print_config = false;
 };
 
-int run(PruneConfig c, std::shared_ptr<nn::Module> model) {
+int run(PruneConfig c, std::shared_ptr<nn::Module> model, std::optional<OpenedData> data) {
   if (c.threads > 0) set_num_threads(c.threads);
   SHEARS_CHECK(!c.spec.structured || c.spec.method == "remove" || c.spec.method == "intrafusion", "--method",
                "with --structured is remove or intrafusion (the channel criterion is --importance), got '",
@@ -71,7 +73,7 @@ int run(PruneConfig c, std::shared_ptr<nn::Module> model) {
   c.ft.batch_size = c.spec.batch_size;
   c.spec.finetune = c.ft;
   c.spec.trace_folder = c.output;  // spode_trace.csv, swap_trace.csv
-  OpenedData d = open_data(c.data);
+  OpenedData d = data ? std::move(*data) : open_data(c.data);
   std::string what = c.spec.structured ? (c.spec.method == "intrafusion" ? "intra-fusion of channels by " : "channels by ") +
                                            c.spec.importance
                                      : c.spec.method;
@@ -110,7 +112,7 @@ int run(PruneConfig c, std::shared_ptr<nn::Module> model) {
 Command add_prune_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("prune", "Prune a checkpoint, evaluate it, optionally fine-tune it");
   auto c = std::make_shared<PruneConfig>();
-  add_checkpoint_and_data_flags(*cli, c->weights, c->data);
+  add_checkpoint_and_data_flags(*cli, c->weights, c->foreign, c->data);
   cli->add_option("--method", c->spec.method, prune::method_names(prune::MethodKind::masks))->capture_default_str();
   cli->add_option("--sparsity", c->spec.sparsity, "fraction of the prunable weights set to zero")->required();
   add_prune_flags(*cli, c->spec);
@@ -132,7 +134,10 @@ Command add_prune_command(CLI::App& app) {
   cli->add_flag("--print-config", c->print_config, "print the settings in force (presets applied) and stop");
   return {cli, [c, cli] {
             if (c->spec.structured && !cli->count("--method")) c->spec.method = "remove";
-            std::shared_ptr<nn::Module> model = nn::load_model(c->weights);
+            std::optional<OpenedData> data;  // foreign weights take their shape from the data
+            if (!c->foreign.model.empty()) data = open_data(c->data);
+            std::shared_ptr<nn::Module> model =
+                data ? load_weights(c->weights, c->foreign, *data) : nn::load_model(c->weights);
             if (c->spec.protocol == "official")
               apply_official_protocol(*cli, c->spec.method,
                                       c->spec.structured ? prune::MethodKind::channels : prune::MethodKind::masks,
@@ -141,7 +146,7 @@ Command add_prune_command(CLI::App& app) {
               std::printf("%s", cli->config_to_str(true, false).c_str());
               return 0;
             }
-            return run(*c, model);
+            return run(*c, model, std::move(data));
           }};
 }
 

@@ -10,6 +10,7 @@
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
+#include "nn/models/registry.hpp"
 
 namespace shears::app {
 
@@ -42,9 +43,26 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
 }
 
-void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, DataChoice& choice) {
+void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, ForeignModel& foreign, DataChoice& choice) {
   cli.add_option("--weights,-w", weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
+  cli.add_option("--model", foreign.model,
+                 "weights without shears' metadata (a PyTorch state_dict): their architecture (shears info --models)");
+  cli.add_option("--variant", foreign.variant, "with --model: cifar or imagenet")->capture_default_str();
+  cli.add_option("--num-classes", foreign.num_classes, "with --model: classes of its head (0: the data's)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cli.add_option("--in-channels", foreign.in_channels, "with --model: input channels (0: the data's)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
   add_data_flags(cli, choice);
+}
+
+std::shared_ptr<nn::Module> load_weights(const std::string& weights, const ForeignModel& foreign, const OpenedData& d) {
+  if (foreign.model.empty()) return nn::load_model(weights);
+  nn::ModelOptions o;
+  o.in_channels = foreign.in_channels > 0 ? foreign.in_channels : d.channels;
+  o.num_classes = foreign.num_classes > 0 ? foreign.num_classes : d.num_classes;
+  o.input_size = d.input_size;
+  o.variant = nn::parse_variant(foreign.variant);
+  return nn::load_foreign_model(weights, foreign.model, o);
 }
 
 void apply_official_protocol(CLI::App& cli, const std::string& method, prune::MethodKind kind,

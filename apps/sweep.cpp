@@ -49,6 +49,7 @@ namespace fs = std::filesystem;
 
 struct SweepConfig {
   std::string weights, output;
+  ForeignModel foreign;
   DataChoice data;
   std::vector<std::string> methods;
   std::vector<double> sparsities;
@@ -152,7 +153,7 @@ int run(SweepConfig c) {
 
   OpenedData d = open_data(c.data);
   o.context = prune_context(c.spec, d);
-  std::shared_ptr<nn::Module> dense = nn::load_model(c.weights);
+  std::shared_ptr<nn::Module> dense = load_weights(c.weights, c.foreign, d);
   std::string arch = dense->metadata()["arch"];
   const fs::path dir(c.output), csv = dir / "sweep.csv", svg = dir / "sweep.svg";
   pipeline::SweepHooks hooks;
@@ -188,7 +189,7 @@ int run(SweepConfig c) {
 Command add_sweep_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("sweep", "Prune a checkpoint with several methods and sparsities; table and plot");
   auto c = std::make_shared<SweepConfig>();
-  add_checkpoint_and_data_flags(*cli, c->weights, c->data);
+  add_checkpoint_and_data_flags(*cli, c->weights, c->foreign, c->data);
   cli->add_option("--methods", c->methods,
                   "comma-separated: " + prune::method_names(prune::MethodKind::masks, ", ") +
                       " (with --structured: " + prune::importance_names(", ") + ", intrafusion:<importance>)")

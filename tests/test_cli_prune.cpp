@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "nn/models/registry.hpp"
+#include "nn/safetensors.hpp"
 #include "prune/masks.hpp"
 #include "prune/scope.hpp"
 #include "tests/cli_helpers.hpp"
@@ -367,6 +368,51 @@ TEST_CASE("shears train --protocol official is SFW's official training setup; fl
   CHECK(sgd.status != 0);
   CHECK(sgd.output.find("follows SFW's official code") != std::string::npos);
   CHECK(!fs::exists(out));
+}
+
+}  // namespace shears
+
+namespace shears {
+
+// A PyTorch state_dict saved as safetensors carries no architecture: --model names it (the data
+// gives channels, classes and size), DDP's "module." prefix is stripped, and a wrong architecture
+// lists the tensors that do not fit.
+TEST_CASE("eval, prune and sweep load weights without shears' metadata with --model", "[cli]") {
+  fs::path dir = trained("foreign");
+  const std::string own = (dir / "train" / "best.safetensors").string(),
+                    foreign = (dir / "foreign.safetensors").string();
+  std::vector<safetensors::Entry> state = safetensors::load(own).tensors;
+  for (safetensors::Entry& t : state) t.name = "module." + t.name;
+  safetensors::save(foreign, state, {{"format", "pt"}});
+
+  Run plain = run_shears("eval --weights " + foreign + kData);
+  CHECK(plain.status != 0);
+  CHECK(plain.output.find("--model NAME") != std::string::npos);
+  Run reference = run_shears("eval --weights " + own + kData),
+      named = run_shears("eval --model mlpnet --weights " + foreign + kData);
+  INFO(named.output);
+  REQUIRE(named.status == 0);
+  auto first_line = [](const std::string& out, const std::string& path) {
+    std::string line = out.substr(0, out.find('\n'));
+    return line.substr(
+        path.size(), line.rfind("images/s") == std::string::npos ? std::string::npos : line.rfind("  ") - path.size());
+  };
+  CHECK(first_line(named.output, foreign) == first_line(reference.output, own));  // the same loss and accuracies
+  Run wrong = run_shears("eval --model resnet20 --weights " + foreign + kData);
+  CHECK(wrong.status != 0);
+  CHECK(wrong.output.find(foreign) != std::string::npos);
+  CHECK(wrong.output.find("fc1.weight") != std::string::npos);
+
+  Run pruned = run_shears(kPrune + foreign + kData + " --model mlpnet --method magnitude --sparsity 0.5 --output " +
+                          (dir / "pruned").string());
+  INFO(pruned.output);
+  CHECK(pruned.status == 0);
+  Run sweep = run_shears("sweep --model mlpnet --weights " + foreign + kData +
+                         " --methods magnitude --sparsities 0.5 "
+                         "--output " +
+                         (dir / "sweep").string());
+  INFO(sweep.output);
+  CHECK(sweep.status == 0);
 }
 
 }  // namespace shears

@@ -225,11 +225,33 @@ std::map<std::string, std::string> refreshed_metadata(const Module& model) {
   return model_metadata(arch->second, options);
 }
 
+std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::string& name, ModelOptions options) {
+  safetensors::File file = safetensors::load(path);
+  for (safetensors::Entry& t : file.tensors)
+    for (const std::string prefix : {"module.", "_orig_mod."})
+      if (t.name.rfind(prefix, 0) == 0) t.name.erase(0, prefix.size());
+  try {
+    return model_from_state_dict(name, options, file.tensors);
+  } catch (const Error& e) {
+    // Tensors of another architecture: a strict load into its default model names them.
+    std::string listed;
+    try {
+      make_model(name, options)->load_state_dict(file.tensors);
+    } catch (const Error& strict) {
+      listed = std::string("; ") + strict.what();
+    }
+    throw Error(path + ": " + e.what() + listed);
+  }
+}
+
 std::shared_ptr<Module> load_model(const std::string& path) {
   safetensors::File file = safetensors::load(path);
   auto arch = file.metadata.find("arch");
-  SHEARS_CHECK(arch != file.metadata.end(), path, "no 'arch' in the metadata (not written by shears?): build the "
-                                                  "model with model_from_state_dict and the architecture's name");
+  SHEARS_CHECK(arch != file.metadata.end(), path,
+               "no 'arch' in the metadata (not written by shears?): name the "
+               "architecture (--model NAME, with --variant, --num-classes and "
+               "--in-channels when they differ from the data's; in C++ "
+               "load_foreign_model)");
   try {
     return model_from_state_dict(arch->second, options_from_metadata(file.metadata), file.tensors);
   } catch (const Error& e) {

@@ -42,6 +42,12 @@ std::shared_ptr<Module> model_from_state_dict(const std::string& name, ModelOpti
 // save_checkpoint's `extra`; empty for a model make_model did not build.
 std::map<std::string, std::string> refreshed_metadata(const Module& model);
 
+// Weights without shears' metadata, e.g. a PyTorch state_dict saved as safetensors: the tensors
+// of `path` loaded strictly into `name` built with `options` (its widths read from the tensors),
+// after stripping the prefixes "module." (DistributedDataParallel) and "_orig_mod."
+// (torch.compile) as timm does. Missing, unexpected and mis-shaped tensors are refused by name.
+std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::string& name, ModelOptions options);
+
 // A checkpoint written by shears (its metadata names the architecture and options), rebuilt.
 std::shared_ptr<Module> load_model(const std::string& path);
 
