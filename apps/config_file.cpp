@@ -14,8 +14,14 @@ void apply_config_file(CLI::App& cli, const std::string& path) {
     const bool own_section = item.sections.empty() || (item.sections.size() == 1 && item.sections[0] == cli.get_name());
     SHEARS_CHECK(own_section, where, "key '", item.key, "' belongs to no section of `shears ", cli.get_name(), "`");
     CLI::Option* option = cli.get_option_no_throw("--" + item.key);
-    SHEARS_CHECK(option != nullptr, where, "unknown key '", item.key, "': expected one of the flags of `shears ",
-                 cli.get_name(), "` without the leading --");
+    if (option == nullptr) {
+      std::vector<std::string> known;
+      for (const CLI::Option* o : cli.get_options())
+        for (const std::string& flag : o->get_lnames()) known.push_back(flag);
+      const std::string best = config::closest_key(item.key, known);
+      throw Error(where + ": unknown key '" + item.key + "': expected one of the flags of `shears " + cli.get_name() +
+                  "` without the leading --" + (best.empty() ? "" : " (did you mean '" + best + "'?)"));
+    }
     const auto [first, fresh] = from_file.emplace(option, item.line);
     SHEARS_CHECK(fresh, where, "key '", item.key, "' was set already on line ", first->second,
                  ": each flag once (with or without a section)");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "apps/commands.hpp"
+#include "apps/session.hpp"
 #include "core/error.hpp"
 #include "core/version.hpp"
 
@@ -28,7 +29,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int status = app.exit(e);
+    for (const std::string& hint : shears::app::unknown_flag_hints(app, argc, argv))
+      std::fprintf(stderr, "%s\n", hint.c_str());
+    return status;
   }
   int status = 0;
   try {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/autograd.hpp"
+#include "core/config_file.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "nn/models/registry.hpp"
@@ -83,6 +84,24 @@ void apply_official_protocol(CLI::App& cli, const std::string& method, prune::Me
       set.insert(key);
     }
   for (const std::string& key : set) cli.get_option("--" + key)->run_callback();
+}
+
+std::vector<std::string> unknown_flag_hints(const CLI::App& app, int argc, char** argv) {
+  const std::vector<CLI::App*> chosen = app.get_subcommands();
+  const CLI::App& command = chosen.empty() ? app : *chosen.front();
+  std::vector<std::string> hints;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0 || arg.size() < 3) continue;
+    const std::string name = arg.substr(2, arg.find('=') - 2);
+    if (command.get_option_no_throw("--" + name) || app.get_option_no_throw("--" + name)) continue;
+    std::vector<std::string> known;
+    for (const CLI::Option* option : command.get_options())
+      for (const std::string& flag : option->get_lnames()) known.push_back(flag);
+    const std::string best = config::closest_key(name, known);
+    hints.push_back("unknown flag --" + name + (best.empty() ? "" : "; did you mean --" + best + "?"));
+  }
+  return hints;
 }
 
 void add_cnn_flags(CLI::App& cli, std::string& cfg, bool& batch_norm, std::string& head) {

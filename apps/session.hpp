@@ -46,6 +46,10 @@ std::shared_ptr<nn::Module> load_weights(const std::string& weights, const Forei
 // null before training) for every flag the command line left unset; refused for a method without one.
 void apply_official_protocol(CLI::App& cli, const std::string& method, prune::MethodKind kind, const nn::Module* model);
 
+// For each flag of argv that the chosen subcommand does not know: "unknown flag --epoch; did you
+// mean --epochs?" naming its closest flag (empty when none is close).
+std::vector<std::string> unknown_flag_hints(const CLI::App& app, int argc, char** argv);
+
 // --cfg, --batch-norm and --head: the configuration of a cnn (nn/models/vgg.hpp).
 void add_cnn_flags(CLI::App& cli, std::string& cfg, bool& batch_norm, std::string& head);
 

@@ -1,6 +1,8 @@
 #include "core/config_file.hpp"
 
+#include <algorithm>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "core/error.hpp"
@@ -199,5 +201,26 @@ std::vector<std::string> differences(const std::vector<Item>& before, const std:
 }
 
 std::vector<Item> read(const std::string& path) { return parse(read_input_file(path, "config file", kMaxBytes), path); }
+
+std::string closest_key(const std::string& name, const std::vector<std::string>& known, size_t max_edits) {
+  std::string best;
+  size_t best_distance = max_edits + 1;
+  std::vector<size_t> row;
+  for (const std::string& candidate : known) {
+    row.resize(candidate.size() + 1);  // Levenshtein, one row at a time
+    std::iota(row.begin(), row.end(), size_t{0});
+    for (size_t i = 1; i <= name.size(); ++i) {
+      size_t diagonal = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= candidate.size(); ++j) {
+        const size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (name[i - 1] != candidate[j - 1])});
+        diagonal = up;
+      }
+    }
+    if (row.back() < best_distance) best_distance = row.back(), best = candidate;
+  }
+  return best;
+}
 
 }  // namespace shears::config

@@ -36,4 +36,8 @@ std::vector<std::string> differences(const std::vector<Item>& before, const std:
 // Reads and parses a regular file of at most kMaxBytes (a FIFO or device is refused at once).
 std::vector<Item> read(const std::string& path);
 
+// The name of `known` closest to `name` by edit distance (insertions, deletions, substitutions),
+// when at most `max_edits` away: what a misspelt flag or key most likely meant; empty otherwise.
+std::string closest_key(const std::string& name, const std::vector<std::string>& known, size_t max_edits = 2);
+
 }  // namespace shears::config

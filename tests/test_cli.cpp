@@ -177,3 +177,24 @@ TEST_CASE("user mistakes get one clear message and a non-zero exit", "[cli]") {
 }
 
 }  // namespace shears
+
+namespace shears {
+
+TEST_CASE("an unknown flag is named, with the closest flag of its command", "[cli]") {
+  Result r = run_shears("train --epoch 3 --lrr=0.1 --zzzzzz --output " + fresh_dir("unknown_flag").string());
+  CHECK(r.status != 0);
+  CHECK(r.output.find("unknown flag --epoch; did you mean --epochs?") != std::string::npos);
+  CHECK(r.output.find("unknown flag --lrr; did you mean --lr?") != std::string::npos);
+  CHECK(r.output.find("unknown flag --zzzzzz\n") != std::string::npos);
+  Result prune = run_shears("prune --samplez 3");
+  CHECK(prune.output.find("did you mean --samples?") != std::string::npos);
+  const fs::path config = fresh_dir("unknown_key_config");
+  fs::create_directories(config);
+  std::ofstream(config / "c.toml") << "epoch = 3\n";
+  Result key = run_shears("train --config " + (config / "c.toml").string() + " --output " + (config / "run").string());
+  CHECK(key.status != 0);
+  CHECK(key.output.find("unknown key 'epoch'") != std::string::npos);
+  CHECK(key.output.find("did you mean 'epochs'?") != std::string::npos);
+}
+
+}  // namespace shears

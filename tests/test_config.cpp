@@ -105,3 +105,13 @@ TEST_CASE("config: differences list each key that changed, leaving out the ignor
 }
 
 }  // namespace shears::config
+
+TEST_CASE("closest_key names what a misspelt key most likely meant, at most two edits away", "[config]") {
+  const std::vector<std::string> known{"epochs", "lr", "momentum", "weight-decay"};
+  CHECK(shears::config::closest_key("epoch", known) == "epochs");               // one deletion
+  CHECK(shears::config::closest_key("momentun", known) == "momentum");          // one substitution
+  CHECK(shears::config::closest_key("wieght-decay", known) == "weight-decay");  // two substitutions
+  CHECK(shears::config::closest_key("lrate", known).empty());                   // three edits from lr
+  CHECK(shears::config::closest_key("lrate", known, 3) == "lr");
+  CHECK(shears::config::closest_key("anything", {}).empty());
+}
