@@ -264,6 +264,17 @@ SwapStageResult start_stage(const char* where, const SwapProblem& problem, const
   return result;
 }
 
+// Ends a stage: the objective at its weights, the kept count, the overlap with the magnitude support.
+SwapStageResult finish_stage(SwapStageResult result, const SwapProblem& problem, const Plan& plan, const Vec& z, Vec w,
+                             std::vector<uint8_t> support, const std::vector<uint8_t>& magnitude, int64_t k) {
+  result.log.objective_after = objective(problem, plan, z, w);
+  result.log.kept = k;
+  result.log.magnitude_overlap = support_overlap(support, magnitude, k);
+  result.w = std::move(w);
+  result.support = std::move(support);
+  return result;
+}
+
 // argmin of Q(·; Π) over the weights supported on `support` (the others 0): the ridge system
 // (G_Sᵀ diag(n c) G_S + nλI) w_S = n G_Sᵀ Πᵀy + nλ w̄_S by conjugate gradients from w_S, on the
 // gathered columns of G.
@@ -470,12 +481,7 @@ SwapStageResult swap_stage(const SwapProblem& problem, const std::vector<double>
     log.inner_iterations = it + 1;
     if (settled) break;
   }
-  log.objective_after = objective(problem, plan, z, w);
-  log.kept = k;
-  log.magnitude_overlap = support_overlap(support, magnitude, k);
-  result.w = std::move(w);
-  result.support = std::move(support);
-  return result;
+  return finish_stage(std::move(result), problem, plan, z, std::move(w), std::move(support), magnitude, k);
 }
 
 SwapStageResult swap_stage_exact(const SwapProblem& problem, const std::vector<double>& w_in, int64_t k,
@@ -558,12 +564,7 @@ SwapStageResult swap_stage_exact(const SwapProblem& problem, const std::vector<d
     support = std::move(best.support);
     if (settled && change <= 1e-6 * norm(w)) break;
   }
-  log.objective_after = objective(problem, plan, z, w);
-  log.kept = k;
-  log.magnitude_overlap = support_overlap(support, magnitude, k);
-  result.w = std::move(w);
-  result.support = std::move(support);
-  return result;
+  return finish_stage(std::move(result), problem, plan, z, std::move(w), std::move(support), magnitude, k);
 }
 
 }  // namespace shears::prune
