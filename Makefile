@@ -59,7 +59,7 @@ format-check:
 format-fix:
 	git diff -U0 --no-color $(FORMAT_BASE) -- '*.cpp' '*.hpp' | clang-format-diff-14 -p1 -i
 
-.PHONY: all deps test bench demo clean test-tsan install uninstall check-install loc format-check format-fix
+.PHONY: all deps test bench demo clean test-tsan install uninstall check-install loc format-check format-fix check-long deps-torch
 all: $(LIB) $(APP) $(EXAMPLES)
 
 deps:
@@ -134,6 +134,15 @@ $(EXAMPLES): $(BUILD)/examples/%: $(BUILD)/apps/examples/%.o $(LIB)
 $(BENCH): $(BENCH_OBJS) $(LIB)
 	$(CXX) $(CXXFLAGS) $(BENCH_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) \
 	    -lbenchmark -o $@
+
+# Checks too long for make test (minutes) or needing PyTorch: weights written by PyTorch evaluated
+# by shears (tests/long/). deps-torch installs Debian's PyTorch 1.13 and torchvision 0.14.
+deps-torch:
+	@dpkg -s python3-torch python3-torchvision python3-pil python3-numpy >/dev/null 2>&1 || \
+	    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-torch python3-torchvision \
+	    python3-pil python3-numpy)
+check-long: deps deps-torch $(APP)
+	@for check in tests/long/*.sh; do echo "== $$check"; $$check || exit 1; done
 
 test: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(APP) $(FUZZ_REPLAYS)

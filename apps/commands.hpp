@@ -14,6 +14,7 @@ struct Command {
 Command add_info_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
 Command add_eval_command(CLI::App& app);
+Command add_predict_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_prune_command(CLI::App& app);
 Command add_sweep_command(CLI::App& app);

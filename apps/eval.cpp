@@ -1,4 +1,7 @@
 // `shears eval`: loss, top-1/top-5, per-class accuracy and the confusion matrix of a checkpoint.
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "apps/commands.hpp"
 #include "apps/session.hpp"
 #include "core/parallel.hpp"
@@ -9,17 +12,41 @@ namespace shears::app {
 namespace {
 
 struct EvalConfig {
-  std::string weights;
+  std::string weights, results_file;
   ForeignModel foreign;
   DataChoice data;
   int64_t batch_size = 256;
   int threads = 0;
 };
 
+// --results-file: the figures as JSON, with timm's validate keys where they exist.
+void write_results(const EvalConfig& c, const OpenedData& d, const nn::Module& model, const EvalResult& r) {
+  const data::InputContract& in = d.contract;
+  nlohmann::json j{{"model", model.metadata().count("arch") ? model.metadata().at("arch") : c.foreign.model},
+                   {"weights", c.weights},
+                   {"dataset", d.splits.name},
+                   {"images", r.samples},
+                   {"loss", r.loss},
+                   {"top1", r.top1},
+                   {"top1_err", 100 - r.top1},
+                   {"top5", r.top5},
+                   {"top5_err", 100 - r.top5},
+                   {"nonfinite", r.nonfinite},
+                   {"param_count", model.num_parameters()},
+                   {"img_size", d.input_size},
+                   {"in_chans", d.channels}};
+  if (in.resize == data::EvalResize::resize_crop) {
+    j["crop_pct"] = in.crop_pct;
+    j["interpolation"] = data::interpolation_name(in.interpolation);
+  }
+  std::ofstream out(c.results_file);
+  out << j.dump(1) << "\n";
+  SHEARS_CHECK(out.flush().good(), "--results-file", c.results_file, ": cannot write");
+}
+
 int run(const EvalConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
-  OpenedData d = open_data(c.data);
-  std::shared_ptr<nn::Module> model = load_weights(c.weights, c.foreign, d);
+  auto [model, d] = pipeline::open_checkpoint(c.weights, c.foreign, c.data);
   data::DataLoader loader(d.splits.test, d.test_transform, {c.batch_size, false, false, c.data.seed, c.data.workers, 2});
   EvalResult r = evaluate(*model, loader, d.num_classes);
   std::printf("%s on %s test (%lld images): loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f images/s\n", c.weights.c_str(),
@@ -29,6 +56,7 @@ int run(const EvalConfig& c) {
         "%lld of %lld images have non-finite logits (NaN or infinity): counted wrong; the model has diverged "
         "or its weights overflow\n",
         (long long)r.nonfinite, (long long)r.samples);
+  if (!c.results_file.empty()) write_results(c, d, *model, r);
   const auto& classes = d.splits.test->classes();
   std::printf("\nper-class accuracy and confusion matrix (rows: true class, columns: predicted)\n");
   std::printf("%-14s %7s |", "class", "acc %");
@@ -56,6 +84,7 @@ Command add_eval_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cli->add_option("--threads", c->threads)->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  cli->add_option("--results-file", c->results_file, "also write the figures to FILE.json");
   return {cli, [c] { return run(*c); }};
 }
 

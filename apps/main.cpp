@@ -18,13 +18,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", shears::kVersion);
   app.require_subcommand(1);
   std::vector<shears::app::Command> commands{
-      shears::app::add_info_command(app),
-      shears::app::add_train_command(app),
-      shears::app::add_eval_command(app),
-      shears::app::add_bench_command(app),
-      shears::app::add_prune_command(app),
-      shears::app::add_sweep_command(app),
-      shears::app::add_report_command(app),
+      shears::app::add_info_command(app),    shears::app::add_train_command(app),  shears::app::add_eval_command(app),
+      shears::app::add_predict_command(app), shears::app::add_bench_command(app),  shears::app::add_prune_command(app),
+      shears::app::add_sweep_command(app),   shears::app::add_report_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -65,21 +65,18 @@ struct PruneConfig {
 
 int run(PruneConfig c, std::shared_ptr<nn::Module> model, std::optional<OpenedData> data) {
   if (c.threads > 0) set_num_threads(c.threads);
-  SHEARS_CHECK(!c.spec.structured || c.spec.method == "remove" || c.spec.method == "intrafusion", "--method",
-               "with --structured is remove or intrafusion (the channel criterion is --importance), got '",
-               c.spec.method, "'");
   SHEARS_CHECK(c.latency_runs > 0, "--latency-runs", "must be positive, got ", c.latency_runs);
   c.spec.seed = c.data.seed;
   c.ft.batch_size = c.spec.batch_size;
   c.spec.finetune = c.ft;
   c.spec.trace_folder = c.output;  // spode_trace.csv, swap_trace.csv
-  OpenedData d = data ? std::move(*data) : open_data(c.data);
+  check_method(c.spec);            // again: --protocol official may have set --stages
+  OpenedData d = data ? std::move(*data) : pipeline::open_model_data(*model, c.weights, c.data);
   std::string what = c.spec.structured ? (c.spec.method == "intrafusion" ? "intra-fusion of channels by " : "channels by ") +
                                            c.spec.importance
                                      : c.spec.method;
   std::printf("prune %s (%s) on %s: %s, %s, sparsity %.4g\n", model->metadata()["arch"].c_str(), c.weights.c_str(),
               d.splits.name.c_str(), what.c_str(), c.spec.distribution.c_str(), c.spec.sparsity);
-  check_method(c.spec);
   pipeline::PruneRunOptions o;
   o.method = c.spec.method;
   o.context = prune_context(c.spec, d);
@@ -134,10 +131,16 @@ Command add_prune_command(CLI::App& app) {
   cli->add_flag("--print-config", c->print_config, "print the settings in force (presets applied) and stop");
   return {cli, [c, cli] {
             if (c->spec.structured && !cli->count("--method")) c->spec.method = "remove";
+            check_prune_flags(*cli, c->spec);  // before the checkpoint and the data are read
             std::optional<OpenedData> data;  // foreign weights take their shape from the data
-            if (!c->foreign.model.empty()) data = open_data(c->data);
-            std::shared_ptr<nn::Module> model =
-                data ? load_weights(c->weights, c->foreign, *data) : nn::load_model(c->weights);
+            std::shared_ptr<nn::Module> model;
+            if (c->foreign.model.empty()) {
+              model = nn::load_model(c->weights);
+            } else {
+              auto opened = pipeline::open_checkpoint(c->weights, c->foreign, c->data);
+              model = std::move(opened.model);
+              data = std::move(opened.data);
+            }
             if (c->spec.protocol == "official")
               apply_official_protocol(*cli, c->spec.method,
                                       c->spec.structured ? prune::MethodKind::channels : prune::MethodKind::masks,

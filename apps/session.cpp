@@ -15,12 +15,57 @@
 
 namespace shears::app {
 
-void add_data_flags(CLI::App& cli, DataChoice& choice) {
-  cli.add_option("--data", choice.data, "dataset name or directory")->capture_default_str();
-  cli.add_option("--data-dir", choice.data_dir, "where the dataset's files are");
-  cli.add_option("--input-size", choice.input_size, "pad images to this size (0: the dataset's)")
+namespace {
+
+// --input-size S or C H W (timm's form; H = W: the zoo's models take square images).
+void set_input_size(DataChoice& choice, const std::vector<int64_t>& values) {
+  SHEARS_CHECK(values.size() == 1 || values.size() == 3, "--input-size", "expected S or C H W, got ", values.size(),
+               " values");
+  for (int64_t v : values) SHEARS_CHECK(v >= 0 && v <= 65536, "--input-size", "values in [0, 65536], got ", v);
+  if (values.size() == 3) {
+    SHEARS_CHECK(values[1] == values[2], "--input-size", "the models take square images: H = W, got ", values[1], "x",
+                 values[2]);
+    choice.channels = values[0];
+  }
+  choice.input_size = values.back();
+}
+
+void add_image_folder_flags(CLI::App& cli, DataChoice& choice) {
+  cli.add_option("--crop-pct", choice.crop_pct,
+                 "image folders: evaluation crop, the shorter side resized to size / crop-pct")
+      ->capture_default_str();
+  cli.add_option("--interpolation", choice.interpolation, "image folders: bilinear or bicubic")
       ->capture_default_str()
+      ->check(CLI::IsMember({"bilinear", "bicubic"}));
+  cli.add_option("--train-split", choice.train_split, "image folders: the training split's folder")
+      ->capture_default_str();
+  cli.add_option("--val-split", choice.val_split,
+                 "image folders: the test split's folder (default: val, validation or test)");
+  cli.add_option("--image-cache-mb", choice.cache_mb, "image folders: decoded images kept in memory (MiB)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cli.add_option("--mean", choice.mean, "per-channel mean on the [0, 1] scale (default: the dataset's or checkpoint's)")
+      ->delimiter(',');
+  cli.add_option("--std", choice.std, "per-channel std on the [0, 1] scale")->delimiter(',');
+}
+
+}  // namespace
+
+void add_data_flags(CLI::App& cli, DataChoice& choice) {
+  cli.add_option(
+      "--data", choice.data,
+      "dataset name or directory (default: the checkpoint's dataset, else --data-dir's, else fashion-mnist)");
+  cli.add_option("--data-dir", choice.data_dir, "where the dataset's files are");
+  cli.add_option_function<std::vector<int64_t>>(
+         "--input-size", [&choice](const std::vector<int64_t>& v) { set_input_size(choice, v); },
+         "S or C H W: the model's input (0: the checkpoint's or the dataset's; built-in datasets are padded, "
+         "image folders resized and cropped)")
+      ->expected(1, 3);
+  cli.add_option("--img-size", choice.input_size, "the input side, as --input-size S")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
+  cli.add_option("--in-channels", choice.channels, "1 (grayscale) or 3 (RGB); 0: the checkpoint's or the data's")
+      ->check(CLI::IsMember({0, 1, 3}));
+  add_image_folder_flags(cli, choice);
   cli.add_option("--limit-train", choice.limit_train, "use only the first N training images (0: all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cli.add_option("--limit-test", choice.limit_test, "use only the first N test images (0: all)")
@@ -51,19 +96,7 @@ void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, ForeignM
   cli.add_option("--variant", foreign.variant, "with --model: cifar or imagenet")->capture_default_str();
   cli.add_option("--num-classes", foreign.num_classes, "with --model: classes of its head (0: the data's)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
-  cli.add_option("--in-channels", foreign.in_channels, "with --model: input channels (0: the data's)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
   add_data_flags(cli, choice);
-}
-
-std::shared_ptr<nn::Module> load_weights(const std::string& weights, const ForeignModel& foreign, const OpenedData& d) {
-  if (foreign.model.empty()) return nn::load_model(weights);
-  nn::ModelOptions o;
-  o.in_channels = foreign.in_channels > 0 ? foreign.in_channels : d.channels;
-  o.num_classes = foreign.num_classes > 0 ? foreign.num_classes : d.num_classes;
-  o.input_size = d.input_size;
-  o.variant = nn::parse_variant(foreign.variant);
-  return nn::load_foreign_model(weights, foreign.model, o);
 }
 
 void apply_official_protocol(CLI::App& cli, const std::string& method, prune::MethodKind kind,

@@ -11,6 +11,7 @@
 #include "data/loader.hpp"
 #include "data/prepare.hpp"
 #include "nn/module.hpp"
+#include "pipeline/checkpoint_data.hpp"
 #include "pipeline/report.hpp"
 #include "prune/methods/registry.hpp"
 #include "train/evaluate.hpp"
@@ -22,25 +23,15 @@ using data::image_shape;
 using data::open_data;
 using data::OpenedData;
 
-// --data, --data-dir, --input-size, --limit-train, --limit-test, --val-fraction, --max-image-pixels
-// and --workers, for every command that reads a dataset (--seed stays with each command: its
-// meaning differs).
+// --data, --data-dir, --input-size, --in-channels, the image-folder flags, --limit-train,
+// --limit-test, --val-fraction, --max-image-pixels, --workers and --augment, for every command
+// that reads a dataset (--seed stays with each command: its meaning differs).
 void add_data_flags(CLI::App& cli, DataChoice& choice);
-// What --model, --variant, --num-classes and --in-channels say of weights without shears'
-// metadata (a PyTorch state_dict saved as safetensors); 0: the data's.
-struct ForeignModel {
-  std::string model, variant = "cifar";
-  int64_t num_classes = 0, in_channels = 0;
-};
+using pipeline::ForeignModel;
 
 // --weights (a checkpoint, required), the foreign-model flags and the data flags, for the commands
 // that read a trained model.
 void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, ForeignModel& foreign, DataChoice& choice);
-
-// The model of `weights`: a shears checkpoint, or with foreign.model the named architecture for
-// this data (its channels, classes and image size unless the flags say otherwise).
-std::shared_ptr<nn::Module> load_weights(const std::string& weights, const ForeignModel& foreign,
-                                         const OpenedData& data);
 
 // --protocol official: the settings of the method's official code (its registry row, for `model`,
 // null before training) for every flag the command line left unset; refused for a method without one.

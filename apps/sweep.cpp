@@ -151,9 +151,8 @@ int run(SweepConfig c) {
   o.settings = settings(c);
   pipeline::check_sweep(o);  // before the data loads
 
-  OpenedData d = open_data(c.data);
+  auto [dense, d] = pipeline::open_checkpoint(c.weights, c.foreign, c.data);
   o.context = prune_context(c.spec, d);
-  std::shared_ptr<nn::Module> dense = load_weights(c.weights, c.foreign, d);
   std::string arch = dense->metadata()["arch"];
   const fs::path dir(c.output), csv = dir / "sweep.csv", svg = dir / "sweep.svg";
   pipeline::SweepHooks hooks;

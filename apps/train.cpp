@@ -84,6 +84,7 @@ struct TrainConfig {
   bool skip_nonfinite = false;  // skip steps whose loss or gradients hold NaN/Inf instead of stopping
   bool overwrite = false;       // replace the run the output folder holds
   std::string output, resume, config;
+  std::string initial_checkpoint;  // weights to start from (fine-tuning); fresh optimizer and schedule
 };
 
 // The first SIGINT (Ctrl-C) or SIGTERM stops training after the current step with the weights in
@@ -206,6 +207,8 @@ void check_flags(const TrainConfig& c) {
                "--sfw-init runs its own training loop, which is not distributed");
   SHEARS_CHECK(!(c.overwrite && !c.resume.empty()), "train", "--overwrite replaces the run in the folder and --resume ",
                "continues it: give one of them");
+  SHEARS_CHECK(c.initial_checkpoint.empty() || c.resume.empty(), "train", "--initial-checkpoint starts a run from ",
+               "weights and --resume continues one: give one of them");
 }
 
 // The locked run folder gets its config.toml; files a run killed while saving left are removed.
@@ -261,6 +264,17 @@ std::shared_ptr<nn::Module> build_model(const TrainConfig& c, const OpenedData& 
   mo.head = c.head;
   Generator init_gen(c.data.seed + static_cast<uint64_t>(std::max<int64_t>(0, c.split_part)));
   return nn::make_model(c.model, mo, init_gen);
+}
+
+// The model records the data's input contract, and starts from --initial-checkpoint's weights
+// when given (a fresh run: a resumed one has its own).
+void start_from(const TrainConfig& c, const OpenedData& d, nn::Module& model) {
+  for (const auto& [key, value] : data::contract_metadata(d.contract)) model.metadata()[key] = value;
+  if (c.initial_checkpoint.empty() || !c.resume.empty()) return;
+  for (const std::string& name : nn::load_initial_weights(model, c.initial_checkpoint))
+    std::printf("%s: %s reinitialised (the checkpoint has another class count than the data's %lld)\n",
+                c.initial_checkpoint.c_str(), name.c_str(), (long long)d.num_classes);
+  std::printf("starting from the weights of %s\n", c.initial_checkpoint.c_str());
 }
 
 // The per-step schedule; an epoch scheme of SFW's sets the factor itself (the schedule stays constant).
@@ -391,8 +405,10 @@ int run(TrainConfig c, CLI::App& cli) {
   const std::string config = cli.config_to_str(true, false);
 
   OpenedData d = open_data(c.data);
+  data::training_images(d, "train");
   if (c.split_part >= 0) d.splits.train = split_part(d.splits.train, c);
   std::shared_ptr<nn::Module> model = build_model(c, d);
+  start_from(c, d, *model);
   const std::vector<Tensor> params = model->parameters(), buffers = values(model->named_buffers());
   comm.broadcast(params);  // the same seed gives the same weights anyway; this makes it a fact
   comm.broadcast(buffers);
@@ -643,6 +659,10 @@ Command add_train_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   cli->add_option("--output,-o", c->output, "run folder")->required();
   cli->add_option("--resume", c->resume, "continue from a run's last.safetensors")->configurable(false);
+  cli->add_option("--initial-checkpoint", c->initial_checkpoint,
+                  "start from these weights (shears or PyTorch names; fresh optimizer and schedule; a classifier of "
+                  "another class count is reinitialised)")
+      ->check(CLI::ExistingFile);
   cli->add_option("--stop-after", c->stop_after, "run only this many epochs now (resume later with --resume)")
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
       ->configurable(false);

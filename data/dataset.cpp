@@ -79,25 +79,29 @@ std::vector<std::shared_ptr<const Dataset>> random_split(const std::shared_ptr<c
   return parts;
 }
 
-ChannelStats channel_stats(const Dataset& dataset, double scale) {
+ChannelStats channel_stats(const Dataset& dataset, double scale, const Compose& view, int64_t max_samples) {
   SHEARS_CHECK(dataset.size() > 0, "channel_stats", "empty dataset");
-  Shape shape = dataset.image_shape();
-  const int64_t channels = shape[0], plane = shape[1] * shape[2];
+  const int64_t channels = dataset.image_shape()[0];
+  const int64_t n = max_samples > 0 ? std::min(max_samples, dataset.size()) : dataset.size();
   std::vector<double> sum(channels, 0.0), sum_sq(channels, 0.0);
-  for (int64_t i = 0; i < dataset.size(); ++i) {
-    Image image = dataset.get(i).image;
+  double count = 0.0;
+  Generator unused(0);  // the view draws nothing
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t index = k * dataset.size() / n;  // evenly spaced when sampling
+    Image image = view.transforms.empty() ? dataset.get(index).image : view(dataset.get(index).image, unused);
+    const int64_t plane = image.height * image.width;
     for (int64_t c = 0; c < channels; ++c) {
       const float* p = image.pixels.data() + c * plane;
       double s = 0.0, s2 = 0.0;
-      for (int64_t k = 0; k < plane; ++k) {
-        s += p[k];
-        s2 += static_cast<double>(p[k]) * p[k];
+      for (int64_t i = 0; i < plane; ++i) {
+        s += p[i];
+        s2 += static_cast<double>(p[i]) * p[i];
       }
       sum[c] += s;
       sum_sq[c] += s2;
     }
+    count += static_cast<double>(plane);
   }
-  const double count = static_cast<double>(dataset.size()) * plane;
   ChannelStats stats;
   for (int64_t c = 0; c < channels; ++c) {
     double mean = sum[c] / count;

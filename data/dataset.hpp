@@ -9,6 +9,7 @@
 
 #include "core/tensor.hpp"
 #include "data/image.hpp"
+#include "data/transforms.hpp"
 
 namespace shears::data {
 
@@ -81,11 +82,14 @@ struct TrainTest {
 std::vector<std::shared_ptr<const Dataset>> random_split(const std::shared_ptr<const Dataset>& dataset,
                                                          const std::vector<int64_t>& lengths, uint64_t seed);
 
-// Per-channel mean and (population) standard deviation of pixel·scale over the whole dataset,
-// the numbers Normalize wants (scale 1/255 gives them on ToFloat's [0, 1] scale).
+// Per-channel mean and (population) standard deviation of pixel·scale over the dataset, the
+// numbers Normalize wants (scale 1/255 gives them on ToFloat's [0, 1] scale). Each image is first
+// passed through `view` (e.g. ResizeCenterCrop for photos of many sizes); max_samples > 0 reads
+// only that many images, evenly spaced.
 struct ChannelStats {
   std::vector<double> mean, std;
 };
-ChannelStats channel_stats(const Dataset& dataset, double scale = 1.0 / 255.0);
+ChannelStats channel_stats(const Dataset& dataset, double scale = 1.0 / 255.0, const Compose& view = {},
+                           int64_t max_samples = 0);
 
 }  // namespace shears::data

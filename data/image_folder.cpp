@@ -40,8 +40,8 @@ bool one_of(const std::string& ext, const auto& extensions) {
 }
 
 // Whether `entry` is an image file to load; a TIFF or WebP file, which torchvision would load and
-// we cannot, throws rather than being skipped.
-bool is_image_file(const fs::directory_entry& entry) {
+// we cannot, throws rather than being skipped. Other files count in `skipped`.
+bool is_image_file(const fs::directory_entry& entry, int64_t& skipped) {
   std::error_code ec;
   if (!entry.is_regular_file(ec)) return false;
   std::string ext = entry.path().extension().string();
@@ -49,16 +49,19 @@ bool is_image_file(const fs::directory_entry& entry) {
   SHEARS_CHECK(!one_of(ext, kUndecodable), "image folder", entry.path().string(),
                ": TIFF and WebP images cannot be decoded here (stb_image reads ", extension_list(),
                "): convert them, e.g. to PNG");
-  return one_of(ext, kExtensions);
+  const bool image = one_of(ext, kExtensions);
+  skipped += !image;
+  return image;
 }
 
 // Image files under `dir`, in os.walk order sorted as torchvision does: by folder, then by name.
 // `folders` and `files` hold what earlier classes reached: a folder or an image reached a second
 // time (through a symlink or a hard link) is refused, so no image is read twice or under two labels.
-std::vector<fs::path> images_under(const fs::path& dir, const std::string& root, FileIds& folders, FileIds& files) {
+std::vector<fs::path> images_under(const fs::path& dir, const std::string& root, FileIds& folders, FileIds& files,
+                                   int64_t& skipped) {
   std::vector<std::pair<std::string, std::string>> found;
   for (const auto& entry : list_directory(dir, "image folder", root, folders)) {
-    if (!is_image_file(entry)) continue;
+    if (!is_image_file(entry, skipped)) continue;
     const auto [first, fresh] = files.emplace(file_id(entry.path(), "image folder", root), entry.path());
     SHEARS_CHECK(fresh, "image folder", root, ": ", entry.path().string(), " and ", first->second.string(),
                  " are the same file (a link): each image is read once");
@@ -167,51 +170,105 @@ void check_png_chunks(const std::string& bytes, const std::string& name) {
   }
 }
 
-// Decodes one file to `channels` × H × W bytes-as-floats.
-Image decode(const fs::path& path, int64_t channels, int64_t max_pixels) {
-  const std::string name = path.string();
-  // (At most INT_MAX bytes: stb_image reads no more.)
-  const std::string bytes = read_input_file(name, "image", INT_MAX);
+struct Header {
+  int width = 0, height = 0, channels = 0;
+};
+
+// What the decoder would trust in `bytes`, checked; the file's size and channels.
+Header inspect(const std::string& bytes, const std::string& name, int64_t channels, int64_t max_pixels) {
   check_jpeg_huffman_tables(bytes, name);
   check_pnm_header(bytes, name);
   check_png_chunks(bytes, name);
   const auto* encoded = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int size = static_cast<int>(bytes.size());
-  int w = 0, h = 0, n = 0;
-  SHEARS_CHECK(stbi_info_from_memory(encoded, size, &w, &h, &n), "image folder", name,
+  Header h;
+  SHEARS_CHECK(stbi_info_from_memory(encoded, size, &h.width, &h.height, &h.channels), "image folder", name,
                ": not a readable image (stb_image: ", stbi_failure_reason(), ")");
-  SHEARS_CHECK(w > 0 && h > 0, "image folder", name, ": corrupt header: ", w, "x", h, " pixels");
-  SHEARS_CHECK(int64_t{w} * h <= max_pixels, "image folder", name, ": ", w, "x", h, " = ", int64_t{w} * h,
+  SHEARS_CHECK(h.width > 0 && h.height > 0, "image folder", name, ": corrupt header: ", h.width, "x", h.height,
+               " pixels");
+  const int64_t pixels = int64_t{h.width} * h.height;
+  SHEARS_CHECK(pixels <= max_pixels, "image folder", name, ": ", h.width, "x", h.height, " = ", pixels,
                " pixels, more than the ", max_pixels, " allowed (ImageFolderOptions::max_pixels, --max-image-pixels)");
   const RequiredBytes required = stb_required_bytes(encoded, size);
-  SHEARS_CHECK(size >= required.bytes, "image folder", name, ": a ", required.format, " image of ", w, "x", h,
-               " pixels needs at least ", required.bytes, " bytes, the file has ", size, ": truncated or corrupt");
+  SHEARS_CHECK(size >= required.bytes, "image folder", name, ": a ", required.format, " image of ", h.width, "x",
+               h.height, " pixels needs at least ", required.bytes, " bytes, the file has ", size,
+               ": truncated or corrupt");
   // The same stb_image converts a 16-bit PNM's channels with its 8-bit routine and reads past the
   // pixels (also fixed upstream later), so those files load only with their own channel count.
   const bool pnm = bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6');
-  SHEARS_CHECK(!pnm || n == channels || !stbi_is_16_bit_from_memory(encoded, size), "image folder", name,
-               ": a 16-bit PNM image of ", n, " channel(s) cannot be converted to ", channels,
+  SHEARS_CHECK(!pnm || h.channels == channels || !stbi_is_16_bit_from_memory(encoded, size), "image folder", name,
+               ": a 16-bit PNM image of ", h.channels, " channel(s) cannot be converted to ", channels,
                " here: convert it to 8 bits or to PNG");
+  return h;
+}
+
+// (At most INT_MAX bytes: stb_image reads no more.)
+std::string read_image_bytes(const fs::path& path) { return read_input_file(path.string(), "image", INT_MAX); }
+
+}  // namespace
+
+Image decode_image_file(const fs::path& path, int64_t channels, int64_t max_pixels) {
+  const std::string name = path.string(), bytes = read_image_bytes(path);
+  Header h = inspect(bytes, name, channels, max_pixels);
+  int w = 0, height = 0, n = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> data(
-      stbi_load_from_memory(encoded, size, &w, &h, &n, static_cast<int>(channels)), stbi_image_free);
+      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &height,
+                            &n, static_cast<int>(channels)),
+      stbi_image_free);
   SHEARS_CHECK(data != nullptr, "image folder", name, ": cannot decode (stb_image: ", stbi_failure_reason(), ")");
-  Image image(channels, h, w);
+  SHEARS_CHECK(w == h.width && height == h.height, "image folder", name, ": the header says ", h.width, "x", h.height,
+               ", the decoder gave ", w, "x", height);
+  Image image(channels, height, w);
   const stbi_uc* src = data.get();  // (H, W, C) interleaved
-  for (int64_t y = 0; y < h; ++y)
+  for (int64_t y = 0; y < height; ++y)
     for (int64_t x = 0; x < w; ++x)
       for (int64_t c = 0; c < channels; ++c) image.at(c, y, x) = src[(y * w + x) * channels + c];
   return image;
 }
 
-}  // namespace
+ImageFolder::ImageFolder(std::vector<fs::path> files, std::vector<int64_t> labels, std::vector<std::string> classes,
+                         int64_t skipped, const ImageFolderOptions& options)
+    : files_(std::move(files)),
+      labels_(std::move(labels)),
+      classes_(std::move(classes)),
+      skipped_(skipped),
+      options_(options) {
+  SHEARS_ASSERT(files_.size() == labels_.size());
+}
 
-std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, const ImageFolderOptions& options,
-                                                   std::vector<std::string> classes) {
+Sample ImageFolder::get(int64_t index) const {
+  SHEARS_CHECK(index >= 0 && index < size(), "image folder", "index ", index, " out of range [0, ", size(), ")");
+  {
+    std::lock_guard lock(mutex_);
+    auto it = cached_.find(index);
+    if (it != cached_.end()) {
+      order_.splice(order_.begin(), order_, it->second.second);
+      return {it->second.first, labels_[index]};
+    }
+  }
+  Image image = decode_image_file(files_[index], options_.channels, options_.max_pixels);
+  const auto bytes = static_cast<int64_t>(image.numel() * sizeof(float));
+  std::lock_guard lock(mutex_);
+  if (bytes <= options_.cache_bytes && !cached_.count(index)) {
+    while (cached_bytes_ + bytes > options_.cache_bytes) {  // least recently used out
+      auto last = cached_.find(order_.back());
+      cached_bytes_ -= static_cast<int64_t>(last->second.first.numel() * sizeof(float));
+      cached_.erase(last);
+      order_.pop_back();
+    }
+    order_.push_front(index);
+    cached_.emplace(index, std::make_pair(image, order_.begin()));
+    cached_bytes_ += bytes;
+  }
+  return {std::move(image), labels_[index]};
+}
+
+std::shared_ptr<ImageFolder> load_image_folder(const std::string& root, const ImageFolderOptions& options,
+                                               std::vector<std::string> classes) {
   SHEARS_CHECK(options.channels == 1 || options.channels == 3, "image folder", "channels must be 1 or 3, got ",
                options.channels);
-  SHEARS_CHECK(options.height > 0 && options.width > 0, "image folder", "image size must be positive, got ",
-               options.height, "x", options.width);
   SHEARS_CHECK(options.max_pixels > 0, "image folder", "max_pixels must be positive, got ", options.max_pixels);
+  SHEARS_CHECK(options.cache_bytes >= 0, "image folder", "cache_bytes must be at least 0, got ", options.cache_bytes);
   std::error_code ec;
   SHEARS_CHECK(fs::is_directory(root, ec), "image folder", root, ": no such directory");
 
@@ -223,33 +280,52 @@ std::shared_ptr<InMemoryDataset> load_image_folder(const std::string& root, cons
                ": no class folders, expected root/<class>/<image> (one folder per class)");
   if (classes.empty()) classes = folders;
 
-  std::vector<uint8_t> pixels;
+  std::vector<fs::path> paths;
   std::vector<int64_t> labels;
+  int64_t skipped = 0;
   FileIds folders_read{{file_id(root, "image folder", root), root}}, files_read;
-  const int64_t image_bytes = options.channels * options.height * options.width;
   for (const std::string& name : folders) {
     const fs::path folder = fs::path(root) / name;
     const auto known = std::find(classes.begin(), classes.end(), name);
-    SHEARS_CHECK(known != classes.end(), "image folder", folder.string(), ": class '", name,
-                 "' is not one of the training set's ", classes.size(), " classes (", class_list(classes),
-                 "): val/ and test/ may leave classes out but not add any");
-    const int64_t label = known - classes.begin();
-    const std::vector<fs::path> files = images_under(folder, root, folders_read, files_read);
+    SHEARS_CHECK(known != classes.end(), "image folder", folder.string(), ": class '", name, "' is not one of the ",
+                 classes.size(), " classes the labels follow (", class_list(classes),
+                 "): a split may leave classes out but not add any");
+    const std::vector<fs::path> files = images_under(folder, root, folders_read, files_read, skipped);
     SHEARS_CHECK(!files.empty(), "image folder", folder.string(), ": class '", name, "' has no images (looked for ",
                  extension_list(), ")");
     for (const fs::path& file : files) {
-      Image image = decode(file, options.channels, options.max_pixels);
-      if (image.height != options.height || image.width != options.width)
-        image = resize(image, options.height, options.width);
-      const size_t start = pixels.size();
-      pixels.resize(start + image_bytes);
-      for (int64_t i = 0; i < image_bytes; ++i)
-        pixels[start + i] = static_cast<uint8_t>(std::lround(std::clamp(image.pixels[i], 0.f, 255.f)));
-      labels.push_back(label);
+      inspect(read_image_bytes(file), file.string(), options.channels, options.max_pixels);
+      paths.push_back(file);
+      labels.push_back(known - classes.begin());
     }
   }
-  return std::make_shared<InMemoryDataset>(Shape{options.channels, options.height, options.width}, std::move(pixels),
-                                           std::move(labels), std::move(classes));
+  return std::make_shared<ImageFolder>(std::move(paths), std::move(labels), std::move(classes), skipped, options);
+}
+
+std::shared_ptr<ImageFolder> load_image_files(const std::vector<std::string>& paths, const ImageFolderOptions& options,
+                                              std::vector<std::string> classes) {
+  SHEARS_CHECK(options.channels == 1 || options.channels == 3, "image files", "channels must be 1 or 3, got ",
+               options.channels);
+  std::vector<fs::path> files;
+  int64_t skipped = 0;
+  FileIds folders_read, files_read;
+  for (const std::string& path : paths) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      for (const fs::path& file : images_under(path, path, folders_read, files_read, skipped)) files.push_back(file);
+      continue;
+    }
+    SHEARS_CHECK(fs::is_regular_file(path, ec), "image files", path, ": no such file or folder");
+    SHEARS_CHECK(is_image_file(fs::directory_entry(path), skipped), "image files", path,
+                 ": not an image file (looked for ", extension_list(), ")");
+    files.push_back(path);
+  }
+  SHEARS_CHECK(!files.empty(), "image files", "no images found in the ", paths.size(), " path(s) given (looked for ",
+               extension_list(), ")");
+  for (const fs::path& file : files)
+    inspect(read_image_bytes(file), file.string(), options.channels, options.max_pixels);
+  std::vector<int64_t> labels(files.size(), -1);
+  return std::make_shared<ImageFolder>(std::move(files), std::move(labels), std::move(classes), skipped, options);
 }
 
 }  // namespace shears::data

@@ -33,19 +33,38 @@ const std::string& require_dir(const std::string& name, const std::string& dir) 
   return dir;
 }
 
-// dir/train as the training images, dir/val or else dir/test (if present) as the test images,
-// labelled by train's classes.
-TrainTest open_image_folders(const std::string& dir, const ImageFolderOptions& options) {
-  const fs::path root(dir);
-  SHEARS_CHECK(is_directory((root / "train").string()), "open_dataset", dir,
-               ": an image-folder dataset needs train/<class>/<image> (and optionally val/ or test/) in it");
+// The split folder `name` of dir, or "" when it has none.
+std::string split_dir(const std::string& dir, const std::string& name) {
+  const std::string path = (fs::path(dir) / name).string();
+  return !name.empty() && is_directory(path) ? path : "";
+}
+
+// The test split: the one named, else the first of val, validation and test.
+std::string test_split_dir(const std::string& dir, const OpenOptions& options) {
+  if (!options.test_split.empty()) {
+    const std::string named = split_dir(dir, options.test_split);
+    SHEARS_CHECK(!named.empty(), "open_dataset", dir, ": no split folder '", options.test_split, "' (--val-split)");
+    return named;
+  }
+  for (const char* name : {"val", "validation", "test"})
+    if (std::string found = split_dir(dir, name); !found.empty()) return found;
+  return "";
+}
+
+// Training images from the train split, test images labelled by its classes; without a train
+// split, only the test images, labelled by options.classes.
+TrainTest open_image_folders(const std::string& dir, const OpenOptions& options) {
   TrainTest parts;
-  parts.train = load_image_folder((root / "train").string(), options);
-  for (const char* test : {"val", "test"})
-    if (is_directory((root / test).string())) {
-      parts.test = load_image_folder((root / test).string(), options, parts.train->classes());
-      break;
-    }
+  const std::string train = split_dir(dir, options.train_split), test = test_split_dir(dir, options);
+  if (!train.empty()) {
+    parts.train = load_image_folder(train, options.image_folder);
+    if (!test.empty()) parts.test = load_image_folder(test, options.image_folder, parts.train->classes());
+    return parts;
+  }
+  SHEARS_CHECK(!options.classes.empty(), "open_dataset", dir, ": an image-folder dataset needs ", options.train_split,
+               "/<class>/<image> (and optionally val/, validation/ or test/) in it; a folder to evaluate "
+               "alone needs a checkpoint that names its classes");
+  parts.test = load_image_folder(test.empty() ? dir : test, options.image_folder, options.classes);
   return parts;
 }
 
@@ -54,11 +73,13 @@ std::string detect(const std::string& dir) {
   if (has_idx_files(dir)) return "idx";
   if (has_cifar10_files(dir)) return "cifar10";
   if (has_cifar100_files(dir)) return "cifar100";
-  if (is_directory((fs::path(dir) / "train").string())) return "image-folder";
-  throw Error(
-      detail::concat("open_dataset: ", dir,
-                     ": no dataset recognised: expected the four IDX files (train-images-idx3-ubyte[.gz] "
-                     "...), CIFAR-10's data_batch_*.bin, CIFAR-100's train.bin or an image folder train/<class>/"));
+  for (const char* split : {"train", "val", "validation", "test"})
+    if (is_directory((fs::path(dir) / split).string())) return "image-folder";
+  throw Error(detail::concat(
+      "open_dataset: ", dir,
+      ": no dataset recognised: expected the four IDX files (train-images-idx3-ubyte[.gz] "
+      "...), CIFAR-10's data_batch_*.bin, CIFAR-100's train.bin or an image folder train/<class>/ (or val/, "
+      "validation/, test/)"));
 }
 
 TrainTest load(const std::string& name, const std::string& dir, const OpenOptions& options) {
@@ -66,7 +87,7 @@ TrainTest load(const std::string& name, const std::string& dir, const OpenOption
   if (name == "mnist" || name == "idx") return load_idx_folder(require_dir(name, dir), {}, options.max_bytes);
   if (name == "cifar10") return load_cifar10(require_dir(name, dir), options.max_bytes);
   if (name == "cifar100") return load_cifar100(require_dir(name, dir), options.cifar100_labels, options.max_bytes);
-  if (name == "image-folder") return open_image_folders(require_dir(name, dir), options.image_folder);
+  if (name == "image-folder") return open_image_folders(require_dir(name, dir), options);
   SHEARS_ASSERT(name == "synthetic");
   return make_synthetic(options.synthetic);
 }
@@ -113,6 +134,8 @@ DatasetSplits open_dataset(const std::string& name_or_dir, const OpenOptions& op
   splits.test = parts.test;
 
   if (options.val_fraction > 0.0) {
+    SHEARS_CHECK(splits.train, "open_dataset", "val_fraction ", options.val_fraction, ": ", dir,
+                 " has no training images to hold a part of out");
     const int64_t n = splits.train->size();
     const auto n_val = static_cast<int64_t>(std::llround(options.val_fraction * static_cast<double>(n)));
     SHEARS_CHECK(options.val_fraction < 1.0 && n_val > 0 && n_val < n, "open_dataset", "val_fraction ",
@@ -122,10 +145,15 @@ DatasetSplits open_dataset(const std::string& name_or_dir, const OpenOptions& op
     splits.train = parts_of_train[0];
     splits.val = parts_of_train[1];
   }
+  if (!splits.test) splits.test = splits.val;
 
   std::optional<Stats> stats = published_stats(splits.name);
+  if (!stats && !splits.train) return splits;
   if (!stats) {
-    ChannelStats measured = channel_stats(*splits.train);
+    const bool folder = splits.name == "image-folder";
+    ChannelStats measured =
+        channel_stats(*splits.train, 1.0 / 255.0, folder ? Compose{{options.stats_view}} : Compose{},
+                      folder ? options.stats_samples : 0);
     stats = Stats{{measured.mean.begin(), measured.mean.end()}, {measured.std.begin(), measured.std.end()}};
   }
   splits.mean = std::move(stats->mean);

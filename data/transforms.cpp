@@ -30,12 +30,23 @@ struct Taps {
   int64_t width = 0;
 };
 
-// PIL's precompute_coeffs with its bilinear (triangle) filter: the filter widens by the shrink
-// factor, which is the antialiasing, and is cut and renormalised at the borders.
-Taps bilinear_taps(int64_t in, int64_t out) {
+// PIL's filters, as functions of the distance in input pixels: the triangle (bilinear, support
+// 1) and Keys' cubic with a = -0.5 (bicubic, support 2).
+double filter_weight(Interpolation mode, double d) {
+  d = std::abs(d);
+  if (mode == Interpolation::bilinear) return d < 1.0 ? 1.0 - d : 0.0;
+  constexpr double a = -0.5;
+  if (d < 1.0) return ((a + 2.0) * d - (a + 3.0)) * d * d + 1.0;
+  if (d < 2.0) return (((d - 5.0) * d + 8.0) * d - 4.0) * a;
+  return 0.0;
+}
+
+// PIL's precompute_coeffs: the filter widens by the shrink factor, which is the antialiasing,
+// and is cut and renormalised at the borders.
+Taps filter_taps(int64_t in, int64_t out, Interpolation mode) {
   const double scale = static_cast<double>(in) / out;
   const double filter_scale = std::max(scale, 1.0);
-  const double support = filter_scale;  // the triangle's support is 1 input pixel, widened
+  const double support = (mode == Interpolation::bilinear ? 1.0 : 2.0) * filter_scale;
   Taps taps;
   taps.width = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
   taps.weights.assign(static_cast<size_t>(out * taps.width), 0.f);
@@ -46,13 +57,13 @@ Taps bilinear_taps(int64_t in, int64_t out) {
     double total = 0.0;
     std::vector<double> w(static_cast<size_t>(hi - lo));
     for (int64_t x = lo; x < hi; ++x) {
-      const double d = std::abs((x - center + 0.5) / filter_scale);
-      w[x - lo] = d < 1.0 ? 1.0 - d : 0.0;
+      w[x - lo] = filter_weight(mode, (x - center + 0.5) / filter_scale);
       total += w[x - lo];
     }
     taps.start.push_back(lo);
     taps.count.push_back(hi - lo);
-    for (int64_t k = 0; k < hi - lo; ++k) taps.weights[i * taps.width + k] = static_cast<float>(w[k] / total);
+    for (int64_t k = 0; k < hi - lo; ++k)
+      taps.weights[i * taps.width + k] = static_cast<float>(total != 0.0 ? w[k] / total : 0.0);
   }
   return taps;
 }
@@ -110,13 +121,13 @@ Image hflip(const Image& image) {
   return out;
 }
 
-Image resize(const Image& image, int64_t height, int64_t width) {
+Image resize(const Image& image, int64_t height, int64_t width, Interpolation mode) {
   SHEARS_CHECK(height > 0 && width > 0, "resize", "target size must be positive, got ", height, "x", width);
   SHEARS_CHECK(image.height > 0 && image.width > 0, "resize", "cannot resize an empty ", image.height, "x", image.width,
                " image");
   Image current = image;
   if (width != image.width) {  // horizontal pass first, as PIL does
-    const Taps taps = bilinear_taps(image.width, width);
+    const Taps taps = filter_taps(image.width, width, mode);
     Image next(current.channels, current.height, width);
     for (int64_t c = 0; c < current.channels; ++c)
       for (int64_t y = 0; y < current.height; ++y) {
@@ -131,7 +142,7 @@ Image resize(const Image& image, int64_t height, int64_t width) {
     current = std::move(next);
   }
   if (height != image.height) {
-    const Taps taps = bilinear_taps(image.height, height);
+    const Taps taps = filter_taps(image.height, height, mode);
     Image next(current.channels, height, current.width);
     for (int64_t c = 0; c < current.channels; ++c)
       for (int64_t y = 0; y < height; ++y) {
@@ -146,6 +157,22 @@ Image resize(const Image& image, int64_t height, int64_t width) {
   }
   return current;
 }
+
+Image center_crop(const Image& image, int64_t height, int64_t width) {
+  SHEARS_CHECK(height <= image.height && width <= image.width, "center_crop", "window ", height, "x", width,
+               " is larger than the ", image.height, "x", image.width, " image");
+  const auto top = static_cast<int64_t>(std::lround((image.height - height) / 2.0));
+  const auto left = static_cast<int64_t>(std::lround((image.width - width) / 2.0));
+  return crop(image, top, left, height, width);
+}
+
+Interpolation parse_interpolation(const std::string& name, const std::string& what) {
+  if (name == "bilinear") return Interpolation::bilinear;
+  SHEARS_CHECK(name == "bicubic", what, "expected bilinear or bicubic, got '", name, "'");
+  return Interpolation::bicubic;
+}
+
+const char* interpolation_name(Interpolation mode) { return mode == Interpolation::bilinear ? "bilinear" : "bicubic"; }
 
 Image to_channels(const Image& image, int64_t channels) {
   if (image.channels == channels) return image;
@@ -205,7 +232,50 @@ Image RandomHorizontalFlip::operator()(Image image, Generator& gen) const {
   return image;
 }
 
-Image Resize::operator()(Image image, Generator&) const { return resize(image, height, width); }
+Image Resize::operator()(Image image, Generator&) const { return resize(image, height, width, interpolation); }
+
+namespace {
+// Resized values as an 8-bit image holds them: whole levels in [0, 255].
+Image to_levels(Image image) {
+  for (float& v : image.pixels) v = std::clamp(std::nearbyint(v), 0.f, 255.f);
+  return image;
+}
+}  // namespace
+
+Image ResizeCenterCrop::operator()(Image image, Generator&) const {
+  SHEARS_CHECK(crop_pct > 0.0 && crop_pct <= 1.0, "ResizeCenterCrop", "crop_pct must be in (0, 1], got ", crop_pct);
+  const auto side = static_cast<int64_t>(std::floor(static_cast<double>(std::min(height, width)) / crop_pct));
+  // The shorter side becomes `side`; the longer keeps the aspect ratio (torchvision truncates).
+  const bool tall = image.height > image.width;
+  const int64_t shorter = std::min(image.height, image.width), longer = std::max(image.height, image.width);
+  const int64_t other = std::max<int64_t>(side * longer / shorter, side);
+  const int64_t h = tall ? other : side, w = tall ? side : other;
+  if (h != image.height || w != image.width) image = to_levels(resize(image, h, w, interpolation));
+  SHEARS_CHECK(h >= height && w >= width, "ResizeCenterCrop", "the resized ", h, "x", w, " image is smaller than the ",
+               height, "x", width, " crop");
+  return center_crop(image, height, width);
+}
+
+Image RandomResizedCrop::operator()(Image image, Generator& gen) const {
+  const double area = static_cast<double>(image.height * image.width);
+  const double log_lo = std::log(ratio_min), log_hi = std::log(ratio_max);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * (scale_min + (scale_max - scale_min) * gen.uniform());
+    const double aspect = std::exp(log_lo + (log_hi - log_lo) * gen.uniform());
+    const auto w = static_cast<int64_t>(std::lround(std::sqrt(target * aspect)));
+    const auto h = static_cast<int64_t>(std::lround(std::sqrt(target / aspect)));
+    if (w > 0 && h > 0 && w <= image.width && h <= image.height) {
+      const int64_t top = gen.randint(image.height - h + 1), left = gen.randint(image.width - w + 1);
+      return to_levels(resize(crop(image, top, left, h, w), height, width, interpolation));
+    }
+  }
+  // The fallback: the centre window whose ratio is the image's, clamped to `ratio`.
+  const double in_ratio = static_cast<double>(image.width) / image.height;
+  int64_t w = image.width, h = image.height;
+  if (in_ratio < ratio_min) h = static_cast<int64_t>(std::lround(w / ratio_min));
+  if (in_ratio > ratio_max) w = static_cast<int64_t>(std::lround(h * ratio_max));
+  return to_levels(resize(center_crop(image, h, w), height, width, interpolation));
+}
 
 Image ToChannels::operator()(Image image, Generator&) const { return to_channels(image, channels); }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/random.hpp"
@@ -34,10 +35,18 @@ Image pad(const Image& image, const Padding& padding, PadMode mode = PadMode::co
 // The window of height × width whose top-left corner is (top, left); it must lie inside the image.
 Image crop(const Image& image, int64_t top, int64_t left, int64_t height, int64_t width);
 Image hflip(const Image& image);
-// Bilinear resampling with antialiasing when shrinking (PIL's BILINEAR filter, which torchvision
-// uses for PIL images and for tensors with antialias=True): when growing it is exactly
-// interpolate(mode="bilinear", align_corners=False).
-Image resize(const Image& image, int64_t height, int64_t width);
+// PIL's resampling filters (torchvision's InterpolationMode), both antialiased when shrinking.
+enum class Interpolation { bilinear, bicubic };
+// "bilinear" or "bicubic"; anything else is refused naming `what` (a flag or a metadata key).
+Interpolation parse_interpolation(const std::string& name, const std::string& what);
+const char* interpolation_name(Interpolation mode);
+
+// Separable resampling with antialiasing when shrinking (PIL's BILINEAR or BICUBIC filter, which
+// torchvision uses for PIL images and for tensors with antialias=True): bilinear growing is
+// exactly interpolate(mode="bilinear", align_corners=False).
+Image resize(const Image& image, int64_t height, int64_t width, Interpolation mode = Interpolation::bilinear);
+// The window of height × width at the centre, torchvision's CenterCrop (top = round((H - h) / 2)).
+Image center_crop(const Image& image, int64_t height, int64_t width);
 // 1 → 3 repeats the plane; 3 → 1 takes the ITU-R 601-2 luma (PIL's "L": 0.299 R + 0.587 G + 0.114 B).
 Image to_channels(const Image& image, int64_t channels);
 
@@ -86,7 +95,28 @@ struct RandomHorizontalFlip {
 
 struct Resize {
   int64_t height, width;
+  Interpolation interpolation = Interpolation::bilinear;
   Image operator()(Image image, Generator&) const;
+};
+
+// The evaluation view of a photo, as timm builds it: the shorter side resized to
+// floor(min(height, width) / crop_pct) keeping the aspect ratio, then the centre height × width.
+// Resized values are rounded to whole levels in [0, 255], as PIL's 8-bit images hold them.
+struct ResizeCenterCrop {
+  int64_t height, width;
+  double crop_pct = 0.875;
+  Interpolation interpolation = Interpolation::bilinear;
+  Image operator()(Image image, Generator&) const;
+};
+
+// torchvision's RandomResizedCrop: a window of random area (a `scale` fraction of the image's)
+// and aspect ratio (log-uniform in `ratio`), resized to height × width; after ten misses, the
+// centre window of the clamped ratio. Rounded to 8-bit levels as ResizeCenterCrop.
+struct RandomResizedCrop {
+  int64_t height, width;
+  double scale_min = 0.08, scale_max = 1.0, ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;
+  Interpolation interpolation = Interpolation::bilinear;
+  Image operator()(Image image, Generator& gen) const;
 };
 
 struct ToChannels {

@@ -435,6 +435,7 @@ void Module::save_checkpoint(const std::string& path, const std::map<std::string
   for (auto& [k, v] : extra) meta[k] = v;
   meta["format"] = "pt";  // provenance wins over anything the model or the caller set
   meta["shears.version"] = kVersion;
+  meta["shears.schema"] = std::to_string(kCheckpointSchema);
   safetensors::save(path, state_dict(format), meta);
 }
 

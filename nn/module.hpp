@@ -119,8 +119,8 @@ class Module {
   LoadReport load_state_dict(const std::vector<safetensors::Entry>& entries, bool strict = true);
 
   // Checkpoints: safetensors with provenance in __metadata__: this module's metadata() (e.g.
-  // arch/num_classes/input_size set by make_model), then `extra`, then format "pt" and
-  // shears.version, which always win. load_checkpoint's errors start with the path.
+  // arch/num_classes/input_size set by make_model), then `extra`, then format "pt",
+  // shears.version and shears.schema, which always win. load_checkpoint's errors start with the path.
   void save_checkpoint(const std::string& path, const std::map<std::string, std::string>& extra = {},
                        MaskFormat format = MaskFormat::orig_and_mask) const;
   LoadReport load_checkpoint(const std::string& path, bool strict = true);

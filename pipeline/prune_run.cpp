@@ -36,7 +36,8 @@ PruneOutcome prune_and_measure(nn::Module& model, const data::OpenedData& d, con
   out.pruned = out.final_eval = train::evaluate(model, test, d.num_classes);
   evaluated("pruned", out.pruned);
   if (o.finetune.epochs > 0) {
-    train::fine_tune(model, o.finetune, d.splits.train, d.train_transform, o.seed, o.finetune_hooks);
+    train::fine_tune(model, o.finetune, data::training_images(d, "--finetune-epochs"), d.train_transform, o.seed,
+                     o.finetune_hooks);
     out.final_eval = train::evaluate(model, test, d.num_classes);
     evaluated("fine-tuned", out.final_eval);
   }

@@ -83,7 +83,7 @@ prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData&
   context.target = {spec.sparsity, parse_distribution(spec.distribution), spec.max_layer_sparsity, spec.keep_floor};
   context.scope = spec.scope;
   context.input_shape = data::image_shape(d);
-  context.training_batches = data::batch_factory(d.splits.train, d.train_transform);
+  if (d.splits.train) context.training_batches = data::batch_factory(d.splits.train, d.train_transform);
   context.batch_size = spec.batch_size;
   context.seed = spec.seed;
   context.options.score_batches = spec.score_batches;
@@ -97,7 +97,8 @@ prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData&
     context.between_stages = [&d, spec, stage_hooks](nn::Module& model, int64_t, uint64_t seed) {
       train::FineTuneOptions ft = spec.finetune;
       ft.epochs = spec.stage_finetune_epochs;
-      train::fine_tune(model, ft, d.splits.train, d.train_transform, seed, stage_hooks);
+      train::fine_tune(model, ft, data::training_images(d, "--stage-finetune-epochs"), d.train_transform, seed,
+                       stage_hooks);
     };
   context.log = std::move(log);
   context.trace_folder = spec.trace_folder;
@@ -106,12 +107,23 @@ prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData&
 
 void check_method(const PruneSpec& spec) {
   SHEARS_CHECK(spec.score_batches > 0 && spec.batch_size > 0, "--score-batches", "and --batch-size must be positive");
-  if (spec.structured)
+  SHEARS_CHECK(spec.sparsity >= 0.0 && spec.sparsity < 1.0, "--sparsity", "expected a fraction in [0, 1), got ",
+               spec.sparsity);
+  std::string staged;
+  for (const prune::PruningMethod& m : prune::pruning_methods())
+    if (m.staged) staged += (staged.empty() ? "" : ", ") + m.name;
+  if (spec.structured) {
     SHEARS_CHECK(spec.method == "remove" || spec.method == "intrafusion", "--method",
                  "with --structured is remove or intrafusion (the channel criterion is --importance), got '",
                  spec.method, "'");
-  else
-    prune::find_method(spec.method, prune::MethodKind::masks);
+    prune::find_importance(spec.importance);
+    SHEARS_CHECK(spec.swap_stages == 1, "--stages", spec.swap_stages, " would be ignored: channel pruning runs in one ",
+                 "shot (", staged, " run in stages)");
+    return;
+  }
+  const prune::PruningMethod& row = prune::find_method(spec.method, prune::MethodKind::masks);
+  SHEARS_CHECK(spec.swap_stages == 1 || row.staged, "--stages", spec.swap_stages, " would be ignored: ", spec.method,
+               " runs in one shot (", staged, " run in stages)");
 }
 
 }  // namespace shears::pipeline

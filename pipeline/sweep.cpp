@@ -65,7 +65,8 @@ void run_cell(const nn::Module& dense, const data::OpenedData& d, data::DataLoad
   if (o.structured) context.options.channels.importance = m.importance;
   prune::prune_model(*model, m.method, context, o.bn_batches);
   if (o.finetune.epochs > 0)
-    train::fine_tune(*model, o.finetune, d.splits.train, d.train_transform, cell.seed, o.finetune_hooks);
+    train::fine_tune(*model, o.finetune, data::training_images(d, "--finetune-epochs"), d.train_transform, cell.seed,
+                     o.finetune_hooks);
   cell.result = train::evaluate(*model, test, d.num_classes);
   const prune::SizeCounts counts = prune::count_size(*model, data::image_shape(d));
   const double actual = prune::total_sparsity(prune::layer_densities(dense, *model));

@@ -21,6 +21,7 @@
 
 #include "core/error.hpp"
 #include "data/cifar.hpp"
+#include "data/contract.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/image_folder.hpp"
@@ -534,8 +535,10 @@ TEST_CASE("image folders of PNG, JPEG and BMP files", "[data]") {
   REQUIRE(stbi_write_jpg((dir / "root/dog/x.JPG").c_str(), 8, 8, 3, flat.data(), 100));
   std::ofstream(dir / "root/dog/notes.txt") << "not an image";
 
-  auto ds = load_image_folder(dir / "root", {.channels = 3, .height = 4, .width = 4});
+  auto ds = load_image_folder(dir / "root", {.channels = 3});
   REQUIRE(ds->size() == 3);
+  CHECK(ds->skipped() == 1);  // notes.txt
+  CHECK(ds->image_shape() == Shape{3, 0, 0});
   CHECK(ds->classes() == std::vector<std::string>{"cat", "dog"});
   CHECK(ds->label(0) == 0);
   CHECK(ds->label(2) == 1);
@@ -546,19 +549,37 @@ TEST_CASE("image folders of PNG, JPEG and BMP files", "[data]") {
     CHECK(image.at(1, 2, 3) == png[(2 * 4 + 3) * 3 + 1]);
     CHECK(image.at(2, 3, 1) == png[(3 * 4 + 1) * 3 + 2]);
   }
-  // The 8×8 JPEG, shrunk to 4×4: a flat colour stays flat (JPEG rounding aside).
+  // The 8×8 JPEG at its own size, and through the evaluation view at 4×4: a flat colour stays
+  // flat (JPEG rounding aside).
   Image dog = ds->get(2).image;
-  for (int64_t y = 0; y < 4; ++y)
-    for (int64_t x = 0; x < 4; ++x) {
-      CHECK(std::abs(dog.at(0, y, x) - 200) <= 3);
-      CHECK(std::abs(dog.at(1, y, x) - 100) <= 3);
-      CHECK(std::abs(dog.at(2, y, x) - 50) <= 3);
-    }
+  CHECK(dog.height == 8);
+  Generator gen(0);
+  Image small = ResizeCenterCrop{4, 4, 1.0}(dog, gen);
+  REQUIRE(small.height == 4);
+  REQUIRE(small.width == 4);
+  for (const Image* image : {&dog, &small})
+    for (int64_t y = 0; y < image->height; ++y)
+      for (int64_t x = 0; x < image->width; ++x) {
+        CHECK(std::abs(image->at(0, y, x) - 200) <= 3);
+        CHECK(std::abs(image->at(1, y, x) - 100) <= 3);
+        CHECK(std::abs(image->at(2, y, x) - 50) <= 3);
+      }
 
-  SECTION("grayscale, resized") {
-    auto gray = load_image_folder(dir / "root", {.channels = 1, .height = 2, .width = 2});
-    CHECK(gray->image_shape() == Shape{1, 2, 2});
+  SECTION("grayscale") {
+    auto gray = load_image_folder(dir / "root", {.channels = 1});
+    CHECK(gray->image_shape() == Shape{1, 0, 0});
     CHECK(std::abs(gray->get(2).image.at(0, 1, 1) - (0.299 * 200 + 0.587 * 100 + 0.114 * 50)) <= 3);
+  }
+  SECTION("decoded images are cached up to the bound, and read the same from disk or cache") {
+    const int64_t one = 4 * 4 * 3 * sizeof(float);
+    for (int64_t bound : {int64_t{0}, one, 100 * one}) {
+      auto cached = load_image_folder(dir / "root", {.channels = 3, .cache_bytes = bound});
+      for (int round = 0; round < 2; ++round)
+        for (int64_t i = 0; i < cached->size(); ++i) {
+          CHECK(cached->get(i).image.pixels == ds->get(i).image.pixels);
+          CHECK(cached->cached_bytes() <= bound);
+        }
+    }
   }
   SECTION("train/ and val/ folders through open_dataset") {
     fs::create_directories(dir / "set");
@@ -566,12 +587,56 @@ TEST_CASE("image folders of PNG, JPEG and BMP files", "[data]") {
     fs::create_directories(dir / "set/val/cat");
     REQUIRE(stbi_write_png((dir / "set/val/cat/c.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
     OpenOptions options;
-    options.image_folder = {.channels = 3, .height = 4, .width = 4};
+    options.stats_view = {4, 4};
     DatasetSplits splits = open_dataset(dir / "set", options);
     CHECK(splits.name == "image-folder");
     CHECK(splits.train->size() == 3);
     CHECK(splits.test->size() == 1);
     CHECK(splits.mean.size() == 3);
+  }
+  SECTION("validation/ and test/ are splits too; --val-split names one") {
+    fs::create_directories(dir / "set");
+    fs::rename(dir / "root", dir / "set/train");
+    for (const char* split : {"validation/cat", "test/cat", "test/dog", "holdout/dog"})
+      fs::create_directories(dir / (std::string("set/") + split));
+    REQUIRE(stbi_write_png((dir / "set/validation/cat/c.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
+    REQUIRE(stbi_write_png((dir / "set/test/cat/c.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
+    REQUIRE(stbi_write_png((dir / "set/test/dog/d.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
+    REQUIRE(stbi_write_png((dir / "set/holdout/dog/d.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
+    OpenOptions options;
+    CHECK(open_dataset(dir / "set", options).test->size() == 1);  // validation/ before test/
+    options.test_split = "test";
+    CHECK(open_dataset(dir / "set", options).test->size() == 2);
+    options.test_split = "holdout";
+    CHECK(open_dataset(dir / "set", options).test->label(0) == 1);
+    options.test_split = "nowhere";
+    CHECK_THROWS_WITH(open_dataset(dir / "set", options), Contains("no split folder 'nowhere'"));
+  }
+  SECTION("a train/-only folder tests on the part --val-fraction holds out") {
+    fs::create_directories(dir / "set");
+    fs::rename(dir / "root", dir / "set/train");
+    OpenOptions options;
+    CHECK(open_dataset(dir / "set", options).test == nullptr);
+    options.val_fraction = 1.0 / 3.0;
+    DatasetSplits splits = open_dataset(dir / "set", options);
+    CHECK(splits.train->size() == 2);
+    REQUIRE(splits.test != nullptr);
+    CHECK(splits.test == splits.val);
+    CHECK(splits.test->size() == 1);
+  }
+  SECTION("a folder without train/ opens for evaluation only when the classes are given") {
+    CHECK_THROWS_WITH(open_dataset(dir / "root", {}), Contains("no dataset recognised"));
+    fs::create_directories(dir / "set");
+    fs::rename(dir / "root", dir / "set/test");
+    CHECK_THROWS_WITH(open_dataset(dir / "set", {}), Contains("a folder to evaluate alone needs a checkpoint"));
+    OpenOptions options;
+    options.classes = {"ant", "cat", "dog"};
+    DatasetSplits splits = open_dataset(dir / "set", options);
+    CHECK(splits.train == nullptr);
+    CHECK(splits.mean.empty());
+    CHECK(splits.test->size() == 3);
+    CHECK(splits.test->label(0) == 1);
+    CHECK(splits.test->classes() == options.classes);
   }
   SECTION("a val/ folder missing a class keeps train's labels; an unknown class is an error") {
     fs::create_directories(dir / "set");
@@ -579,7 +644,6 @@ TEST_CASE("image folders of PNG, JPEG and BMP files", "[data]") {
     fs::create_directories(dir / "set/val/dog");
     REQUIRE(stbi_write_png((dir / "set/val/dog/d.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
     OpenOptions options;
-    options.image_folder = {.channels = 3, .height = 4, .width = 4};
     DatasetSplits splits = open_dataset(dir / "set", options);
     REQUIRE(splits.test->size() == 1);
     CHECK(splits.test->label(0) == 1);
@@ -588,8 +652,8 @@ TEST_CASE("image folders of PNG, JPEG and BMP files", "[data]") {
     fs::create_directories(dir / "set/val/bird");
     REQUIRE(stbi_write_png((dir / "set/val/bird/b.png").c_str(), 4, 4, 3, png.data(), 4 * 3));
     CHECK_THROWS_WITH(open_dataset(dir / "set", options),
-                      Contains(dir / "set/val/bird") && Contains("class 'bird' is not one of the training set's 2 "
-                                                                 "classes ('cat', 'dog')"));
+                      Contains(dir / "set/val/bird") &&
+                          Contains("class 'bird' is not one of the 2 classes the labels follow ('cat', 'dog')"));
   }
 }
 
@@ -992,7 +1056,7 @@ TEST_CASE("image folders: a symlink cycle or a file reached twice is refused nam
   std::vector<uint8_t> pixels(2 * 2 * 3, 9);
   for (const char* name : {"root/cat/1.png", "root/dog/2.png", "outside/more/3.png"})
     REQUIRE(stbi_write_png((dir / name).c_str(), 2, 2, 3, pixels.data(), 2 * 3));
-  auto load = [&] { return load_image_folder(dir / "root", {.channels = 3, .height = 2, .width = 2}); };
+  auto load = [&] { return load_image_folder(dir / "root", {.channels = 3}); };
   REQUIRE(load()->size() == 2);
 
   SECTION("a link to a folder outside the tree is followed, as torchvision does") {
@@ -1026,4 +1090,108 @@ TEST_CASE("image folders: a symlink cycle or a file reached twice is refused nam
   }
 }
 
+}  // namespace shears::data
+
+namespace shears::data {
+namespace {
+
+using Catch::Contains;
+
+TEST_CASE("the input contract survives checkpoint metadata, and malformed keys are named", "[data][contract]") {
+  InputContract c{.dataset = "image-folder",
+                  .channels = 3,
+                  .height = 64,
+                  .width = 64,
+                  .mean = {0.5f, 0.25f, 0.125f},
+                  .std = {0.2f, 0.3f, 0.4f},
+                  .classes = {"a, b", "quote\"d", "ü"},
+                  .resize = EvalResize::resize_crop,
+                  .crop_pct = 0.9,
+                  .interpolation = Interpolation::bicubic};
+  const auto meta = contract_metadata(c);
+  const std::optional<InputContract> back = contract_from_metadata(meta, "f.safetensors");
+  REQUIRE(back);
+  CHECK(back->dataset == c.dataset);
+  CHECK(back->channels == 3);
+  CHECK(back->height == 64);
+  CHECK(back->mean == c.mean);
+  CHECK(back->std == c.std);
+  CHECK(back->classes == c.classes);
+  CHECK(back->resize == EvalResize::resize_crop);
+  CHECK(back->crop_pct == 0.9);
+  CHECK(back->interpolation == Interpolation::bicubic);
+  CHECK_FALSE(contract_from_metadata({{"arch", "mlpnet"}}, "f"));  // weights without a contract
+
+  const std::pair<std::string, std::string> broken[] = {{"input.mean", "0.5,0.25"},        {"input.std", "0.2,0,0.4"},
+                                                        {"input.classes", "[1,2]"},        {"input.shape", "2,8,8"},
+                                                        {"input.transform", "zoom"},       {"input.crop_pct", "1.5"},
+                                                        {"input.interpolation", "lanczos"}};
+  for (const auto& [key, value] : broken) {
+    auto bad = meta;
+    bad[key] = value;
+    INFO(key);
+    CHECK_THROWS_WITH(contract_from_metadata(bad, "f.safetensors"),
+                      Contains("f.safetensors") && Contains(key) && Contains(value));
+  }
+  auto missing = meta;
+  missing.erase("input.classes");
+  CHECK_THROWS_WITH(contract_from_metadata(missing, "f"), Contains("'input.classes' is missing"));
+}
+
+TEST_CASE("the evaluation view resizes the shorter side, then crops the centre, as timm does", "[data][transforms]") {
+  Image ramp(1, 60, 90);
+  for (int64_t y = 0; y < 60; ++y)
+    for (int64_t x = 0; x < 90; ++x) ramp.at(0, y, x) = static_cast<float>(x);
+  Generator gen(0);
+  // 32 / 0.8 = 40: the 60x90 image becomes 40x60, the centre 32x32 starts at (4, 14).
+  const Image view = ResizeCenterCrop{32, 32, 0.8}(ramp, gen);
+  REQUIRE(view.height == 32);
+  REQUIRE(view.width == 32);
+  const Image resized = resize(ramp, 40, 60);
+  for (int64_t x = 0; x < 32; ++x)
+    CHECK(view.at(0, 5, x) == std::clamp(std::nearbyint(resized.at(0, 9, x + 14)), 0.f, 255.f));
+  // A tall image the same way round.
+  Image tall(1, 90, 60, 7.f);
+  const Image tall_view = ResizeCenterCrop{32, 32, 1.0}(tall, gen);
+  CHECK(tall_view.height == 32);
+  for (float v : tall_view.pixels) CHECK(v == 7.f);
+}
+
+TEST_CASE("bicubic resizing keeps constants and reproduces ramps inside the image", "[data][transforms]") {
+  Image ramp(1, 8, 16);
+  for (int64_t y = 0; y < 8; ++y)
+    for (int64_t x = 0; x < 16; ++x) ramp.at(0, y, x) = 3.f * static_cast<float>(x) + 1.f;
+  // Growing 16 -> 32: output x samples input (x + 0.5) / 2 - 0.5; away from the borders a cubic
+  // kernel whose weights sum to one reproduces a linear function exactly.
+  const Image grown = resize(ramp, 8, 32, Interpolation::bicubic);
+  for (int64_t x = 4; x < 28; ++x) CHECK(grown.at(0, 3, x) == Approx(3.0 * ((x + 0.5) / 2 - 0.5) + 1).margin(1e-4));
+  Image flat(3, 17, 23, 42.f);
+  for (auto mode : {Interpolation::bilinear, Interpolation::bicubic})
+    for (auto [h, w] : {std::pair{5, 7}, std::pair{40, 11}})
+      for (float v : resize(flat, h, w, mode).pixels) CHECK(v == Approx(42.f).margin(1e-4));
+  CHECK_THROWS_WITH(parse_interpolation("lanczos", "--interpolation"), Contains("expected bilinear or bicubic"));
+}
+
+TEST_CASE("RandomResizedCrop: the output size always, a window inside the image, one draw per seed",
+          "[data][transforms]") {
+  Image image(3, 50, 80);
+  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<float>(i % 251);
+  const RandomResizedCrop crop{.height = 24, .width = 24};
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    Generator a(seed), b(seed);
+    const Image x = crop(image, a), y = crop(image, b);
+    REQUIRE(x.height == 24);
+    REQUIRE(x.width == 24);
+    CHECK(x.pixels == y.pixels);
+    for (float v : x.pixels) CHECK((v >= 0.f && v <= 255.f && v == std::nearbyint(v)));
+  }
+  // No window of the allowed ratios fits a 1x200 strip: the fallback takes the centre.
+  Image strip(1, 1, 200, 9.f);
+  Generator gen(1);
+  const Image fallback = crop(strip, gen);
+  CHECK(fallback.height == 24);
+  for (float v : fallback.pixels) CHECK(v == 9.f);
+}
+
+}  // namespace
 }  // namespace shears::data

@@ -139,7 +139,8 @@ TEST_CASE("split-data re-estimates each combination's BatchNorm statistics on tr
       .input_size = 8,
       .num_classes = 4,
       .train_transform = {},
-      .test_transform = {}};
+      .test_transform = {},
+      .contract = {}};
   nn::ModelOptions mo{.in_channels = 1, .num_classes = 4, .input_size = 8};
   mo.widths = {16, 8};
   mo.batch_norm = true;

@@ -239,7 +239,8 @@ TEST_CASE("sweep: a registered method runs in the library's sweep beside a built
       .input_size = 8,
       .num_classes = 4,
       .train_transform = {},
-      .test_transform = {}};
+      .test_transform = {},
+      .contract = {}};
   pipeline::SweepOptions o;
   o.methods = {"magnitude", "keep-last-half"};
   o.sparsities = {0.5, 0.9};

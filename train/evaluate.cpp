@@ -35,35 +35,39 @@ int64_t count_topk(const Tensor& logits, const std::vector<int64_t>& labels, int
   return correct;
 }
 
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_classes) {
+void forward_batches(nn::Module& model, data::DataLoader& loader,
+                     const std::function<void(const Tensor& logits, const Batch& batch)>& each) {
   NoGradGuard no_grad;
   bool was_training = model.is_training();
   model.eval();
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) each(model(batch->images), *batch);
+  model.train(was_training);
+}
+
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_classes) {
   EvalResult r;
   r.confusion.assign(num_classes, std::vector<int64_t>(num_classes + 1, 0));
   auto start = std::chrono::steady_clock::now();
   double loss_sum = 0;
   int64_t top1 = 0, top5 = 0;
-  loader.start_epoch(0);
-  while (auto batch = loader.next()) {
-    Tensor logits = model(batch->images);
+  forward_batches(model, loader, [&](const Tensor& logits, const Batch& batch) {
     int64_t n = logits.size(0);
-    loss_sum += cross_entropy(logits, batch->labels).item() * n;
-    top1 += count_topk(logits, batch->labels, 1);
-    top5 += count_topk(logits, batch->labels, std::min<int64_t>(5, num_classes));
+    loss_sum += cross_entropy(logits, batch.labels).item() * n;
+    top1 += count_topk(logits, batch.labels, 1);
+    top5 += count_topk(logits, batch.labels, std::min<int64_t>(5, num_classes));
     for (int64_t i = 0; i < n; ++i) {
       const float* row = logits.data() + i * logits.size(1);
       if (!finite_row(row, logits.size(1))) {
         ++r.nonfinite;
-        r.confusion[batch->labels[i]][num_classes]++;
+        r.confusion[batch.labels[i]][num_classes]++;
         continue;
       }
       int64_t best = std::max_element(row, row + logits.size(1)) - row;
-      r.confusion[batch->labels[i]][best]++;
+      r.confusion[batch.labels[i]][best]++;
     }
     r.samples += n;
-  }
-  model.train(was_training);
+  });
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   SHEARS_CHECK(r.samples > 0, "evaluate", "the evaluation set is empty");
   r.loss = loss_sum / r.samples;

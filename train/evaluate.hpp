@@ -3,6 +3,7 @@
 // a row of logits holding a NaN or an infinity is counted wrong, and counted.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "data/loader.hpp"
@@ -19,6 +20,11 @@ struct EvalResult {
 };
 
 EvalResult evaluate(nn::Module& model, data::DataLoader& loader, int64_t num_classes);
+
+// The model's logits (N, C) for every batch of `loader` in order, in eval mode and without
+// gradients: the pass evaluate() makes, for callers that want the logits themselves.
+void forward_batches(nn::Module& model, data::DataLoader& loader,
+                     const std::function<void(const Tensor& logits, const Batch& batch)>& each);
 
 // Top-k correct counts of one batch of logits (N, C); ties rank the lower class index first, and
 // a row holding a non-finite logit is never correct.

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "core/allocator.hpp"
+#include "core/version.hpp"
 #include "nn/layers.hpp"
 #include "nn/models/mlp.hpp"
 #include "nn/models/mobilenet.hpp"
@@ -227,6 +228,7 @@ std::map<std::string, std::string> refreshed_metadata(const Module& model) {
 
 std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::string& name, ModelOptions options) {
   safetensors::File file = safetensors::load(path);
+  check_checkpoint_schema(file.metadata, path);
   for (safetensors::Entry& t : file.tensors)
     for (const std::string prefix : {"module.", "_orig_mod."})
       if (t.name.rfind(prefix, 0) == 0) t.name.erase(0, prefix.size());
@@ -244,19 +246,66 @@ std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::s
   }
 }
 
+std::vector<std::string> load_initial_weights(Module& model, const std::string& path) {
+  safetensors::File file = safetensors::load(path);
+  check_checkpoint_schema(file.metadata, path);
+  for (safetensors::Entry& t : file.tensors)
+    for (const std::string prefix : {"module.", "_orig_mod."})
+      if (t.name.rfind(prefix, 0) == 0) t.name.erase(0, prefix.size());
+  std::vector<std::string> head;  // the last Linear's tensors
+  for (const auto& [name, module] : model.named_modules())
+    if (dynamic_cast<const Linear*>(module)) head = {name + ".weight", name + ".bias"};
+  std::vector<safetensors::Entry> kept;
+  std::vector<std::string> reinitialised;
+  const auto params = model.state_dict();
+  for (safetensors::Entry& t : file.tensors) {
+    const auto mine = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.name == t.name; });
+    const bool in_head = std::find(head.begin(), head.end(), t.name) != head.end();
+    if (in_head && mine != params.end() && mine->value.shape() != t.value.shape())
+      reinitialised.push_back(t.name);
+    else
+      kept.push_back(std::move(t));
+  }
+  LoadReport report = model.load_state_dict(kept, false);
+  std::erase_if(report.missing, [&](const std::string& name) {
+    return std::find(reinitialised.begin(), reinitialised.end(), name) != reinitialised.end();
+  });
+  SHEARS_CHECK(report.ok(), path, "does not fit the model being trained: ", report.describe(),
+               " (only the classifier may differ, when the class count changes)");
+  return reinitialised;
+}
+
+void check_checkpoint_schema(const std::map<std::string, std::string>& metadata, const std::string& path) {
+  auto schema = metadata.find("shears.schema");
+  if (schema == metadata.end()) return;  // schema 1, or weights from elsewhere
+  int version = 0;
+  const std::string& text = schema->second;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), version);
+  SHEARS_CHECK(ec == std::errc() && end == text.data() + text.size() && version >= 1, path,
+               "metadata key 'shears.schema': expected a positive integer, got '", text, "'");
+  SHEARS_CHECK(version <= kCheckpointSchema, path, "written with checkpoint schema ", version, " (by shears ",
+               metadata.count("shears.version") ? metadata.at("shears.version") : "?", "); this shears reads up to ",
+               kCheckpointSchema, ": update shears");
+}
+
 std::shared_ptr<Module> load_model(const std::string& path) {
   safetensors::File file = safetensors::load(path);
+  check_checkpoint_schema(file.metadata, path);
   auto arch = file.metadata.find("arch");
   SHEARS_CHECK(arch != file.metadata.end(), path,
                "no 'arch' in the metadata (not written by shears?): name the "
                "architecture (--model NAME, with --variant, --num-classes and "
                "--in-channels when they differ from the data's; in C++ "
                "load_foreign_model)");
+  std::shared_ptr<Module> model;
   try {
-    return model_from_state_dict(arch->second, options_from_metadata(file.metadata), file.tensors);
+    model = model_from_state_dict(arch->second, options_from_metadata(file.metadata), file.tensors);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
+  for (const auto& [key, value] : file.metadata)  // the input contract travels with the weights
+    if (key.rfind("input.", 0) == 0) model->metadata()[key] = value;
+  return model;
 }
 
 }  // namespace shears::nn

@@ -48,7 +48,20 @@ std::map<std::string, std::string> refreshed_metadata(const Module& model);
 // (torch.compile) as timm does. Missing, unexpected and mis-shaped tensors are refused by name.
 std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::string& name, ModelOptions options);
 
-// A checkpoint written by shears (its metadata names the architecture and options), rebuilt.
+// Fine-tuning from weights (train --initial-checkpoint): the tensors of `path` (a shears checkpoint
+// or a PyTorch state_dict, prefixes stripped as load_foreign_model does) loaded into `model`,
+// which was built for the new task. Only the classifier (the model's last Linear, weight and bias)
+// may differ in shape, when the class count changed: it keeps its fresh initialisation and its
+// names are returned. Any other missing, unexpected or mis-shaped tensor is refused by name.
+std::vector<std::string> load_initial_weights(Module& model, const std::string& path);
+
+// A checkpoint written by shears (its metadata names the architecture and options), rebuilt; its
+// input contract ("input.*" keys) is kept in the model's metadata, so files derived from it
+// (pruned, fine-tuned) carry it on.
 std::shared_ptr<Module> load_model(const std::string& path);
+
+// Refuses metadata of a checkpoint schema newer than this shears reads (kCheckpointSchema), or a
+// malformed "shears.schema"; files without the key (schema 1, weights from elsewhere) pass.
+void check_checkpoint_schema(const std::map<std::string, std::string>& metadata, const std::string& path);
 
 }  // namespace shears::nn

@@ -81,6 +81,7 @@ struct PruningMethod {
   std::function<void(nn::Module&, const PruneContext&)> run;  // empty for training-time methods
   bool recalibrates_itself = false;                           // re-estimates BatchNorm statistics on its own batches
   std::optional<Protocol> official = {};                      // none: the method has no official code to follow
+  bool staged = false;  // runs in stages of the cubic schedule when options.swap.stages > 1
 };
 
 // The built-in methods (an explicit table), then those registered, in that order.
