@@ -46,7 +46,7 @@ void write_results(const EvalConfig& c, const OpenedData& d, const nn::Module& m
 
 int run(const EvalConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
-  auto [model, d] = pipeline::open_checkpoint(c.weights, c.foreign, c.data);
+  auto [model, d, skipped] = open_weights(c.weights, c.foreign, c.data);
   data::DataLoader loader(d.splits.test, d.test_transform, {c.batch_size, false, false, c.data.seed, c.data.workers, 2});
   EvalResult r = evaluate(*model, loader, d.num_classes);
   std::printf("%s on %s test (%lld images): loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f images/s\n", c.weights.c_str(),

@@ -40,7 +40,7 @@ Inputs open_inputs(const PredictConfig& c) {
       return {model, images, data::eval_transform(*contract), contract->classes};
     }
   }
-  auto [model, d] = pipeline::open_checkpoint(c.weights, c.foreign, c.data);
+  auto [model, d, skipped] = open_weights(c.weights, c.foreign, c.data);
   if (c.images.empty()) return {model, d.splits.test, d.test_transform, d.contract.classes};
   // Weights without a contract: the data named the pipeline; the images go through it.
   auto images = data::load_image_files(c.images, {.channels = d.channels, .max_pixels = c.data.max_image_pixels},

@@ -137,7 +137,7 @@ Command add_prune_command(CLI::App& app) {
             if (c->foreign.model.empty()) {
               model = nn::load_model(c->weights);
             } else {
-              auto opened = pipeline::open_checkpoint(c->weights, c->foreign, c->data);
+              auto opened = open_weights(c->weights, c->foreign, c->data);
               model = std::move(opened.model);
               data = std::move(opened.data);
             }

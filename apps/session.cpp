@@ -96,7 +96,18 @@ void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, ForeignM
   cli.add_option("--variant", foreign.variant, "with --model: cifar or imagenet")->capture_default_str();
   cli.add_option("--num-classes", foreign.num_classes, "with --model: classes of its head (0: the data's)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cli.add_flag("--non-strict", foreign.non_strict, "with --model: load the tensors that match, list the rest");
   add_data_flags(cli, choice);
+}
+
+pipeline::ModelData open_weights(const std::string& weights, const ForeignModel& foreign, const DataChoice& choice) {
+  SHEARS_CHECK(!foreign.non_strict || !foreign.model.empty(), "--non-strict",
+               "applies to weights without shears' metadata (--model NAME); a shears checkpoint loads strictly");
+  pipeline::ModelData md = pipeline::open_checkpoint(weights, foreign, choice);
+  if (foreign.non_strict)
+    std::printf("%s: non-strict load: %s\n", weights.c_str(),
+                md.skipped.ok() ? "every tensor matched" : ("left out " + md.skipped.describe()).c_str());
+  return md;
 }
 
 void apply_official_protocol(CLI::App& cli, const std::string& method, prune::MethodKind kind,

@@ -32,6 +32,8 @@ using pipeline::ForeignModel;
 // --weights (a checkpoint, required), the foreign-model flags and the data flags, for the commands
 // that read a trained model.
 void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, ForeignModel& foreign, DataChoice& choice);
+// pipeline::open_checkpoint, and a non-strict load's skipped tensors printed by name.
+pipeline::ModelData open_weights(const std::string& weights, const ForeignModel& foreign, const DataChoice& choice);
 
 // --protocol official: the settings of the method's official code (its registry row, for `model`,
 // null before training) for every flag the command line left unset; refused for a method without one.

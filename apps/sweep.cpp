@@ -151,7 +151,7 @@ int run(SweepConfig c) {
   o.settings = settings(c);
   pipeline::check_sweep(o);  // before the data loads
 
-  auto [dense, d] = pipeline::open_checkpoint(c.weights, c.foreign, c.data);
+  auto [dense, d, skipped] = open_weights(c.weights, c.foreign, c.data);
   o.context = prune_context(c.spec, d);
   std::string arch = dense->metadata()["arch"];
   const fs::path dir(c.output), csv = dir / "sweep.csv", svg = dir / "sweep.svg";

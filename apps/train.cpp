@@ -123,9 +123,7 @@ T sfw_choice(const std::string& flag, const std::string& value, const std::vecto
   throw Error(flag + ": unknown value '" + value + "'; expected " + names);
 }
 
-// --opt sfw: the constraints are sized from `params` as given, so this must see the freshly
-// initialised model (a resumed run rebuilds it from the same seed); tensors are made feasible.
-std::unique_ptr<optim::Optimizer> make_sfw(const TrainConfig& c, const optim::NamedTensors& params) {
+prune::ConstraintOptions constraint_options(const TrainConfig& c) {
   prune::ConstraintOptions co;
   co.kind = sfw_choice<prune::ConstraintKind>("--sfw-constraint", c.sfw_constraint,
                                               {{"k-sparse", prune::ConstraintKind::k_sparse}, {"l1", prune::ConstraintKind::l1},
@@ -139,6 +137,10 @@ std::unique_ptr<optim::Optimizer> make_sfw(const TrainConfig& c, const optim::Na
   co.k_abs = c.sfw_k;
   co.k_frac = c.sfw_k_frac;
   co.tau = c.sfw_tau;
+  return co;
+}
+
+prune::SfwOptions sfw_options(const TrainConfig& c) {
   prune::SfwOptions so;
   so.lr = c.lr;
   so.momentum = c.momentum;
@@ -146,7 +148,14 @@ std::unique_ptr<optim::Optimizer> make_sfw(const TrainConfig& c, const optim::Na
                                           {{"gradient", prune::Rescale::gradient}, {"diameter", prune::Rescale::diameter},
                                            {"none", prune::Rescale::none}});
   so.unconstrained_lr = c.sfw_unconstrained_lr;
-  auto opt = std::make_unique<prune::Sfw>(params, prune::make_constraints(params, co), so);
+  return so;
+}
+
+// --opt sfw: the constraints are sized from `params` as given, so this must see the freshly
+// initialised model (a resumed run rebuilds it from the same seed); tensors are made feasible.
+std::unique_ptr<optim::Optimizer> make_sfw(const TrainConfig& c, const optim::NamedTensors& params) {
+  auto opt =
+      std::make_unique<prune::Sfw>(params, prune::make_constraints(params, constraint_options(c)), sfw_options(c));
   opt->make_feasible();
   return opt;
 }
@@ -200,7 +209,28 @@ int threads_per_rank(int requested, const dist::Communicator& comm) {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / comm.local_size());
 }
 
-void check_flags(const TrainConfig& c) {
+// Flags that only mean something with another one: set (to other than their default; a run's
+// config.toml lists every flag) without it, they would be ignored.
+void check_flag_combinations(const TrainConfig& c, const CLI::App& cli) {
+  for (const CLI::Option* option : cli.get_options()) {
+    const std::string name = option->get_lnames().empty() ? "" : option->get_lnames().front();
+    const bool is_default = option->results() == std::vector<std::string>{option->get_default_str()} ||
+                            (option->get_expected_max() == 0 && !option->as<bool>());  // a flag left off
+    if (!option->count() || is_default) continue;
+    SHEARS_CHECK(name.rfind("sfw", 0) != 0 || c.opt == "sfw", "--" + name, "configures the SFW optimizer: with --opt ",
+                 c.opt, " it would be ignored (give --opt sfw)");
+    SHEARS_CHECK(name.rfind("split-", 0) != 0 || name == "split-data" || c.split_data > 0, "--" + name,
+                 "configures --split-data K: without it the flag would be ignored");
+  }
+  SHEARS_CHECK(c.opt == "sgd" || c.opt == "adam" || c.opt == "adamw" || c.opt == "sfw", "--opt", "unknown optimizer '",
+               c.opt, "'; expected sgd, adam, adamw or sfw");
+  if (c.opt == "sfw") {
+    constraint_options(c);
+    sfw_options(c);
+  }
+}
+
+void check_run_flags(const TrainConfig& c) {
   SHEARS_CHECK(c.batch_size > 0 && c.epochs > 0, "train", "--batch-size and --epochs must be positive");
   SHEARS_CHECK(!c.output.empty(), "train", "--output DIR is required (the run folder)");
   SHEARS_CHECK(!(c.distributed && c.sfw_init), "train",
@@ -290,6 +320,13 @@ std::unique_ptr<optim::Schedule> make_schedule(const TrainConfig& c, int64_t ite
   for (int64_t m : c.decay_milestones) so.milestones.push_back(m * iters);
   if (epoch_scheme) so.name = "constant";
   return optim::make_schedule(so);
+}
+
+// Every value and combination, before the data is read.
+void check_flags(const TrainConfig& c, const CLI::App& cli) {
+  check_run_flags(c);
+  check_flag_combinations(c, cli);
+  make_schedule(c, 1, epoch_scheme(c.sched).has_value());  // an unknown --sched
 }
 
 // SFW-Init (docs/algorithms/sfw.md#sfw-init), on its own shuffle.
@@ -400,7 +437,7 @@ int run(TrainConfig c, CLI::App& cli) {
   if (c.threads > 0) set_num_threads(c.threads);
   const bool root = comm.is_root();
   if (!root) SHEARS_CHECK(std::freopen("/dev/null", "w", stdout), "train", "cannot silence rank ", comm.rank());  // rank 0 reports
-  check_flags(c);
+  check_flags(c, cli);
   fs::path dir(c.output);
   const std::string config = cli.config_to_str(true, false);
 

@@ -28,7 +28,7 @@ ModelData open_checkpoint(const std::string& weights, const ForeignModel& foreig
   if (foreign.model.empty()) {
     std::shared_ptr<nn::Module> model = nn::load_model(weights);
     data::OpenedData d = open_model_data(*model, weights, choice);
-    return {std::move(model), std::move(d)};
+    return {std::move(model), std::move(d), {}};
   }
   data::OpenedData d = data::open_data(choice);
   nn::ModelOptions o;
@@ -36,11 +36,13 @@ ModelData open_checkpoint(const std::string& weights, const ForeignModel& foreig
   o.num_classes = foreign.num_classes > 0 ? foreign.num_classes : d.num_classes;
   o.input_size = d.input_size;
   o.variant = nn::parse_variant(foreign.variant);
-  std::shared_ptr<nn::Module> model = nn::load_foreign_model(weights, foreign.model, o);
+  nn::LoadReport skipped;
+  std::shared_ptr<nn::Module> model =
+      nn::load_foreign_model(weights, foreign.model, o, foreign.non_strict ? &skipped : nullptr);
   SHEARS_CHECK(o.num_classes == d.num_classes, weights, "the model's head has ", o.num_classes, " classes, --data ",
                d.splits.name, " has ", d.num_classes);
   for (const auto& [key, value] : data::contract_metadata(d.contract)) model->metadata()[key] = value;
-  return {std::move(model), std::move(d)};
+  return {std::move(model), std::move(d), std::move(skipped)};
 }
 
 }  // namespace shears::pipeline

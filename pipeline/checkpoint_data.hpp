@@ -18,11 +18,13 @@ namespace shears::pipeline {
 struct ForeignModel {
   std::string model, variant = "cifar";
   int64_t num_classes = 0;  // 0: the data's
+  bool non_strict = false;  // load what matches, list the rest (nn::load_foreign_model)
 };
 
 struct ModelData {
   std::shared_ptr<nn::Module> model;
   data::OpenedData data;
+  nn::LoadReport skipped;  // a non-strict load's missing, unexpected and mis-shaped tensors
 };
 
 // The input contract a model's metadata holds (a checkpoint's "input.*" keys), if any.

@@ -96,6 +96,13 @@ TEST_CASE("a folder of mixed-size JPEGs and PNGs trains at 3x64x64; a test-only 
   CHECK(file.metadata.at("input.interpolation") == "bilinear");
   CHECK(file.metadata.count("input.mean"));
 
+  // The run's own config.toml trains the same run again.
+  const auto again =
+      run_shears("train --config " + (dir / "run/config.toml").string() + " --output " + (dir / "again").string());
+  INFO(again.output);
+  REQUIRE(again.status == 0);
+  CHECK(test::read_text(dir / "again/last.safetensors") == test::read_text(dir / "run/last.safetensors"));
+
   // The same images, once as the folder's split and once as a folder of class folders alone.
   fs::copy(dir / "photos/validation", dir / "alone", fs::copy_options::recursive);
   const std::string weights = " --weights " + (dir / "run/last.safetensors").string();
@@ -198,6 +205,24 @@ TEST_CASE("a built-in dataset's checkpoint evaluates without --data; old checkpo
     REQUIRE(again.status == 0);
     CHECK(number_after(again.output, "loss ") == number_after(eval.output, "loss "));
   }
+  SECTION("a PyTorch state_dict: strict by default, --non-strict loads what matches and lists the rest") {
+    std::vector<safetensors::Entry> tensors = file.tensors;
+    const std::string dropped = tensors.back().name;
+    tensors.pop_back();
+    tensors.push_back({"extra.weight", tensors.front().value, safetensors::Dtype::F32});
+    safetensors::save((dir / "torch.safetensors").string(), tensors, {{"format", "pt"}});
+    const std::string foreign =
+        "eval --limit-test 256 --model mlpnet --input-size 32 --weights " + (dir / "torch.safetensors").string();
+    const auto strict = run_shears(foreign);
+    CHECK(strict.status != 0);
+    CHECK_THAT(strict.output, Contains(dropped) && Contains("extra.weight"));
+    const auto loose = run_shears(foreign + " --non-strict");
+    INFO(loose.output);
+    CHECK(loose.status == 0);
+    CHECK_THAT(loose.output, Contains("non-strict load: left out 1 missing key: " + dropped) &&
+                                 Contains("1 unexpected key: extra.weight"));
+    CHECK_THAT(run_shears("eval --non-strict --weights " + weights).output, Contains("--non-strict: applies to"));
+  }
   SECTION("a newer schema or a malformed contract key is refused by name") {
     std::map<std::string, std::string> newer = file.metadata;
     newer["shears.schema"] = "3";
@@ -232,6 +257,23 @@ TEST_CASE("flags that would be ignored or are wrong are refused before anything 
     CHECK(r.status != 0);
     CHECK_THAT(r.output, Contains(message));
     CHECK_THAT(r.output, !Contains("w.safetensors"));
+  }
+  // train: refused before the data is read, and no run folder is left behind.
+  const std::pair<std::string, std::string> train_cases[] = {
+      {" --sfw-k 5", "--sfw-k: configures the SFW optimizer: with --opt sgd it would be ignored"},
+      {" --sfw-init", "--sfw-init: configures the SFW optimizer"},
+      {" --split-sparsity 0.3", "--split-sparsity: configures --split-data K"},
+      {" --sched nosuch", "unknown schedule 'nosuch'"},
+      {" --opt sfw --sfw-constraint nosuch", "--sfw-constraint: unknown value 'nosuch'"},
+      {" --data /nowhere --opt nosuch", "--opt: unknown optimizer 'nosuch'"},
+      {" --resume x --initial-checkpoint " + (dir / "w.safetensors").string(), "give one of them"},
+  };
+  for (const auto& [flags, message] : train_cases) {
+    const auto r = run_shears("train --output " + (dir / "run").string() + flags);
+    INFO(flags << "\n" << r.output);
+    CHECK(r.status != 0);
+    CHECK_THAT(r.output, Contains(message));
+    CHECK_FALSE(fs::exists(dir / "run"));
   }
 }
 

@@ -226,12 +226,18 @@ std::map<std::string, std::string> refreshed_metadata(const Module& model) {
   return model_metadata(arch->second, options);
 }
 
-std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::string& name, ModelOptions options) {
+std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::string& name, ModelOptions options,
+                                           LoadReport* non_strict) {
   safetensors::File file = safetensors::load(path);
   check_checkpoint_schema(file.metadata, path);
   for (safetensors::Entry& t : file.tensors)
     for (const std::string prefix : {"module.", "_orig_mod."})
       if (t.name.rfind(prefix, 0) == 0) t.name.erase(0, prefix.size());
+  if (non_strict) {
+    std::shared_ptr<Module> model = make_model(name, options);
+    *non_strict = model->load_state_dict(file.tensors, false);
+    return model;
+  }
   try {
     return model_from_state_dict(name, options, file.tensors);
   } catch (const Error& e) {

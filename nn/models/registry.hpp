@@ -46,7 +46,10 @@ std::map<std::string, std::string> refreshed_metadata(const Module& model);
 // of `path` loaded strictly into `name` built with `options` (its widths read from the tensors),
 // after stripping the prefixes "module." (DistributedDataParallel) and "_orig_mod."
 // (torch.compile) as timm does. Missing, unexpected and mis-shaped tensors are refused by name.
-std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::string& name, ModelOptions options);
+// With `non_strict`, the model keeps its architecture's default widths, takes the tensors that
+// match by name and shape, and *non_strict lists the rest (load_state_dict(strict=False)).
+std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::string& name, ModelOptions options,
+                                           LoadReport* non_strict = nullptr);
 
 // Fine-tuning from weights (train --initial-checkpoint): the tensors of `path` (a shears checkpoint
 // or a PyTorch state_dict, prefixes stripped as load_foreign_model does) loaded into `model`,
