@@ -53,7 +53,7 @@ std::string shape_string(const Shape& s) {
   return out;
 }
 
-void print_summary(const InfoConfig& c) {
+nn::ModelOptions model_options(const InfoConfig& c) {
   nn::ModelOptions o;
   o.in_channels = c.in_channels;
   o.input_size = c.input_size;
@@ -63,7 +63,15 @@ void print_summary(const InfoConfig& c) {
   o.cfg = c.cfg;
   o.batch_norm = c.batch_norm;
   o.head = c.head;
-  auto model = nn::make_model(c.model, o);
+  return o;
+}
+
+// The layers of --model, built from the flags, or with --weights as well, loaded (strictly) from
+// that state_dict: a check that weights from elsewhere fit the architecture, with their widths.
+void print_summary(const InfoConfig& c) {
+  auto model = c.weights.empty() ? nn::make_model(c.model, model_options(c))
+                                 : nn::load_foreign_model(c.weights, c.model, model_options(c));
+  if (!c.weights.empty()) std::printf("%s loads into %s strictly\n", c.weights.c_str(), c.model.c_str());
   nn::Summary s = nn::summarize(*model, {1, c.in_channels, c.input_size, c.input_size});
   std::printf("%s, input %s\n%-32s %-18s %-16s %12s %14s  %s\n", c.model.c_str(), shape_string(s.input_shape).c_str(),
               "layer", "type", "output", "parameters", "MACs", "conv path: forward dx dW");
@@ -93,7 +101,7 @@ Command add_info_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("info", "Show the build, the model zoo, a model's layers or a checkpoint");
   auto c = std::make_shared<InfoConfig>();
   cli->add_flag("--models", c->models, "list the model zoo");
-  cli->add_option("--model", c->model, "per-layer summary of this model");
+  cli->add_option("--model", c->model, "per-layer summary of this model (with --weights: loaded from that state_dict)");
   cli->add_option("--weights", c->weights, "what this checkpoint holds")->check(CLI::ExistingFile);
   add_model_shape_flags(*cli, c->in_channels, c->input_size, c->num_classes);
   cli->add_option("--variant", c->variant, "cifar (3x3 stem, small head) or imagenet")->capture_default_str();

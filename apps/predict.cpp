@@ -13,7 +13,7 @@ namespace shears::app {
 namespace {
 
 struct PredictConfig {
-  std::string weights, output;
+  std::string weights, output, split = "test";
   std::vector<std::string> images;
   ForeignModel foreign;
   DataChoice data;
@@ -41,7 +41,13 @@ Inputs open_inputs(const PredictConfig& c) {
     }
   }
   auto [model, d, skipped] = open_weights(c.weights, c.foreign, c.data);
-  if (c.images.empty()) return {model, d.splits.test, d.test_transform, d.contract.classes};
+  if (c.images.empty()) {
+    const auto& split = c.split == "train" ? data::training_images(d, "predict --split train")
+                        : c.split == "val" ? d.splits.val
+                                           : d.splits.test;
+    SHEARS_CHECK(split != nullptr, "--split", "val: no validation split (give --val-fraction)");
+    return {model, split, d.test_transform, d.contract.classes};
+  }
   // Weights without a contract: the data named the pipeline; the images go through it.
   auto images = data::load_image_files(c.images, {.channels = d.channels, .max_pixels = c.data.max_image_pixels},
                                        d.contract.classes);
@@ -62,6 +68,7 @@ int run(const PredictConfig& c) {
   Inputs in = open_inputs(c);
   pipeline::PredictOptions o = c.predict;
   o.workers = c.data.workers;
+  o.split_name = c.split;
   const std::vector<pipeline::Prediction> predictions = pipeline::predict(*in.model, in.images, in.transform, o);
   if (c.output.empty()) {
     print(predictions, in.classes);
@@ -78,7 +85,10 @@ Command add_predict_command(CLI::App& app) {
   CLI::App* cli = app.add_subcommand("predict", "Top-k classes of images or of a dataset's test split");
   auto c = std::make_shared<PredictConfig>();
   add_checkpoint_and_data_flags(*cli, c->weights, c->foreign, c->data);
-  cli->add_option("--images", c->images, "image files or folders (default: the data's test split)");
+  cli->add_option("--images", c->images, "image files or folders (default: a split of the data)");
+  cli->add_option("--split", c->split, "without --images: the data's train, val (--val-fraction) or test split")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"train", "val", "test"}));
   cli->add_option("--top-k", c->predict.top_k)->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cli->add_flag("--logits", c->predict.logits, "keep every class's logit in the output");
   cli->add_option("--output,-o", c->output, "FILE.csv or FILE.json (default: print)");

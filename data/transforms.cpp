@@ -121,7 +121,14 @@ Image hflip(const Image& image) {
   return out;
 }
 
-Image resize(const Image& image, int64_t height, int64_t width, Interpolation mode) {
+namespace {
+
+// An 8-bit image's value: the nearest whole level (halves up, as PIL's fixed point) in [0, 255].
+float to_level(float v) { return std::clamp(std::floor(v + 0.5f), 0.f, 255.f); }
+
+// Both passes of resize; `levels` rounds each pass's output to 8-bit levels, as PIL does when it
+// resizes an 8-bit image (its intermediate image is 8-bit too).
+Image resample(const Image& image, int64_t height, int64_t width, Interpolation mode, bool levels) {
   SHEARS_CHECK(height > 0 && width > 0, "resize", "target size must be positive, got ", height, "x", width);
   SHEARS_CHECK(image.height > 0 && image.width > 0, "resize", "cannot resize an empty ", image.height, "x", image.width,
                " image");
@@ -136,7 +143,7 @@ Image resize(const Image& image, int64_t height, int64_t width, Interpolation mo
           const float* w = &taps.weights[x * taps.width];
           float sum = 0.f;
           for (int64_t k = 0; k < taps.count[x]; ++k) sum += w[k] * src[taps.start[x] + k];
-          next.at(c, y, x) = sum;
+          next.at(c, y, x) = levels ? to_level(sum) : sum;
         }
       }
     current = std::move(next);
@@ -152,17 +159,30 @@ Image resize(const Image& image, int64_t height, int64_t width, Interpolation mo
           const float* src = &current.at(c, taps.start[y] + k, 0);
           for (int64_t x = 0; x < current.width; ++x) dst[x] += w[k] * src[x];
         }
+        if (levels)
+          for (int64_t x = 0; x < current.width; ++x) dst[x] = to_level(dst[x]);
       }
     current = std::move(next);
   }
   return current;
 }
 
+}  // namespace
+
+Image resize(const Image& image, int64_t height, int64_t width, Interpolation mode) {
+  return resample(image, height, width, mode, false);
+}
+
+Image resize_levels(const Image& image, int64_t height, int64_t width, Interpolation mode) {
+  return resample(image, height, width, mode, true);
+}
+
 Image center_crop(const Image& image, int64_t height, int64_t width) {
   SHEARS_CHECK(height <= image.height && width <= image.width, "center_crop", "window ", height, "x", width,
                " is larger than the ", image.height, "x", image.width, " image");
-  const auto top = static_cast<int64_t>(std::lround((image.height - height) / 2.0));
-  const auto left = static_cast<int64_t>(std::lround((image.width - width) / 2.0));
+  // Python's round(), which torchvision calls: halves to even (a margin of 5 starts the window at 2).
+  const auto top = static_cast<int64_t>(std::nearbyint((image.height - height) / 2.0));
+  const auto left = static_cast<int64_t>(std::nearbyint((image.width - width) / 2.0));
   return crop(image, top, left, height, width);
 }
 
@@ -234,14 +254,6 @@ Image RandomHorizontalFlip::operator()(Image image, Generator& gen) const {
 
 Image Resize::operator()(Image image, Generator&) const { return resize(image, height, width, interpolation); }
 
-namespace {
-// Resized values as an 8-bit image holds them: whole levels in [0, 255].
-Image to_levels(Image image) {
-  for (float& v : image.pixels) v = std::clamp(std::nearbyint(v), 0.f, 255.f);
-  return image;
-}
-}  // namespace
-
 Image ResizeCenterCrop::operator()(Image image, Generator&) const {
   SHEARS_CHECK(crop_pct > 0.0 && crop_pct <= 1.0, "ResizeCenterCrop", "crop_pct must be in (0, 1], got ", crop_pct);
   const auto side = static_cast<int64_t>(std::floor(static_cast<double>(std::min(height, width)) / crop_pct));
@@ -250,7 +262,7 @@ Image ResizeCenterCrop::operator()(Image image, Generator&) const {
   const int64_t shorter = std::min(image.height, image.width), longer = std::max(image.height, image.width);
   const int64_t other = std::max<int64_t>(side * longer / shorter, side);
   const int64_t h = tall ? other : side, w = tall ? side : other;
-  if (h != image.height || w != image.width) image = to_levels(resize(image, h, w, interpolation));
+  if (h != image.height || w != image.width) image = resize_levels(image, h, w, interpolation);
   SHEARS_CHECK(h >= height && w >= width, "ResizeCenterCrop", "the resized ", h, "x", w, " image is smaller than the ",
                height, "x", width, " crop");
   return center_crop(image, height, width);
@@ -266,7 +278,7 @@ Image RandomResizedCrop::operator()(Image image, Generator& gen) const {
     const auto h = static_cast<int64_t>(std::lround(std::sqrt(target / aspect)));
     if (w > 0 && h > 0 && w <= image.width && h <= image.height) {
       const int64_t top = gen.randint(image.height - h + 1), left = gen.randint(image.width - w + 1);
-      return to_levels(resize(crop(image, top, left, h, w), height, width, interpolation));
+      return resize_levels(crop(image, top, left, h, w), height, width, interpolation);
     }
   }
   // The fallback: the centre window whose ratio is the image's, clamped to `ratio`.
@@ -274,7 +286,7 @@ Image RandomResizedCrop::operator()(Image image, Generator& gen) const {
   int64_t w = image.width, h = image.height;
   if (in_ratio < ratio_min) h = static_cast<int64_t>(std::lround(w / ratio_min));
   if (in_ratio > ratio_max) w = static_cast<int64_t>(std::lround(h * ratio_max));
-  return to_levels(resize(center_crop(image, h, w), height, width, interpolation));
+  return resize_levels(center_crop(image, h, w), height, width, interpolation);
 }
 
 Image ToChannels::operator()(Image image, Generator&) const { return to_channels(image, channels); }

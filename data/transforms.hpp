@@ -45,7 +45,11 @@ const char* interpolation_name(Interpolation mode);
 // torchvision uses for PIL images and for tensors with antialias=True): bilinear growing is
 // exactly interpolate(mode="bilinear", align_corners=False).
 Image resize(const Image& image, int64_t height, int64_t width, Interpolation mode = Interpolation::bilinear);
-// The window of height × width at the centre, torchvision's CenterCrop (top = round((H - h) / 2)).
+// The same as PIL resizes an 8-bit image: each pass's output rounded to whole levels in [0, 255]
+// (halves up), the intermediate image included. For values 0..255 (decoded pixels).
+Image resize_levels(const Image& image, int64_t height, int64_t width, Interpolation mode = Interpolation::bilinear);
+// The window of height × width at the centre, torchvision's CenterCrop (top = round((H - h) / 2),
+// halves to even as Python rounds).
 Image center_crop(const Image& image, int64_t height, int64_t width);
 // 1 → 3 repeats the plane; 3 → 1 takes the ITU-R 601-2 luma (PIL's "L": 0.299 R + 0.587 G + 0.114 B).
 Image to_channels(const Image& image, int64_t channels);
@@ -101,7 +105,7 @@ struct Resize {
 
 // The evaluation view of a photo, as timm builds it: the shorter side resized to
 // floor(min(height, width) / crop_pct) keeping the aspect ratio, then the centre height × width.
-// Resized values are rounded to whole levels in [0, 255], as PIL's 8-bit images hold them.
+// Resized as PIL resizes an 8-bit image (resize_levels).
 struct ResizeCenterCrop {
   int64_t height, width;
   double crop_pct = 0.875;
@@ -111,7 +115,7 @@ struct ResizeCenterCrop {
 
 // torchvision's RandomResizedCrop: a window of random area (a `scale` fraction of the image's)
 // and aspect ratio (log-uniform in `ratio`), resized to height × width; after ten misses, the
-// centre window of the clamped ratio. Rounded to 8-bit levels as ResizeCenterCrop.
+// centre window of the clamped ratio. Resized with resize_levels, as ResizeCenterCrop.
 struct RandomResizedCrop {
   int64_t height, width;
   double scale_min = 0.08, scale_max = 1.0, ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;
