@@ -24,7 +24,7 @@ namespace shears::app {
 namespace {
 
 struct BenchConfig {
-  std::string model = "resnet20", mode = "train";
+  std::string model = "resnet20", mode = "train", variant = "cifar";
   int64_t batch_size = 128, steps = 10, warmup = 2, in_channels = 3, input_size = 32, num_classes = 10;
   int threads = 0;
   bool compare_torch = false;
@@ -73,10 +73,13 @@ int run(const BenchConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
   SHEARS_CHECK(c.mode == "train" || c.mode == "infer", "--mode", "expected train or infer, got '", c.mode, "'");
   SHEARS_CHECK(c.steps > 0 && c.batch_size > 0, "bench", "--steps and --batch-size must be positive");
+  SHEARS_CHECK(!c.compare_torch || c.variant == "cifar", "--compare-torch",
+               "bench/torch_step.py builds the cifar variants only, not --variant ", c.variant);
   nn::ModelOptions mo;
   mo.in_channels = c.in_channels;
   mo.num_classes = c.num_classes;
   mo.input_size = c.input_size;
+  mo.variant = nn::parse_variant(c.variant);
   Generator gen(0);
   auto model = nn::make_model(c.model, mo, gen);
   Tensor x = Tensor::randn({c.batch_size, c.in_channels, c.input_size, c.input_size}, gen);
@@ -144,6 +147,8 @@ Command add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   add_model_shape_flags(*cli, c->in_channels, c->input_size, c->num_classes);
+  cli->add_option("--variant", c->variant, "cifar (3x3 stem) or imagenet (7x7 stem and max-pool)")
+      ->capture_default_str();
   cli->add_option("--threads", c->threads)->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_flag("--compare-torch", c->compare_torch, "time the same model in PyTorch (python3-torch) and print the ratio");
   return {cli, [c] { return run(*c); }};
