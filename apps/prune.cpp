@@ -131,7 +131,8 @@ Command add_prune_command(CLI::App& app) {
   cli->add_flag("--print-config", c->print_config, "print the settings in force (presets applied) and stop");
   return {cli, [c, cli] {
             if (c->spec.structured && !cli->count("--method")) c->spec.method = "remove";
-            check_prune_flags(*cli, c->spec);  // before the checkpoint and the data are read
+            check_structured_flags(*cli, c->spec);  // before the checkpoint and the data are read
+            check_method(c->spec);
             std::optional<OpenedData> data;  // foreign weights take their shape from the data
             std::shared_ptr<nn::Module> model;
             if (c->foreign.model.empty()) {

@@ -100,11 +100,10 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
       ->capture_default_str();
 }
 
-void check_prune_flags(const CLI::App& cli, const PruneSpec& spec) {
+void check_structured_flags(const CLI::App& cli, const PruneSpec& spec) {
   for (const char* flag : {"--importance", "--fold-bn", "--group-index", "--round-to"})
     SHEARS_CHECK(spec.structured || !cli.count(flag), flag,
                  "applies to channel pruning (--structured); without it the flag would be ignored");
-  check_method(spec);
 }
 
 void add_finetune_flags(CLI::App& cli, FineTune& ft) {

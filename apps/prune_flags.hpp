@@ -24,10 +24,9 @@ using prune::total_sparsity;
 
 // The flags of PruneSpec but --method/--sparsity (prune takes one of each, sweep lists).
 void add_prune_flags(CLI::App& cli, PruneSpec& spec);
-// Before anything is read: the method, the importance and the sparsity exist and fit together
-// (check_method), and no flag given would be ignored (--importance, --fold-bn, --group-index and
-// --round-to without --structured).
-void check_prune_flags(const CLI::App& cli, const PruneSpec& spec);
+// Before anything is read: no flag given would be ignored (--importance, --fold-bn, --group-index
+// and --round-to without --structured).
+void check_structured_flags(const CLI::App& cli, const PruneSpec& spec);
 
 // pipeline::prune_context with the stages' fine-tuning displayed and stage lines printed.
 prune::PruneContext prune_context(const PruneSpec& spec, const OpenedData& data);

@@ -207,7 +207,13 @@ Command add_sweep_command(CLI::App& app) {
   cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)")
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_option("--output,-o", c->output, "folder for sweep.csv, sweep.json and sweep.svg/.png")->required();
-  return {cli, [c] { return run(*c); }};
+  return {cli, [c, cli] {
+            check_structured_flags(*cli, c->spec);
+            for (const std::string& label : c->methods)
+              pipeline::check_stages(pipeline::sweep_method(label, c->spec.structured).method, c->spec.structured,
+                                     c->spec.swap_stages);
+            return run(*c);
+          }};
 }
 
 }  // namespace shears::app

@@ -49,7 +49,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct TrainConfig {
-  std::string model = "mlpnet";
+  std::string model = "mlpnet", variant = "cifar";
   std::vector<int64_t> widths;  // explicit layer widths (each model's header lists which layers)
   float width_multiplier = 1.f;
   std::string cfg, head = "gap";    // cnn
@@ -287,6 +287,7 @@ std::shared_ptr<nn::Module> build_model(const TrainConfig& c, const OpenedData& 
   mo.in_channels = d.channels;
   mo.num_classes = d.num_classes;
   mo.input_size = d.input_size;
+  mo.variant = nn::parse_variant(c.variant);
   mo.widths = c.widths;
   mo.width_multiplier = c.width_multiplier;
   mo.cfg = c.cfg;
@@ -641,6 +642,9 @@ Command add_train_command(CLI::App& app) {
       ->check(CLI::ExistingFile)
       ->configurable(false);
   cli->add_option("--model", c->model, "architecture (see `shears info --models`)")->capture_default_str();
+  cli->add_option("--variant", c->variant, "cifar (3x3 stem, no max-pool) or imagenet (torchvision's stem and head)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cifar", "imagenet"}));
   cli->add_option("--widths", c->widths, "comma-separated layer widths, e.g. vgg11_bn's 8 convs (see nn/models/)")
       ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));

@@ -105,25 +105,30 @@ prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData&
   return context;
 }
 
+void check_stages(const std::string& method, bool structured, int64_t stages) {
+  if (stages == 1) return;
+  std::string staged;
+  for (const prune::PruningMethod& m : prune::pruning_methods())
+    if (m.staged) staged += (staged.empty() ? "" : ", ") + m.name;
+  SHEARS_CHECK(!structured, "--stages", stages, " would be ignored: channel pruning runs in one shot (", staged,
+               " run in stages)");
+  SHEARS_CHECK(prune::find_method(method, prune::MethodKind::masks).staged, "--stages", stages,
+               " would be ignored: ", method, " runs in one shot (", staged, " run in stages)");
+}
+
 void check_method(const PruneSpec& spec) {
   SHEARS_CHECK(spec.score_batches > 0 && spec.batch_size > 0, "--score-batches", "and --batch-size must be positive");
   SHEARS_CHECK(spec.sparsity >= 0.0 && spec.sparsity < 1.0, "--sparsity", "expected a fraction in [0, 1), got ",
                spec.sparsity);
-  std::string staged;
-  for (const prune::PruningMethod& m : prune::pruning_methods())
-    if (m.staged) staged += (staged.empty() ? "" : ", ") + m.name;
   if (spec.structured) {
     SHEARS_CHECK(spec.method == "remove" || spec.method == "intrafusion", "--method",
                  "with --structured is remove or intrafusion (the channel criterion is --importance), got '",
                  spec.method, "'");
     prune::find_importance(spec.importance);
-    SHEARS_CHECK(spec.swap_stages == 1, "--stages", spec.swap_stages, " would be ignored: channel pruning runs in one ",
-                 "shot (", staged, " run in stages)");
-    return;
+  } else {
+    prune::find_method(spec.method, prune::MethodKind::masks);
   }
-  const prune::PruningMethod& row = prune::find_method(spec.method, prune::MethodKind::masks);
-  SHEARS_CHECK(spec.swap_stages == 1 || row.staged, "--stages", spec.swap_stages, " would be ignored: ", spec.method,
-               " runs in one shot (", staged, " run in stages)");
+  check_stages(spec.method, spec.structured, spec.swap_stages);
 }
 
 }  // namespace shears::pipeline

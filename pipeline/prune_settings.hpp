@@ -75,5 +75,8 @@ prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData&
 
 // Refuses a method the registry does not hold (of the kind `structured` asks for).
 void check_method(const PruneSpec& spec);
+// --stages > 1 is refused for a method that runs in one shot (PruningMethod::staged) and for
+// channel pruning: it would be ignored.
+void check_stages(const std::string& method, bool structured, int64_t stages);
 
 }  // namespace shears::pipeline

@@ -107,7 +107,7 @@ TEST_CASE("a folder of mixed-size JPEGs and PNGs trains at 3x64x64; a test-only 
   fs::copy(dir / "photos/validation", dir / "alone", fs::copy_options::recursive);
   const std::string weights = " --weights " + (dir / "run/last.safetensors").string();
   const auto on_split = run_shears("eval --data " + (dir / "photos").string() + weights);
-  const auto alone = run_shears("eval --data " + (dir / "alone").string() + weights + " --results-file " +
+  const auto alone = run_shears("eval --data-dir " + (dir / "alone").string() + weights + " --results-file " +
                                 (dir / "results.json").string());
   INFO(on_split.output << alone.output);
   REQUIRE(on_split.status == 0);
@@ -257,6 +257,17 @@ TEST_CASE("flags that would be ignored or are wrong are refused before anything 
     CHECK(r.status != 0);
     CHECK_THAT(r.output, Contains(message));
     CHECK_THAT(r.output, !Contains("w.safetensors"));
+  }
+  const std::string sweep =
+      "sweep --weights " + (dir / "w.safetensors").string() + " --output " + (dir / "s").string() + " --sparsities 0.5";
+  for (const auto& [flags, message] :
+       {std::pair<std::string, std::string>{" --methods magnitude,snip --stages 2", "snip runs in one shot"},
+        {" --methods l1 --structured --stages 2", "channel pruning runs in one shot"},
+        {" --methods magnitude --fold-bn", "--fold-bn: applies to channel pruning"}}) {
+    const auto r = run_shears(sweep + flags);
+    INFO(flags << "\n" << r.output);
+    CHECK(r.status != 0);
+    CHECK_THAT(r.output, Contains(message));
   }
   // train: refused before the data is read, and no run folder is left behind.
   const std::pair<std::string, std::string> train_cases[] = {
