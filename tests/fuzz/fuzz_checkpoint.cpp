@@ -1,7 +1,12 @@
-// Checkpoints: load_checkpoint into a small MLP (strict and not), and load_model, which rebuilds
-// whatever model the file's metadata and shapes describe.
+// Checkpoints: load_checkpoint into a small MLP (strict and not), load_model, which rebuilds
+// whatever model the file's metadata and shapes describe, and the input contract its metadata
+// holds (data/contract.hpp) with the evaluation pipeline built from it.
+#include <string>
+
 #include "core/error.hpp"
+#include "data/contract.hpp"
 #include "nn/models/registry.hpp"
+#include "nn/safetensors.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -15,6 +20,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     shears::nn::load_model(path);
+  } catch (const shears::Error&) {
+  }
+  try {
+    const auto file = shears::safetensors::parse(std::string(reinterpret_cast<const char*>(data), size), path);
+    if (auto contract = shears::data::contract_from_metadata(file.metadata, path))
+      shears::data::eval_transform(*contract);
   } catch (const shears::Error&) {
   }
   return 0;

@@ -16,6 +16,7 @@
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
+#include "data/contract.hpp"
 #include "nn/safetensors.hpp"
 #include "optim/optimizer.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
@@ -105,8 +106,18 @@ void checkpoint_seeds(const fs::path& scratch, const std::vector<fs::path>& dirs
   mask.data()[0] = 0.f;
   model->set_mask(model->named_parameters().front().first, mask);
   model->save_checkpoint((scratch / "masked.safetensors").string());
+  shears::data::InputContract contract{.dataset = "image-folder",
+                                       .channels = 1,
+                                       .height = 4,
+                                       .width = 4,
+                                       .mean = {0.5f},
+                                       .std = {0.25f},
+                                       .classes = {"a", "b"},
+                                       .resize = shears::data::EvalResize::resize_crop};
+  model->save_checkpoint((scratch / "contract.safetensors").string(), shears::data::contract_metadata(contract));
   copy_into(scratch / "dense.safetensors", dirs);
   copy_into(scratch / "masked.safetensors", dirs);
+  copy_into(scratch / "contract.safetensors", dirs);
 
   using shears::safetensors::Dtype;
   std::vector<shears::safetensors::Entry> entries;

@@ -2,7 +2,8 @@
 # Weights from PyTorch, evaluated by shears: torchvision's ResNet-18 (one input channel, 10
 # classes) with the CIFAR stem and with the ImageNet stem, seeded, saved as safetensors with only
 # format=pt, must give PyTorch's loss on the first 256 Fashion-MNIST test images to 1e-4
-# relative; the wrong --variant lists the mismatched tensors by name. Needs Debian's
+# relative; the wrong --variant lists the mismatched tensors by name; a .pth file converts to the
+# same safetensors file (tools/pth_to_safetensors.py). Needs Debian's
 # python3-torch and python3-torchvision (make deps-torch); run by make check-long.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,6 +23,19 @@ print(f"resnet18 {sys.argv[3]}: PyTorch loss {torch['loss']:.6f}, shears {shears
 sys.exit(0 if rel <= 1e-4 and shears["images"] == torch["images"] else 1)
 PY
 done
+# The same weights as a .pth file (a trainer's checkpoint: the state_dict under "state_dict", an
+# epoch and an lr beside it), converted by tools/pth_to_safetensors.py: the same file.
+/usr/bin/python3 - "$tmp/resnet18-cifar.safetensors" "$tmp/checkpoint.pth" <<'PY'
+import sys, torch
+sys.path.insert(0, "tools")
+import safetensors_np
+tensors, _ = safetensors_np.load(sys.argv[1])
+state = {name: torch.from_numpy(value.copy()) for name, value in tensors.items()}
+torch.save({"state_dict": state, "epoch": 3, "lr": 0.1}, sys.argv[2])
+PY
+/usr/bin/python3 tools/pth_to_safetensors.py "$tmp/checkpoint.pth" "$tmp/converted.safetensors"
+cmp "$tmp/converted.safetensors" "$tmp/resnet18-cifar.safetensors"
+echo "a .pth checkpoint converts to the same safetensors file"
 if out=$(build/shears eval $flags --variant imagenet --weights "$tmp/resnet18-cifar.safetensors" 2>&1); then
   echo "the CIFAR-stem weights loaded as --variant imagenet"; exit 1
 fi
