@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 
 #include "apps/commands.hpp"
 #include "apps/session.hpp"
@@ -14,6 +15,7 @@
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
+#include "core/profile.hpp"
 #include "core/random.hpp"
 #include "nn/models/registry.hpp"
 #include "nn/summary.hpp"
@@ -27,7 +29,7 @@ struct BenchConfig {
   std::string model = "resnet20", mode = "train", variant = "cifar";
   int64_t batch_size = 128, steps = 10, warmup = 2, in_channels = 3, input_size = 32, num_classes = 10;
   int threads = 0;
-  bool compare_torch = false;
+  bool compare_torch = false, profile = false;
 };
 
 // Runs bench/torch_step.py (Debian's python3-torch) with the same model, batch and threads and
@@ -67,6 +69,18 @@ double torch_median_ms(const BenchConfig& c) {
   for (auto line = output.find("peak RSS"); line != std::string::npos; line = output.find("peak RSS", line + 1))
     std::printf("PyTorch %s\n", output.substr(line, output.find('\n', line) - line).c_str());
   return median;
+}
+
+// --profile: --steps more steps with every op timed (profile::Session), after one to warm up.
+void print_profile(const BenchConfig& c, const std::function<void()>& step) {
+  profile::Session session;
+  step();
+  session.reset();
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < c.steps; ++i) step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("\nprofile of %lld %s steps (timing every op adds a little to each)\n%s\n", (long long)c.steps,
+              c.mode.c_str(), profile::format_report(session.entries(), seconds / c.steps, c.steps).c_str());
 }
 
 int run(const BenchConfig& c) {
@@ -129,6 +143,7 @@ int run(const BenchConfig& c) {
     if (torch_ms > 0)
       std::printf("shears / PyTorch time: %.2fx (below 1: shears is faster)\n", median / torch_ms);
   }
+  if (c.profile) print_profile(c, step);
   return 0;
 }
 
@@ -150,6 +165,7 @@ Command add_bench_command(CLI::App& app) {
   cli->add_option("--variant", c->variant, "cifar (3x3 stem) or imagenet (7x7 stem and max-pool)")
       ->capture_default_str();
   cli->add_option("--threads", c->threads)->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  cli->add_flag("--profile", c->profile, "then time every op of --steps more steps: per op kind and per layer");
   cli->add_flag("--compare-torch", c->compare_torch, "time the same model in PyTorch (python3-torch) and print the ratio");
   return {cli, [c] { return run(*c); }};
 }

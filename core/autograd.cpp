@@ -7,6 +7,7 @@
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
+#include "core/profile.hpp"
 
 namespace shears {
 
@@ -33,6 +34,12 @@ Tensor record(Tensor output, const char* op, std::vector<Tensor> inputs, Backwar
   if (!any_requires_grad(inputs)) return output;
   auto node = std::make_shared<Node>();
   node->op = op;
+  if (profile::active()) {  // bytes read and written by the forward: inputs and output
+    double bytes = static_cast<double>(output.numel());
+    for (const Tensor& t : inputs) bytes += t.defined() ? static_cast<double>(t.numel()) : 0.0;
+    node->profile_entry = profile::current_entry();
+    profile::add_bytes(node->profile_entry, bytes * sizeof(float));
+  }
   for (Tensor& t : inputs) {
     node->needs_grad.push_back(t.defined() && t.requires_grad());
     if (t.defined() && t.grad_fn()) {
@@ -77,6 +84,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
 
   std::unordered_map<const void*, Tensor> grads{{graph_identity(root), grad_root}};
   auto accumulate = [&](const void* t, const Tensor& g) {
+    profile::BackwardScope scope(-1, "grad accumulation");
     Tensor& slot = grads[t];
     if (!slot.defined()) {
       slot = g;
@@ -94,6 +102,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
     grads.erase(found);
     Node* node = t->grad_fn.get();
     if (!node) {  // a leaf: accumulate into .grad
+      profile::BackwardScope scope(-1, "grad accumulation");
       if (!t->grad) {
         t->grad = g.clone().impl_ptr();
       } else {
@@ -111,6 +120,7 @@ void run_backward(const Tensor& root, const Tensor& grad_root) {
     std::vector<Tensor> input_grads;
     {
       NoGradGuard no_grad;
+      profile::BackwardScope scope(node->profile_entry, node->op.c_str());
       input_grads = node->backward(g, node->needs_grad);
     }
     SHEARS_ASSERT(input_grads.size() == node->inputs.size());

@@ -21,6 +21,7 @@ struct Node {
   std::vector<bool> needs_grad;
   BackwardFn backward;
   bool released = false;  // set once backward has run and the saved tensors were freed
+  int64_t profile_entry = -1;  // the profile::Entry of the forward op, while profiling
 };
 
 // Whether ops record graphs on this thread (off inside a NoGradGuard).

@@ -5,6 +5,7 @@
 
 #include "core/autograd.hpp"
 #include "core/ops.hpp"
+#include "core/profile.hpp"
 #include "core/version.hpp"
 
 namespace shears::nn {
@@ -65,6 +66,7 @@ Tensor Module::operator()(const Tensor& x) {
 
 Tensor Module::call(const std::string& name, const Tensor& x) {
   Module& m = child(name);
+  profile::LayerScope layer(name);
   try {
     return m(x);
   } catch (const ForwardError& e) {

@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
+#include "core/profile.hpp"
 
 namespace shears::optim {
 
@@ -30,6 +31,7 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)
 }
 
 void Optimizer::zero_grad() {
+  profile::OpScope scope("zero_grad");
   for (ParamGroup& g : groups_)
     for (auto& [name, p] : g.params) p.zero_grad();
 }
@@ -113,6 +115,7 @@ Sgd::Sgd(std::vector<ParamGroup> groups, const SgdOptions& options) : Optimizer(
 }
 
 void Sgd::step() {
+  profile::OpScope scope("optimizer step");
   const kernels::Table& k = kernels::kernels();
   for (ParamGroup& g : param_groups())
     for (auto& [name, p] : g.params) {
@@ -139,6 +142,7 @@ Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& options) : Optimiz
 }
 
 void Adam::step() {
+  profile::OpScope scope("optimizer step");
   const kernels::Table& k = kernels::kernels();
   for (ParamGroup& g : param_groups())
     for (auto& [name, p] : g.params) {

@@ -16,6 +16,7 @@
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
+#include "core/profile.hpp"
 
 namespace shears {
 
@@ -142,6 +143,7 @@ void check_channel_tensor(const Tensor& t, int64_t C, const char* name) {
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, float momentum, float eps) {
+  profile::OpScope profile_scope("batch_norm");
   BnShape s = bn_shape(x);
   check_channel_tensor(weight, s.C, "weight");
   check_channel_tensor(bias, s.C, "bias");

@@ -7,6 +7,7 @@
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/profile.hpp"
 
 namespace shears {
 
@@ -89,10 +90,17 @@ void conv2d_backward_weight_ref(const ConvGeometry& g, const float* dy, const fl
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  profile::OpScope profile_scope("conv2d");
   ConvGeometry g = conv_geometry(x.shape(), weight.shape(), opt);
   SHEARS_CHECK(!bias.defined() || bias.shape() == Shape{g.C_out}, "conv2d", "bias has shape ",
                bias.defined() ? to_string(bias.shape()) : "", ", expected [", g.C_out, "]");
   Tensor y = Tensor::empty({g.N, g.C_out, g.H_out, g.W_out});
+  if (profile::active()) {
+    profile_scope.add_flops(static_cast<double>(g.gemm_flops()));
+    profile_scope.set_path(std::string(conv_path_name(conv_path(g, ConvPass::forward))) + " / " +
+                           conv_path_name(conv_path(g, ConvPass::input_gradient)) + " / " +
+                           conv_path_name(conv_path(g, ConvPass::weight_gradient)));
+  }
   conv2d_forward(g, x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, y.data());
   Tensor xs = x.detach(), ws = weight.detach();
   return record(y, "conv2d", {x, weight, bias}, [g, xs, ws](const Tensor& dy, const std::vector<bool>& needs) {

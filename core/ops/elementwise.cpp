@@ -9,6 +9,7 @@
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/ops/loops.hpp"
+#include "core/profile.hpp"
 #include "core/random.hpp"
 
 namespace shears {
@@ -109,6 +110,7 @@ Tensor zip(const Tensor& a, const Tensor& b, F f) {
 // A unary op whose derivative is computed from the input x and/or the output y.
 template <typename Fwd, typename Deriv>
 Tensor unary(const Tensor& x, const char* op, Fwd forward, Deriv derivative) {
+  profile::OpScope profile_scope(op);
   Tensor y = map(x, forward);
   Tensor xs = x.detach(), ys = y.detach();
   return record(y, op, {x}, [xs, ys, derivative](const Tensor& g, const std::vector<bool>&) {
@@ -134,6 +136,7 @@ Tensor scale_shift(const Tensor& x, float scale, float shift) {
 // output, as PyTorch's does: the input (a batch norm's output, in a conv-bn-relu) can then be freed
 // after the forward pass, a third of such a network's saved activations.
 Tensor relu_family(const Tensor& x, const char* op, float slope, float upper) {
+  profile::OpScope profile_scope(op);
   Tensor y = Tensor::empty(x.shape());
   parallel_elementwise(x.numel(), [&](int64_t begin, int64_t end) {
     kernels::kernels().relu_family(x.data() + begin, y.data() + begin, end - begin, slope, upper);
@@ -152,6 +155,7 @@ Tensor relu_family(const Tensor& x, const char* op, float slope, float upper) {
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  profile::OpScope profile_scope("add");
   Tensor out = broadcast_binary(a, b, "add", kernels::Binary::Add, [](float x, float y) { return x + y; });
   Shape sa = a.shape(), sb = b.shape();
   return record(out, "add", {a, b}, [sa, sb](const Tensor& g, const std::vector<bool>& needs) {
@@ -160,6 +164,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  profile::OpScope profile_scope("sub");
   Tensor out = broadcast_binary(a, b, "sub", kernels::Binary::Sub, [](float x, float y) { return x - y; });
   Shape sa = a.shape(), sb = b.shape();
   return record(out, "sub", {a, b}, [sa, sb](const Tensor& g, const std::vector<bool>& needs) {
@@ -168,6 +173,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  profile::OpScope profile_scope("mul");
   Tensor out = broadcast_binary(a, b, "mul", kernels::Binary::Mul, [](float x, float y) { return x * y; });
   Tensor as = a.detach(), bs = b.detach();
   return record(out, "mul", {a, b}, [as, bs](const Tensor& g, const std::vector<bool>& needs) {
@@ -177,6 +183,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  profile::OpScope profile_scope("div");
   Tensor out = broadcast_binary(a, b, "div", kernels::Binary::Div, [](float x, float y) { return x / y; });
   Tensor as = a.detach(), bs = b.detach();
   return record(out, "div", {a, b}, [as, bs](const Tensor& g, const std::vector<bool>& needs) {
@@ -188,6 +195,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor add(const Tensor& a, float b) {
+  profile::OpScope profile_scope("add_scalar");
   Tensor out = scale_shift(a, 1.f, b);
   return record(out, "add_scalar", {a}, [](const Tensor& g, const std::vector<bool>&) {
     return std::vector<Tensor>{g};
@@ -195,6 +203,7 @@ Tensor add(const Tensor& a, float b) {
 }
 
 Tensor mul(const Tensor& a, float b) {
+  profile::OpScope profile_scope("mul_scalar");
   Tensor out = scale_shift(a, b, 0.f);
   return record(out, "mul_scalar", {a}, [b](const Tensor& g, const std::vector<bool>&) {
     return std::vector<Tensor>{scale_shift(g, b, 0.f)};
@@ -202,6 +211,7 @@ Tensor mul(const Tensor& a, float b) {
 }
 
 Tensor neg(const Tensor& x) {
+  profile::OpScope profile_scope("neg");
   Tensor out = scale_shift(x, -1.f, 0.f);
   return record(out, "neg", {x}, [](const Tensor& g, const std::vector<bool>&) {
     return std::vector<Tensor>{scale_shift(g, -1.f, 0.f)};
@@ -251,6 +261,7 @@ Tensor tanh(const Tensor& x) {
 }
 
 Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
+  profile::OpScope profile_scope("dropout");
   SHEARS_CHECK(p >= 0.f && p <= 1.f, "dropout", "probability must be in [0, 1], got ", p);
   if (!training || p == 0.f) return x;
   // Inverted dropout: kept entries are scaled by 1/(1-p) so eval needs no rescaling.

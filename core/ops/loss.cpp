@@ -11,6 +11,7 @@
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
+#include "core/profile.hpp"
 
 namespace shears {
 
@@ -82,6 +83,7 @@ void normalized_exp(const Lanes& l, const float* x, float* y, bool log) {
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim) {
+  profile::OpScope profile_scope("softmax");
   Lanes l = lanes(x, dim, "softmax");
   Tensor y = Tensor::empty(x.shape());
   normalized_exp(l, x.data(), y.data(), false);
@@ -99,6 +101,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
+  profile::OpScope profile_scope("log_softmax");
   Lanes l = lanes(x, dim, "log_softmax");
   Tensor y = Tensor::empty(x.shape());
   normalized_exp(l, x.data(), y.data(), true);
@@ -116,6 +119,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets, float label_smoothing) {
+  profile::OpScope profile_scope("cross_entropy");
   check_targets(logits, targets, "cross_entropy");
   SHEARS_CHECK(label_smoothing >= 0.f && label_smoothing <= 1.f, "cross_entropy",
                "label_smoothing must be in [0, 1], got ", label_smoothing);
@@ -145,6 +149,7 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets, 
 }
 
 Tensor nll_loss(const Tensor& log_probs, const std::vector<int64_t>& targets) {
+  profile::OpScope profile_scope("nll_loss");
   check_targets(log_probs, targets, "nll_loss");
   int64_t N = log_probs.size(0), C = log_probs.size(1);
   double total = 0.0;
@@ -158,6 +163,7 @@ Tensor nll_loss(const Tensor& log_probs, const std::vector<int64_t>& targets) {
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target) {
+  profile::OpScope profile_scope("mse_loss");
   SHEARS_CHECK(input.shape() == target.shape(), "mse_loss", "input ", to_string(input.shape()), " and target ",
                to_string(target.shape()), " must have the same shape");
   SHEARS_CHECK(input.numel() > 0, "mse_loss", "empty input");

@@ -5,6 +5,7 @@
 #include "core/blas.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
+#include "core/profile.hpp"
 
 namespace shears {
 
@@ -24,6 +25,7 @@ void batched_sgemm(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, int64_
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  profile::OpScope profile_scope("matmul");
   SHEARS_CHECK((a.dim() == 2 && b.dim() == 2) || (a.dim() == 3 && b.dim() == 3), "matmul",
                "expected (M,K)x(K,N) or (B,M,K)x(B,K,N), got ", to_string(a.shape()), " x ", to_string(b.shape()));
   bool batched = a.dim() == 3;
@@ -32,6 +34,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   SHEARS_CHECK(b.size(-2) == K && (!batched || b.size(0) == batch), "matmul", "inner dimensions differ: ",
                to_string(a.shape()), " x ", to_string(b.shape()));
   Tensor out = Tensor::empty(batched ? Shape{batch, M, N} : Shape{M, N});
+  profile_scope.add_flops(2.0 * batch * M * N * K);
   batched_sgemm(batch, false, false, M, N, K, a.data(), b.data(), out.data());
   Tensor as = a.detach(), bs = b.detach();
   return record(out, "matmul", {a, b}, [=](const Tensor& g, const std::vector<bool>& needs) {
@@ -49,6 +52,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  profile::OpScope profile_scope("linear");
   SHEARS_CHECK(weight.dim() == 2, "linear", "weight must be (out_features, in_features), got ",
                to_string(weight.shape()));
   int64_t out_f = weight.size(0), in_f = weight.size(1);
@@ -66,6 +70,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       for (int64_t o = 0; o < out_f; ++o) out.data()[r * out_f + o] = bias.data()[o];
     beta = 1.f;
   }
+  profile_scope.add_flops(2.0 * rows * out_f * in_f);
   blas::sgemm(false, true, rows, out_f, in_f, 1.f, x.data(), in_f, weight.data(), in_f, beta, out.data(), out_f);
   Tensor xs = x.detach(), ws = weight.detach();
   return record(out, "linear", {x, weight, bias}, [=](const Tensor& g, const std::vector<bool>& needs) {

@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
+#include "core/profile.hpp"
 
 namespace shears {
 
@@ -111,6 +112,7 @@ int64_t plane_grain(const PoolGeometry& g) { return std::max<int64_t>(1, 8192 / 
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  profile::OpScope profile_scope("max_pool2d");
   PoolGeometry g = pool_geometry(x, opt, "max_pool2d");
   Tensor y = Tensor::empty({x.size(0), x.size(1), g.H_out, g.W_out});
   auto argmax = std::make_shared<std::vector<int32_t>>(y.numel());
@@ -131,6 +133,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  profile::OpScope profile_scope("avg_pool2d");
   PoolGeometry g = pool_geometry(x, opt, "avg_pool2d");
   Tensor y = Tensor::empty({x.size(0), x.size(1), g.H_out, g.W_out});
   parallel_for(g.planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
@@ -147,6 +150,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> out) {
+  profile::OpScope profile_scope("adaptive_avg_pool2d");
   SHEARS_CHECK(x.dim() == 4, "adaptive_avg_pool2d", "input must be (N, C, H, W), got ", to_string(x.shape()));
   SHEARS_CHECK(out[0] >= 1 && out[1] >= 1, "adaptive_avg_pool2d", "output size must be positive, got ", out[0],
                "x", out[1]);

@@ -8,8 +8,9 @@
 #include "core/error.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
-#include "core/parallel.hpp"
 #include "core/ops/loops.hpp"
+#include "core/parallel.hpp"
+#include "core/profile.hpp"
 
 namespace shears {
 
@@ -136,6 +137,7 @@ Tensor expand_kernel(const Tensor& g, const Shape& shape, const std::vector<bool
 }
 
 Tensor reduce_sum(const Tensor& x, const std::vector<bool>& reduced, bool keepdim, float scale, const char* op) {
+  profile::OpScope profile_scope(op);
   Tensor out = sum_kernel(x, reduced);
   if (scale != 1.f)
     for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] *= scale;
@@ -190,6 +192,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
 
 // Values and the flat index of the first maximum along one dimension.
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  profile::OpScope profile_scope("max");
   int64_t d = normalize_dim(dim, x.dim(), "max");
   SHEARS_CHECK(x.dim() > 0 && x.shape()[d] > 0, "max", "cannot take max over an empty dimension of shape ",
                to_string(x.shape()));

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "core/ops/loops.hpp"
+#include "core/profile.hpp"
 
 namespace shears {
 
@@ -20,6 +21,7 @@ SHEARS_REGISTER_OP(slice);
 namespace {
 
 Tensor view_op(const Tensor& x, const Shape& shape, const char* op) {
+  profile::OpScope profile_scope(op);
   Tensor out = x.view(shape);
   Shape in_shape = x.shape();
   return record(out, op, {x}, [in_shape](const Tensor& g, const std::vector<bool>&) {
@@ -84,6 +86,7 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
 }
 
 Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+  profile::OpScope profile_scope("permute");
   SHEARS_CHECK(static_cast<int64_t>(dims.size()) == x.dim(), "permute", "got ", dims.size(),
                " dimensions for a tensor of rank ", x.dim());
   std::vector<int64_t> order(dims.size());
@@ -108,6 +111,7 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
+  profile::OpScope profile_scope("concat");
   SHEARS_CHECK(!xs.empty(), "concat", "needs at least one tensor");
   int64_t d = normalize_dim(dim, xs[0].dim(), "concat");
   Shape out_shape = xs[0].shape();
@@ -144,6 +148,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  profile::OpScope profile_scope("slice");
   int64_t d = normalize_dim(dim, x.dim(), "slice");
   int64_t len = x.shape()[d];
   SHEARS_CHECK(step > 0, "slice", "step must be positive, got ", step);

@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
+#include "core/profile.hpp"
 
 namespace shears::prune {
 
@@ -269,6 +270,7 @@ double Sfw::update(const std::string& name, Tensor& p, const Tensor& d) const {
 }
 
 void Sfw::step() {
+  profile::OpScope scope("optimizer step");
   const float rho = static_cast<float>(options_.momentum);
   for (optim::ParamGroup& g : param_groups())
     for (auto& [name, p] : g.params) {
