@@ -1,6 +1,7 @@
 #include "data/image_folder.hpp"
 
 #include <stb/stb_image.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
@@ -315,7 +316,10 @@ std::shared_ptr<ImageFolder> load_image_files(const std::vector<std::string>& pa
       for (const fs::path& file : images_under(path, path, folders_read, files_read, skipped)) files.push_back(file);
       continue;
     }
-    SHEARS_CHECK(fs::is_regular_file(path, ec), "image files", path, ": no such file or folder");
+    struct stat st {};
+    SHEARS_CHECK(::stat(path.c_str(), &st) == 0, "image files", path, ": no such file or folder");
+    SHEARS_CHECK(S_ISREG(st.st_mode), "image files", path, ": expected an image file or a folder, got ",
+                 file_kind(st.st_mode));
     SHEARS_CHECK(is_image_file(fs::directory_entry(path), skipped), "image files", path,
                  ": not an image file (looked for ", extension_list(), ")");
     files.push_back(path);

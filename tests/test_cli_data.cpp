@@ -1,6 +1,8 @@
 // A user's own data and weights through the `shears` command: image folders of photos of many
 // sizes, checkpoints that carry their input contract, predict, fine-tuning from weights, and flags
 // refused before any data is read.
+#include <sys/stat.h>
+
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -147,6 +149,12 @@ TEST_CASE("a folder of mixed-size JPEGs and PNGs trains at 3x64x64; a test-only 
     const std::string csv = test::read_text(dir / "p.csv");
     CHECK_THAT(csv, Contains("image,label,class_1,name_1,probability_1\n"));
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 4 + 1);
+    // What is not an image is named: a FIFO (never opened: it would block), a missing path.
+    REQUIRE(mkfifo((dir / "pipe.png").c_str(), 0600) == 0);
+    CHECK_THAT(run_shears("predict" + weights + " --images " + (dir / "pipe.png").string()).output,
+               Contains("pipe.png: expected an image file or a folder, got a FIFO"));
+    CHECK_THAT(run_shears("predict" + weights + " --images " + (dir / "nothere.png").string()).output,
+               Contains("nothere.png: no such file or folder"));
   }
   SECTION("data that breaks the contract is refused before any work") {
     const auto mnist = run_shears("eval --data fashion-mnist --limit-test 10" + weights);
