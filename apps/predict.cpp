@@ -33,6 +33,9 @@ Inputs open_inputs(const PredictConfig& c) {
   if (!c.images.empty() && c.foreign.model.empty()) {
     std::shared_ptr<nn::Module> model = nn::load_model(c.weights);
     if (auto contract = pipeline::model_contract(*model, c.weights)) {
+      const int64_t outputs = nn::options_from_metadata(model->metadata()).num_classes;
+      SHEARS_CHECK(outputs == static_cast<int64_t>(contract->classes.size()), c.weights, "the model has ", outputs,
+                   " outputs but its input contract names ", contract->classes.size(), " classes");
       auto images = data::load_image_files(
           c.images, {.channels = contract->channels, .max_pixels = c.data.max_image_pixels}, contract->classes);
       if (images->skipped())

@@ -31,15 +31,15 @@ const void* graph_identity(const Tensor& t) {
 }
 
 Tensor record(Tensor output, const char* op, std::vector<Tensor> inputs, BackwardFn backward) {
+  if (profile::active()) {  // bytes read and written by the forward (with or without a graph): inputs and output
+    double bytes = static_cast<double>(output.numel());
+    for (const Tensor& t : inputs) bytes += t.defined() ? static_cast<double>(t.numel()) : 0.0;
+    profile::add_bytes(profile::current_entry(), bytes * sizeof(float));
+  }
   if (!any_requires_grad(inputs)) return output;
   auto node = std::make_shared<Node>();
   node->op = op;
-  if (profile::active()) {  // bytes read and written by the forward: inputs and output
-    double bytes = static_cast<double>(output.numel());
-    for (const Tensor& t : inputs) bytes += t.defined() ? static_cast<double>(t.numel()) : 0.0;
-    node->profile_entry = profile::current_entry();
-    profile::add_bytes(node->profile_entry, bytes * sizeof(float));
-  }
+  node->profile_entry = profile::current_entry();
   for (Tensor& t : inputs) {
     node->needs_grad.push_back(t.defined() && t.requires_grad());
     if (t.defined() && t.grad_fn()) {

@@ -55,6 +55,7 @@ bool active() { return state != nullptr; }
 
 OpScope::OpScope(const char* kind) {
   if (!state || state->backward_depth > 0) return;
+  session_ = state;
   entry_ = entry_for(kind);
   parent_ = state->innermost;
   state->innermost = this;
@@ -62,7 +63,7 @@ OpScope::OpScope(const char* kind) {
 }
 
 OpScope::~OpScope() {
-  if (entry_ < 0) return;
+  if (entry_ < 0 || state != session_) return;
   const double elapsed = seconds_since(start_);
   Entry& e = state->entries[entry_];
   e.forward_seconds += elapsed - children_seconds_;
@@ -72,14 +73,16 @@ OpScope::~OpScope() {
 }
 
 void OpScope::add_flops(double flops) {
-  if (entry_ >= 0) state->entries[entry_].flops += flops;
+  if (entry_ >= 0 && state == session_) state->entries[entry_].flops += flops;
 }
 
 void OpScope::set_path(const std::string& path) {
-  if (entry_ >= 0) state->entries[entry_].path = path;
+  if (entry_ >= 0 && state == session_) state->entries[entry_].path = path;
 }
 
-int64_t current_entry() { return state && state->innermost ? state->innermost->entry() : -1; }
+int64_t current_entry() {
+  return state && state->innermost && state->backward_depth == 0 ? state->innermost->entry() : -1;
+}
 
 void add_bytes(int64_t entry, double bytes) {
   if (state && entry >= 0 && entry < static_cast<int64_t>(state->entries.size())) state->entries[entry].bytes += bytes;
@@ -88,14 +91,14 @@ void add_bytes(int64_t entry, double bytes) {
 LayerScope::LayerScope(const std::string& name) {
   if (!state) return;
   state->layers.push_back(name);
-  pushed_ = true;
+  session_ = state;
 }
 
 LayerScope::~LayerScope() {
-  if (pushed_ && state) state->layers.pop_back();
+  if (session_ && state == session_) state->layers.pop_back();
 }
 
-BackwardScope::BackwardScope(int64_t entry, const char* kind) : entry_(state ? entry : -1) {
+BackwardScope::BackwardScope(int64_t entry, const char* kind) : session_(state), entry_(state ? entry : -1) {
   if (!state) return;
   if (entry_ < 0 && state->backward_depth == 0) {  // a backward of its own: it counts the calls
     entry_ = entry_for(kind);
@@ -106,7 +109,7 @@ BackwardScope::BackwardScope(int64_t entry, const char* kind) : entry_(state ? e
 }
 
 BackwardScope::~BackwardScope() {
-  if (!state) return;
+  if (!session_ || state != session_) return;
   --state->backward_depth;
   if (entry_ >= 0 && entry_ < static_cast<int64_t>(state->entries.size()))
     state->entries[entry_].backward_seconds += seconds_since(start_);

@@ -51,6 +51,7 @@ class OpScope {
   int64_t entry() const { return entry_; }
 
  private:
+  void* session_ = nullptr;  // the session it was opened in: it closes only into that one
   int64_t entry_ = -1;
   std::chrono::steady_clock::time_point start_;
   double children_seconds_ = 0;
@@ -70,7 +71,7 @@ class LayerScope {
   LayerScope& operator=(const LayerScope&) = delete;
 
  private:
-  bool pushed_ = false;
+  void* session_ = nullptr;
 };
 
 // Autograd: the time of one Node's backward, into the entry its forward recorded, or with entry
@@ -83,7 +84,8 @@ class BackwardScope {
   BackwardScope& operator=(const BackwardScope&) = delete;
 
  private:
-  int64_t entry_;
+  void* session_ = nullptr;
+  int64_t entry_ = -1;
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -1,5 +1,6 @@
 #include "data/contract.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -118,30 +119,35 @@ std::map<std::string, std::string> contract_metadata(const InputContract& c) {
 
 std::optional<InputContract> contract_from_metadata(const std::map<std::string, std::string>& metadata,
                                                     const std::string& path) {
-  if (!metadata.count("input.shape")) return std::nullopt;
+  const auto any_input = metadata.lower_bound("input.");
+  if (any_input == metadata.end() || any_input->first.rfind("input.", 0) != 0) return std::nullopt;
   const ContractReader r(metadata, path);
   InputContract c;
   c.dataset = r.text("input.dataset");
-  const std::vector<float> shape = r.floats("input.shape", 3, true);
-  SHEARS_CHECK(shape[0] == 1.f || shape[0] == 3.f, path, "metadata key 'input.shape': 1 or 3 channels, got '",
-               r.text("input.shape"), "'");
-  c.channels = static_cast<int64_t>(shape[0]);
-  c.height = static_cast<int64_t>(shape[1]);
-  c.width = static_cast<int64_t>(shape[2]);
-  SHEARS_CHECK(shape[1] == static_cast<float>(c.height) && shape[2] == static_cast<float>(c.width) &&
-                   c.height <= 65536 && c.width <= 65536,
-               path, "metadata key 'input.shape': expected C,H,W as whole numbers up to 65536, got '",
-               r.text("input.shape"), "'");
+  const std::string& shape = r.text("input.shape");
+  int64_t* fields[] = {&c.channels, &c.height, &c.width};
+  size_t start = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    const size_t end = i < 2 ? shape.find(',', start) : shape.size();
+    const auto [stop, ec] = end == std::string::npos
+                                ? std::from_chars_result{shape.data(), std::errc::invalid_argument}
+                                : std::from_chars(shape.data() + start, shape.data() + end, *fields[i]);
+    SHEARS_CHECK(ec == std::errc() && stop == shape.data() + end && *fields[i] > 0 && *fields[i] <= 65536, path,
+                 "metadata key 'input.shape': expected C,H,W as whole numbers in [1, 65536], got '", shape, "'");
+    start = end + 1;
+  }
+  SHEARS_CHECK(c.channels == 1 || c.channels == 3, path, "metadata key 'input.shape': 1 or 3 channels, got '", shape,
+               "'");
   c.mean = r.floats("input.mean", static_cast<size_t>(c.channels), false);
   c.std = r.floats("input.std", static_cast<size_t>(c.channels), true);
   c.classes = r.strings("input.classes");
   c.resize = parse_resize(r);
-  if (c.resize == EvalResize::pad) c.pad = r.integer("input.pad", 0, 65536);
+  if (c.resize == EvalResize::pad) c.pad = r.integer("input.pad", 0, (std::min(c.height, c.width) - 1) / 2);
   if (c.resize == EvalResize::resize_crop) {
     const std::string& pct = r.text("input.crop_pct");
     const auto [end, ec] = std::from_chars(pct.data(), pct.data() + pct.size(), c.crop_pct);
-    SHEARS_CHECK(ec == std::errc() && end == pct.data() + pct.size() && c.crop_pct > 0.0 && c.crop_pct <= 1.0, path,
-                 "metadata key 'input.crop_pct': expected a value in (0, 1], got '", r.text("input.crop_pct"), "'");
+    SHEARS_CHECK(ec == std::errc() && end == pct.data() + pct.size() && c.crop_pct >= kMinCropPct && c.crop_pct <= 1.0,
+                 path, "metadata key 'input.crop_pct': expected a value in [", kMinCropPct, ", 1], got '", pct, "'");
     c.interpolation = parse_interpolation(r.text("input.interpolation"), path + ": metadata key 'input.interpolation'");
   }
   return c;
@@ -149,6 +155,16 @@ std::optional<InputContract> contract_from_metadata(const std::map<std::string, 
 
 Compose eval_transform(const InputContract& c) {
   Compose pipeline;
+  if (c.resize != EvalResize::resize_crop) {  // stored images of one size: any other is not this data
+    const int64_t h = c.height - 2 * c.pad, w = c.width - 2 * c.pad;
+    const std::string dataset = c.dataset;
+    pipeline.transforms.push_back([h, w, dataset](Image image, Generator&) {
+      SHEARS_CHECK(image.height == h && image.width == w, "input contract", "an image of ", image.height, "x",
+                   image.width, " pixels: the checkpoint takes ", dataset, "'s ", h, "x", w,
+                   " images as stored (it was trained without a resize)");
+      return image;
+    });
+  }
   if (c.resize == EvalResize::pad) pipeline.transforms.push_back(Pad{Padding(c.pad)});
   if (c.resize == EvalResize::resize_crop)
     pipeline.transforms.push_back(ResizeCenterCrop{c.height, c.width, c.crop_pct, c.interpolation});

@@ -39,7 +39,8 @@ std::map<std::string, std::string> contract_metadata(const InputContract& contra
 std::optional<InputContract> contract_from_metadata(const std::map<std::string, std::string>& metadata,
                                                     const std::string& path);
 
-// ResizeCenterCrop or Pad as the contract says, then ToFloat and Normalize(mean, std).
+// ResizeCenterCrop or Pad as the contract says, then ToFloat and Normalize(mean, std). Without a
+// resize, an image of another size than the stored one is refused.
 Compose eval_transform(const InputContract& contract);
 
 }  // namespace shears::data

@@ -61,6 +61,7 @@ class Subset final : public Dataset {
   Shape image_shape() const override { return base_->image_shape(); }
   const std::vector<std::string>& classes() const override { return base_->classes(); }
   const std::vector<int64_t>& indices() const { return indices_; }
+  const std::shared_ptr<const Dataset>& base() const { return base_; }
 
  private:
   int64_t base_index(int64_t index) const;

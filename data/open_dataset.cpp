@@ -148,7 +148,7 @@ DatasetSplits open_dataset(const std::string& name_or_dir, const OpenOptions& op
   if (!splits.test) splits.test = splits.val;
 
   std::optional<Stats> stats = published_stats(splits.name);
-  if (!stats && !splits.train) return splits;
+  if (!stats && (!splits.train || !options.measure_stats)) return splits;
   if (!stats) {
     const bool folder = splits.name == "image-folder";
     ChannelStats measured =

@@ -25,6 +25,7 @@ struct OpenOptions {
   // images (evenly spaced) seen through stats_view.
   ResizeCenterCrop stats_view{32, 32};
   int64_t stats_samples = 2048;
+  bool measure_stats = true;  // false: mean/std stay empty unless published (a checkpoint brings its own)
   Cifar100Labels cifar100_labels = Cifar100Labels::fine;
   int64_t max_bytes = default_max_bytes();  // IDX files, CIFAR parts: the most their pixels may take
   SyntheticOptions synthetic;  // for "synthetic"

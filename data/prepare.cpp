@@ -44,7 +44,10 @@ OpenOptions open_options(const DataChoice& choice, const InputContract* expected
       .channels = channels ? channels : 3, .max_pixels = choice.max_image_pixels, .cache_bytes = choice.cache_mb << 20};
   options.train_split = choice.train_split;
   options.test_split = choice.val_split;
-  if (expected) options.classes = expected->classes;
+  if (expected) {
+    options.classes = expected->classes;
+    options.measure_stats = false;  // the checkpoint's are used
+  }
   const int64_t side = size ? size : 32;
   options.stats_view = {side, side, choice.crop_pct, parse_interpolation(choice.interpolation, "--interpolation")};
   return options;
@@ -77,7 +80,10 @@ std::string list(const std::vector<std::string>& names) {
 }
 
 // The data against the checkpoint's contract: one message for the first difference.
-void check_contract(const OpenedData& d, const InputContract& expected, const std::string& data) {
+void check_contract(const OpenedData& d, const InputContract& expected, const std::string& data, bool folder) {
+  SHEARS_CHECK(!folder || expected.resize == EvalResize::resize_crop, "--data " + data, "the checkpoint takes ",
+               expected.dataset, "'s ", expected.height - 2 * expected.pad, "x", expected.width - 2 * expected.pad,
+               " images as stored (trained without a resize); an image folder's photos of many sizes do not fit it");
   SHEARS_CHECK(d.channels == expected.channels && d.input_size == expected.height, "--data " + data,
                "the checkpoint takes ", expected.channels, "x", expected.height, "x", expected.width,
                " images (trained on ", expected.dataset, "), this data gives ", d.channels, "x", d.input_size, "x",
@@ -115,8 +121,9 @@ OpenedData open_data(const DataChoice& choice, const InputContract* expected) {
   SHEARS_CHECK(choice.crop_padding >= 0, "--crop-padding", "must be at least 0, got ", choice.crop_padding);
   SHEARS_CHECK(choice.channels == 0 || choice.channels == 1 || choice.channels == 3, "--in-channels",
                "expected 1 or 3, got ", choice.channels);
-  SHEARS_CHECK(choice.crop_pct > 0 && choice.crop_pct <= 1, "--crop-pct", "expected a value in (0, 1], got ",
-               choice.crop_pct);
+  SHEARS_CHECK(choice.crop_pct >= kMinCropPct && choice.crop_pct <= 1, "--crop-pct", "expected a value in [",
+               kMinCropPct, ", 1], got ", choice.crop_pct);
+  for (float v : choice.std) SHEARS_CHECK(v > 0.f, "--std", "every value must be positive, got ", v);
   std::string dir = choice.data_dir;
   const std::string name = dataset_name(choice, expected, dir);
   const int64_t channels = choice.channels ? choice.channels : expected ? expected->channels : 0;
@@ -137,14 +144,14 @@ OpenedData open_data(const DataChoice& choice, const InputContract* expected) {
   d.input_size = size ? size : folder ? 32 : shape[1];
   SHEARS_CHECK(folder || (d.input_size >= shape[1] && (d.input_size - shape[1]) % 2 == 0), "--input-size",
                "must be the dataset's size (", shape[1], ") or larger by an even amount, got ", d.input_size);
-  if (d.splits.mean.empty() && expected) {  // a folder opened for evaluation only
+  if (d.splits.mean.empty() && expected) {  // not measured: the checkpoint's
     d.splits.mean = expected->mean;
     d.splits.std = expected->std;
   }
   d.contract = contract_of(d, choice, shape[1], folder);
   d.num_classes = static_cast<int64_t>(d.contract.classes.size());
   if (expected) {
-    check_contract(d, *expected, name);
+    check_contract(d, *expected, name, folder);
     d.contract = *expected;
     if (!choice.mean.empty()) d.contract.mean = choice.mean;
     if (!choice.std.empty()) d.contract.std = choice.std;

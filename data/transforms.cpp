@@ -41,17 +41,17 @@ double filter_weight(Interpolation mode, double d) {
   return 0.0;
 }
 
-// PIL's precompute_coeffs: the filter widens by the shrink factor, which is the antialiasing,
-// and is cut and renormalised at the borders.
-Taps filter_taps(int64_t in, int64_t out, Interpolation mode) {
+// PIL's precompute_coeffs for outputs first .. first + count - 1 of `out`: the filter widens by
+// the shrink factor, which is the antialiasing, and is cut and renormalised at the borders.
+Taps filter_taps(int64_t in, int64_t out, Interpolation mode, int64_t first, int64_t count) {
   const double scale = static_cast<double>(in) / out;
   const double filter_scale = std::max(scale, 1.0);
   const double support = (mode == Interpolation::bilinear ? 1.0 : 2.0) * filter_scale;
   Taps taps;
   taps.width = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
-  taps.weights.assign(static_cast<size_t>(out * taps.width), 0.f);
-  for (int64_t i = 0; i < out; ++i) {
-    const double center = (i + 0.5) * scale;
+  taps.weights.assign(static_cast<size_t>(count * taps.width), 0.f);
+  for (int64_t j = 0; j < count; ++j) {
+    const double center = (first + j + 0.5) * scale;
     const int64_t lo = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
     const int64_t hi = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in);
     double total = 0.0;
@@ -63,7 +63,7 @@ Taps filter_taps(int64_t in, int64_t out, Interpolation mode) {
     taps.start.push_back(lo);
     taps.count.push_back(hi - lo);
     for (int64_t k = 0; k < hi - lo; ++k)
-      taps.weights[i * taps.width + k] = static_cast<float>(total != 0.0 ? w[k] / total : 0.0);
+      taps.weights[j * taps.width + k] = static_cast<float>(total != 0.0 ? w[k] / total : 0.0);
   }
   return taps;
 }
@@ -126,20 +126,27 @@ namespace {
 // An 8-bit image's value: the nearest whole level (halves up, as PIL's fixed point) in [0, 255].
 float to_level(float v) { return std::clamp(std::floor(v + 0.5f), 0.f, 255.f); }
 
+// The part of an image resized to height × width that a resize computes: rows top .. top + rows,
+// columns left .. left + cols (each output pixel depends on its own filter taps only, so a window
+// holds the same values as the whole image would, without the whole image's memory).
+struct Window {
+  int64_t top, left, rows, cols;
+};
+
 // Both passes of resize; `levels` rounds each pass's output to 8-bit levels, as PIL does when it
 // resizes an 8-bit image (its intermediate image is 8-bit too).
-Image resample(const Image& image, int64_t height, int64_t width, Interpolation mode, bool levels) {
+Image resample(const Image& image, int64_t height, int64_t width, Interpolation mode, bool levels, Window win) {
   SHEARS_CHECK(height > 0 && width > 0, "resize", "target size must be positive, got ", height, "x", width);
   SHEARS_CHECK(image.height > 0 && image.width > 0, "resize", "cannot resize an empty ", image.height, "x", image.width,
                " image");
   Image current = image;
   if (width != image.width) {  // horizontal pass first, as PIL does
-    const Taps taps = filter_taps(image.width, width, mode);
-    Image next(current.channels, current.height, width);
+    const Taps taps = filter_taps(image.width, width, mode, win.left, win.cols);
+    Image next(current.channels, current.height, win.cols);
     for (int64_t c = 0; c < current.channels; ++c)
       for (int64_t y = 0; y < current.height; ++y) {
         const float* src = &current.at(c, y, 0);
-        for (int64_t x = 0; x < width; ++x) {
+        for (int64_t x = 0; x < win.cols; ++x) {
           const float* w = &taps.weights[x * taps.width];
           float sum = 0.f;
           for (int64_t k = 0; k < taps.count[x]; ++k) sum += w[k] * src[taps.start[x] + k];
@@ -147,12 +154,14 @@ Image resample(const Image& image, int64_t height, int64_t width, Interpolation 
         }
       }
     current = std::move(next);
+  } else if (win.cols != width) {
+    current = crop(current, 0, win.left, current.height, win.cols);
   }
   if (height != image.height) {
-    const Taps taps = filter_taps(image.height, height, mode);
-    Image next(current.channels, height, current.width);
+    const Taps taps = filter_taps(image.height, height, mode, win.top, win.rows);
+    Image next(current.channels, win.rows, current.width);
     for (int64_t c = 0; c < current.channels; ++c)
-      for (int64_t y = 0; y < height; ++y) {
+      for (int64_t y = 0; y < win.rows; ++y) {
         float* dst = &next.at(c, y, 0);
         const float* w = &taps.weights[y * taps.width];
         for (int64_t k = 0; k < taps.count[y]; ++k) {
@@ -163,6 +172,8 @@ Image resample(const Image& image, int64_t height, int64_t width, Interpolation 
           for (int64_t x = 0; x < current.width; ++x) dst[x] = to_level(dst[x]);
       }
     current = std::move(next);
+  } else if (win.rows != height) {
+    current = crop(current, win.top, 0, win.rows, current.width);
   }
   return current;
 }
@@ -170,11 +181,11 @@ Image resample(const Image& image, int64_t height, int64_t width, Interpolation 
 }  // namespace
 
 Image resize(const Image& image, int64_t height, int64_t width, Interpolation mode) {
-  return resample(image, height, width, mode, false);
+  return resample(image, height, width, mode, false, {0, 0, height, width});
 }
 
 Image resize_levels(const Image& image, int64_t height, int64_t width, Interpolation mode) {
-  return resample(image, height, width, mode, true);
+  return resample(image, height, width, mode, true, {0, 0, height, width});
 }
 
 Image center_crop(const Image& image, int64_t height, int64_t width) {
@@ -255,17 +266,21 @@ Image RandomHorizontalFlip::operator()(Image image, Generator& gen) const {
 Image Resize::operator()(Image image, Generator&) const { return resize(image, height, width, interpolation); }
 
 Image ResizeCenterCrop::operator()(Image image, Generator&) const {
-  SHEARS_CHECK(crop_pct > 0.0 && crop_pct <= 1.0, "ResizeCenterCrop", "crop_pct must be in (0, 1], got ", crop_pct);
+  SHEARS_CHECK(crop_pct >= kMinCropPct && crop_pct <= 1.0, "ResizeCenterCrop", "crop_pct must be in [", kMinCropPct,
+               ", 1], got ", crop_pct);
   const auto side = static_cast<int64_t>(std::floor(static_cast<double>(std::min(height, width)) / crop_pct));
   // The shorter side becomes `side`; the longer keeps the aspect ratio (torchvision truncates).
   const bool tall = image.height > image.width;
   const int64_t shorter = std::min(image.height, image.width), longer = std::max(image.height, image.width);
   const int64_t other = std::max<int64_t>(side * longer / shorter, side);
   const int64_t h = tall ? other : side, w = tall ? side : other;
-  if (h != image.height || w != image.width) image = resize_levels(image, h, w, interpolation);
   SHEARS_CHECK(h >= height && w >= width, "ResizeCenterCrop", "the resized ", h, "x", w, " image is smaller than the ",
                height, "x", width, " crop");
-  return center_crop(image, height, width);
+  // Python's round(), as torchvision's CenterCrop: halves to even.
+  const auto top = static_cast<int64_t>(std::nearbyint((h - height) / 2.0));
+  const auto left = static_cast<int64_t>(std::nearbyint((w - width) / 2.0));
+  if (h == image.height && w == image.width) return crop(image, top, left, height, width);
+  return resample(image, h, w, interpolation, true, {top, left, height, width});
 }
 
 Image RandomResizedCrop::operator()(Image image, Generator& gen) const {
@@ -286,7 +301,8 @@ Image RandomResizedCrop::operator()(Image image, Generator& gen) const {
   int64_t w = image.width, h = image.height;
   if (in_ratio < ratio_min) h = static_cast<int64_t>(std::lround(w / ratio_min));
   if (in_ratio > ratio_max) w = static_cast<int64_t>(std::lround(h * ratio_max));
-  return resize_levels(center_crop(image, h, w), height, width, interpolation);
+  // torchvision's fallback window starts at (H - h) // 2, (W - w) // 2: floors, not CenterCrop's rounding.
+  return resize_levels(crop(image, (image.height - h) / 2, (image.width - w) / 2, h, w), height, width, interpolation);
 }
 
 Image ToChannels::operator()(Image image, Generator&) const { return to_channels(image, channels); }

@@ -106,6 +106,8 @@ struct Resize {
 // The evaluation view of a photo, as timm builds it: the shorter side resized to
 // floor(min(height, width) / crop_pct) keeping the aspect ratio, then the centre height × width.
 // Resized as PIL resizes an 8-bit image (resize_levels).
+// The smallest crop_pct accepted: the resize side is at most 100 times the crop's.
+inline constexpr double kMinCropPct = 0.01;
 struct ResizeCenterCrop {
   int64_t height, width;
   double crop_pct = 0.875;

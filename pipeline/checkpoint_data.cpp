@@ -9,7 +9,7 @@ std::optional<data::InputContract> model_contract(const nn::Module& model, const
   return data::contract_from_metadata(model.metadata(), path);
 }
 
-data::OpenedData open_model_data(const nn::Module& model, const std::string& path, data::DataChoice choice) {
+data::OpenedData open_model_data(nn::Module& model, const std::string& path, data::DataChoice choice) {
   const std::optional<data::InputContract> contract = model_contract(model, path);
   const nn::ModelOptions o = nn::options_from_metadata(model.metadata());
   if (!contract) {  // an older checkpoint: its shape at least chooses the input

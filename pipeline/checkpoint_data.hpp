@@ -31,8 +31,10 @@ struct ModelData {
 std::optional<data::InputContract> model_contract(const nn::Module& model, const std::string& path);
 
 // The data for `model` (loaded from `path`): its contract's, checked; for a checkpoint without
-// one, its recorded channels, size and classes are checked against the data instead.
-data::OpenedData open_model_data(const nn::Module& model, const std::string& path, data::DataChoice choice);
+// one, its recorded channels, size and classes are checked against the data instead. The model's
+// metadata then holds the contract in use (--mean/--std overrides included), which is what files
+// saved from it record.
+data::OpenedData open_model_data(nn::Module& model, const std::string& path, data::DataChoice choice);
 
 // The model of `weights` and its data, as above; the model's metadata then holds the data's
 // contract, so what is saved from it carries one.

@@ -17,8 +17,15 @@ namespace shears::pipeline {
 
 namespace {
 
+// The file of an image folder's sample (through any subsets), else "<split>[index]".
 std::string sample_name(const data::Dataset& images, int64_t index, const std::string& split) {
-  if (const auto* folder = dynamic_cast<const data::ImageFolder*>(&images)) return folder->file(index).string();
+  const data::Dataset* base = &images;
+  int64_t i = index;
+  while (const auto* subset = dynamic_cast<const data::Subset*>(base)) {
+    i = subset->indices().at(static_cast<size_t>(i));
+    base = subset->base().get();
+  }
+  if (const auto* folder = dynamic_cast<const data::ImageFolder*>(base)) return folder->file(i).string();
   std::string name = split;
   return name.append("[").append(std::to_string(index)).append("]");
 }

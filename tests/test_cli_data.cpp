@@ -204,6 +204,15 @@ TEST_CASE("a built-in dataset's checkpoint evaluates without --data; old checkpo
   REQUIRE(eval.status == 0);
   CHECK_THAT(eval.output, Contains("on fashion-mnist test (256 images)"));
 
+  SECTION("photos of many sizes do not fit a checkpoint trained without a resize") {
+    write_split(dir / "some", "test", 1, 5);  // a class folder named as one of Fashion-MNIST's classes
+    fs::create_directories(dir / "photos/test");
+    fs::rename(dir / "some/test/blue", dir / "photos/test/Coat");
+    const auto r = run_shears("eval --data " + (dir / "photos").string() + " --weights " + weights);
+    CHECK(r.status != 0);
+    CHECK_THAT(r.output, Contains("the checkpoint takes fashion-mnist's 28x28 images as stored (trained without a "
+                                  "resize); an image folder's photos of many sizes do not fit it"));
+  }
   SECTION("a checkpoint without a contract (schema 1) still loads; its shape picks the input") {
     std::map<std::string, std::string> old = file.metadata;
     std::erase_if(old, [](const auto& kv) { return kv.first.rfind("input.", 0) == 0 || kv.first == "shears.schema"; });

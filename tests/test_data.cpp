@@ -1195,3 +1195,53 @@ TEST_CASE("RandomResizedCrop: the output size always, a window inside the image,
 
 }  // namespace
 }  // namespace shears::data
+
+namespace shears::data {
+namespace {
+
+TEST_CASE("the evaluation view of an extreme aspect ratio resizes only the crop: same values, bounded memory",
+          "[data][transforms]") {
+  Image wide(3, 5, 300);
+  for (size_t i = 0; i < wide.pixels.size(); ++i) wide.pixels[i] = static_cast<float>((i * 37) % 256);
+  Generator gen(0);
+  // 5x300 -> 36x2160 (the shorter side to floor(32 / 0.875)), then the centre 32x32.
+  const Image view = ResizeCenterCrop{32, 32}(wide, gen);
+  const Image whole = resize_levels(wide, 36, 2160);
+  const Image cropped = center_crop(whole, 32, 32);
+  CHECK(view.pixels == cropped.pixels);
+  // A 1 x 20000 strip would be 256 x 5,120,000 resized whole (15.7 GB of floats): only the crop is computed.
+  Image strip(1, 1, 20000, 50.f);
+  const Image small = ResizeCenterCrop{.height = 224, .width = 224}(strip, gen);
+  CHECK(small.height == 224);
+  for (float v : small.pixels) CHECK(v == 50.f);
+}
+
+TEST_CASE("a contract that cannot be read is refused whole, and images of the wrong size are named",
+          "[data][contract]") {
+  InputContract c{.dataset = "fashion-mnist",
+                  .channels = 1,
+                  .height = 32,
+                  .width = 32,
+                  .mean = {0.286f},
+                  .std = {0.353f},
+                  .classes = {"a", "b"},
+                  .resize = EvalResize::pad,
+                  .pad = 2};
+  auto meta = contract_metadata(c);
+  meta["input.shape"] = "1,1e30,1e30";
+  CHECK_THROWS_WITH(contract_from_metadata(meta, "f"), Contains("'input.shape': expected C,H,W as whole numbers"));
+  meta = contract_metadata(c);
+  meta.erase("input.shape");  // other input.* keys: a contract with a key missing, not none
+  CHECK_THROWS_WITH(contract_from_metadata(meta, "f"), Contains("'input.shape' is missing"));
+  meta = contract_metadata(c);
+  meta["input.pad"] = "16";
+  CHECK_THROWS_WITH(contract_from_metadata(meta, "f"), Contains("'input.pad'"));
+  Generator gen(0);
+  const Compose view = eval_transform(c);
+  CHECK(view(Image(1, 28, 28), gen).height == 32);
+  CHECK_THROWS_WITH(view(Image(1, 30, 30), gen),
+                    Contains("an image of 30x30 pixels: the checkpoint takes fashion-mnist's 28x28 images as stored"));
+}
+
+}  // namespace
+}  // namespace shears::data

@@ -546,3 +546,31 @@ TEST_CASE("cnn builds VGG's layout from a configuration: BatchNorm or not, gap o
 }
 
 }  // namespace shears::nn
+
+namespace shears::nn {
+namespace {
+
+TEST_CASE("initial weights: only the classifier may differ, also when the file keeps it masked", "[models]") {
+  TempDir dir;
+  Generator gen(1);
+  auto source = make_model("mlpnet", {.in_channels = 1, .num_classes = 10, .input_size = 28}, gen);
+  Tensor mask = Tensor::ones({10, 20});
+  mask.data()[0] = 0.f;
+  source->set_mask("fc3.weight", mask);
+  const std::string path = dir.file("pruned.safetensors");
+  source->save_checkpoint(path);  // fc3.weight as fc3.weight_orig and fc3.weight_mask
+  auto target = make_model("mlpnet", {.in_channels = 1, .num_classes = 3, .input_size = 28}, gen);
+  const Tensor fresh_head = target->named_parameters().back().second.clone();
+  const std::vector<std::string> reinitialised = load_initial_weights(*target, path);
+  CHECK(reinitialised == std::vector<std::string>{"fc3.weight"});  // mlpnet's Linear layers have no bias
+  const auto a = source->named_parameters(), b = target->named_parameters();
+  CHECK(std::equal(a[0].second.data(), a[0].second.data() + a[0].second.numel(), b[0].second.data()));  // fc1 loaded
+  const Tensor& head = b.back().second;
+  CHECK(std::equal(head.data(), head.data() + head.numel(), fresh_head.data()));  // fc3 kept its initialisation
+  auto wider = make_model("mlpnet", {.in_channels = 1, .num_classes = 3, .input_size = 32}, gen);
+  CHECK_THROWS_WITH(load_initial_weights(*wider, path),
+                    Catch::Contains("fc1.weight") && Catch::Contains("only the classifier may differ"));
+}
+
+}  // namespace
+}  // namespace shears::nn

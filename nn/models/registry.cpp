@@ -263,14 +263,20 @@ std::vector<std::string> load_initial_weights(Module& model, const std::string& 
     if (dynamic_cast<const Linear*>(module)) head = {name + ".weight", name + ".bias"};
   std::vector<safetensors::Entry> kept;
   std::vector<std::string> reinitialised;
-  const auto params = model.state_dict();
+  const auto params = model.state_dict(MaskFormat::dense);
   for (safetensors::Entry& t : file.tensors) {
-    const auto mine = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.name == t.name; });
-    const bool in_head = std::find(head.begin(), head.end(), t.name) != head.end();
-    if (in_head && mine != params.end() && mine->value.shape() != t.value.shape())
-      reinitialised.push_back(t.name);
-    else
+    std::string name = t.name;  // a masked tensor's pair (<name>_orig, <name>_mask) stands for <name>
+    for (const std::string suffix : {"_orig", "_mask"})
+      if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+        name.resize(name.size() - suffix.size());
+    const auto mine = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.name == name; });
+    const bool in_head = std::find(head.begin(), head.end(), name) != head.end();
+    if (in_head && mine != params.end() && mine->value.shape() != t.value.shape()) {
+      if (std::find(reinitialised.begin(), reinitialised.end(), name) == reinitialised.end())
+        reinitialised.push_back(name);
+    } else {
       kept.push_back(std::move(t));
+    }
   }
   LoadReport report = model.load_state_dict(kept, false);
   std::erase_if(report.missing, [&](const std::string& name) {
