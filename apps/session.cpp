@@ -80,9 +80,11 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
   cli.add_option("--workers", choice.workers, "data loader threads")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{256}));
-  cli.add_option("--augment", choice.augment,
-                 "training augmentation: standard (the dataset's usual: crop and flip on CIFAR, none otherwise), "
-                 "crop-flip (any dataset) or none")
+  cli.add_option(
+         "--augment", choice.augment,
+         "training augmentation: standard (the dataset's usual: crop and flip on CIFAR, random-resized crop and "
+         "flip on image folders, none otherwise), "
+         "crop-flip (any dataset) or none")
       ->capture_default_str();
   cli.add_option("--crop-padding", choice.crop_padding, "crop-flip: RandomCrop's padding in pixels")
       ->capture_default_str()
@@ -90,7 +92,10 @@ void add_data_flags(CLI::App& cli, DataChoice& choice) {
 }
 
 void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, ForeignModel& foreign, DataChoice& choice) {
-  cli.add_option("--weights,-w", weights, "a checkpoint written by shears train")->required()->check(CLI::ExistingFile);
+  cli.add_option("--weights,-w", weights,
+                 "a checkpoint written by shears, or a PyTorch state_dict as safetensors (with --model)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cli.add_option("--model", foreign.model,
                  "weights without shears' metadata (a PyTorch state_dict): their architecture (shears info --models)");
   cli.add_option("--variant", foreign.variant, "with --model: cifar or imagenet")->capture_default_str();
