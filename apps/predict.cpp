@@ -5,8 +5,6 @@
 #include "apps/commands.hpp"
 #include "apps/session.hpp"
 #include "core/parallel.hpp"
-#include "data/image_folder.hpp"
-#include "nn/models/registry.hpp"
 
 namespace shears::app {
 
@@ -21,42 +19,6 @@ struct PredictConfig {
   int threads = 0;
 };
 
-struct Inputs {
-  std::shared_ptr<nn::Module> model;
-  std::shared_ptr<const data::Dataset> images;
-  data::Compose transform;
-  std::vector<std::string> classes;
-};
-
-// The model with its images: --images through the checkpoint's contract, or the data's test split.
-Inputs open_inputs(const PredictConfig& c) {
-  if (!c.images.empty() && c.foreign.model.empty()) {
-    std::shared_ptr<nn::Module> model = nn::load_model(c.weights);
-    if (auto contract = pipeline::model_contract(*model, c.weights)) {
-      const int64_t outputs = nn::options_from_metadata(model->metadata()).num_classes;
-      SHEARS_CHECK(outputs == static_cast<int64_t>(contract->classes.size()), c.weights, "the model has ", outputs,
-                   " outputs but its input contract names ", contract->classes.size(), " classes");
-      auto images = data::load_image_files(
-          c.images, {.channels = contract->channels, .max_pixels = c.data.max_image_pixels}, contract->classes);
-      if (images->skipped())
-        std::printf("skipped %lld files without an image extension\n", (long long)images->skipped());
-      return {model, images, data::eval_transform(*contract), contract->classes};
-    }
-  }
-  auto [model, d, skipped] = open_weights(c.weights, c.foreign, c.data);
-  if (c.images.empty()) {
-    const auto& split = c.split == "train" ? data::training_images(d, "predict --split train")
-                        : c.split == "val" ? d.splits.val
-                                           : d.splits.test;
-    SHEARS_CHECK(split != nullptr, "--split", "val: no validation split (give --val-fraction)");
-    return {model, split, d.test_transform, d.contract.classes};
-  }
-  // Weights without a contract: the data named the pipeline; the images go through it.
-  auto images = data::load_image_files(c.images, {.channels = d.channels, .max_pixels = c.data.max_image_pixels},
-                                       d.contract.classes);
-  return {model, images, data::eval_transform(d.contract), d.contract.classes};
-}
-
 void print(const std::vector<pipeline::Prediction>& predictions, const std::vector<std::string>& classes) {
   for (const pipeline::Prediction& p : predictions) {
     std::printf("%s", p.name.c_str());
@@ -68,7 +30,9 @@ void print(const std::vector<pipeline::Prediction>& predictions, const std::vect
 
 int run(const PredictConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
-  Inputs in = open_inputs(c);
+  const pipeline::PredictInputs in = pipeline::open_predict_inputs(c.weights, c.foreign, c.data, c.images, c.split);
+  report_load(c.weights, c.foreign, in.skipped_tensors);
+  if (in.skipped_files) std::printf("skipped %lld files without an image extension\n", (long long)in.skipped_files);
   pipeline::PredictOptions o = c.predict;
   o.workers = c.data.workers;
   o.split_name = c.split;

@@ -106,13 +106,15 @@ void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, ForeignM
 }
 
 pipeline::ModelData open_weights(const std::string& weights, const ForeignModel& foreign, const DataChoice& choice) {
-  SHEARS_CHECK(!foreign.non_strict || !foreign.model.empty(), "--non-strict",
-               "applies to weights without shears' metadata (--model NAME); a shears checkpoint loads strictly");
   pipeline::ModelData md = pipeline::open_checkpoint(weights, foreign, choice);
+  report_load(weights, foreign, md.skipped);
+  return md;
+}
+
+void report_load(const std::string& weights, const ForeignModel& foreign, const nn::LoadReport& skipped) {
   if (foreign.non_strict)
     std::printf("%s: non-strict load: %s\n", weights.c_str(),
-                md.skipped.ok() ? "every tensor matched" : ("left out " + md.skipped.describe()).c_str());
-  return md;
+                skipped.ok() ? "every tensor matched" : ("left out " + skipped.describe()).c_str());
 }
 
 void apply_official_protocol(CLI::App& cli, const std::string& method, prune::MethodKind kind,

@@ -32,8 +32,9 @@ using pipeline::ForeignModel;
 // --weights (a checkpoint, required), the foreign-model flags and the data flags, for the commands
 // that read a trained model.
 void add_checkpoint_and_data_flags(CLI::App& cli, std::string& weights, ForeignModel& foreign, DataChoice& choice);
-// pipeline::open_checkpoint, and a non-strict load's skipped tensors printed by name.
+// pipeline::open_checkpoint, and a non-strict load's skipped tensors printed by name (report_load).
 pipeline::ModelData open_weights(const std::string& weights, const ForeignModel& foreign, const DataChoice& choice);
+void report_load(const std::string& weights, const ForeignModel& foreign, const nn::LoadReport& skipped);
 
 // --protocol official: the settings of the method's official code (its registry row, for `model`,
 // null before training) for every flag the command line left unset; refused for a method without one.

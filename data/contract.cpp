@@ -168,9 +168,10 @@ Compose eval_transform(const InputContract& c) {
   if (c.resize == EvalResize::pad) pipeline.transforms.push_back(Pad{Padding(c.pad)});
   if (c.resize == EvalResize::resize_crop)
     pipeline.transforms.push_back(ResizeCenterCrop{c.height, c.width, c.crop_pct, c.interpolation});
-  pipeline.transforms.push_back(ToFloat{});
-  pipeline.transforms.push_back(Normalize{c.mean, c.std});
+  for (Transform& step : normalization(c).transforms) pipeline.transforms.push_back(std::move(step));
   return pipeline;
 }
+
+Compose normalization(const InputContract& c) { return Compose{{ToFloat{}, Normalize{c.mean, c.std}}}; }
 
 }  // namespace shears::data

@@ -39,8 +39,10 @@ std::map<std::string, std::string> contract_metadata(const InputContract& contra
 std::optional<InputContract> contract_from_metadata(const std::map<std::string, std::string>& metadata,
                                                     const std::string& path);
 
-// ResizeCenterCrop or Pad as the contract says, then ToFloat and Normalize(mean, std). Without a
-// resize, an image of another size than the stored one is refused.
+// ResizeCenterCrop or Pad as the contract says, then normalization(contract). Without a resize, an
+// image of another size than the stored one is refused.
 Compose eval_transform(const InputContract& contract);
+// ToFloat, then Normalize(mean, std): the end of every pipeline for this model.
+Compose normalization(const InputContract& contract);
 
 }  // namespace shears::data

@@ -93,7 +93,7 @@ void check_contract(const OpenedData& d, const InputContract& expected, const st
                d.contract.classes.size(), " (", list(d.contract.classes), ")");
 }
 
-// The augmentation of the training pipeline, before ToFloat and Normalize.
+// The training pipeline before its normalisation: the resize or padding, then the augmentation.
 std::vector<Transform> augmentation(const OpenedData& d, const DataChoice& choice, bool folder) {
   const int64_t size = d.input_size;
   std::vector<Transform> steps;
@@ -109,6 +109,10 @@ std::vector<Transform> augmentation(const OpenedData& d, const DataChoice& choic
   if (choice.augment == "crop-flip") {
     steps.push_back(RandomCrop(size, Padding(choice.crop_padding)));
     steps.push_back(RandomHorizontalFlip{});
+  }
+  if (!folder && choice.augment == "standard") {  // the dataset's usual augmentation (CIFAR's crop and flip)
+    const Compose usual = standard_transforms(d.splits, true);
+    steps.insert(steps.end(), usual.transforms.begin(), usual.transforms.end() - 2);  // not its normalisation
   }
   return steps;
 }
@@ -157,16 +161,8 @@ OpenedData open_data(const DataChoice& choice, const InputContract* expected) {
     if (!choice.std.empty()) d.contract.std = choice.std;
   }
   d.test_transform = eval_transform(d.contract);
-  d.train_transform = eval_transform(d.contract);
-  auto& train = d.train_transform.transforms;
-  train.erase(train.begin(), train.end() - 2);  // keep ToFloat and Normalize
-  const std::vector<Transform> steps = augmentation(d, choice, folder);
-  train.insert(train.begin(), steps.begin(), steps.end());
-  if (!folder && choice.augment == "standard") {  // the dataset's usual augmentation (CIFAR's crop and flip)
-    const Compose usual = standard_transforms(d.splits, true);
-    train.insert(train.begin() + static_cast<std::ptrdiff_t>(steps.size()), usual.transforms.begin(),
-                 usual.transforms.end() - 2);
-  }
+  d.train_transform.transforms = augmentation(d, choice, folder);
+  for (Transform& step : normalization(d.contract).transforms) d.train_transform.transforms.push_back(std::move(step));
   if (!folder && d.channels != shape[0]) {  // a gray dataset shown as RGB
     for (auto* pipeline : {&d.train_transform.transforms, &d.test_transform.transforms})
       pipeline->insert(pipeline->end() - 2, ToChannels{d.channels});

@@ -25,6 +25,8 @@ data::OpenedData open_model_data(nn::Module& model, const std::string& path, dat
 }
 
 ModelData open_checkpoint(const std::string& weights, const ForeignModel& foreign, const data::DataChoice& choice) {
+  SHEARS_CHECK(!foreign.non_strict || !foreign.model.empty(), "--non-strict",
+               "applies to weights without shears' metadata (--model NAME); a shears checkpoint loads strictly");
   if (foreign.model.empty()) {
     std::shared_ptr<nn::Module> model = nn::load_model(weights);
     data::OpenedData d = open_model_data(*model, weights, choice);

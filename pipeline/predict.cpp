@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "data/image_folder.hpp"
 #include "data/loader.hpp"
+#include "nn/models/registry.hpp"
 #include "train/evaluate.hpp"
 
 namespace shears::pipeline {
@@ -46,6 +47,35 @@ void rank(const float* row, int64_t classes, int64_t k, Prediction& p) {
 }
 
 }  // namespace
+
+PredictInputs open_predict_inputs(const std::string& weights, const ForeignModel& foreign,
+                                  const data::DataChoice& choice, const std::vector<std::string>& paths,
+                                  const std::string& split) {
+  if (!paths.empty() && foreign.model.empty()) {
+    std::shared_ptr<nn::Module> model = nn::load_model(weights);
+    if (auto contract = model_contract(*model, weights)) {
+      const int64_t outputs = nn::options_from_metadata(model->metadata()).num_classes;
+      SHEARS_CHECK(outputs == static_cast<int64_t>(contract->classes.size()), weights, "the model has ", outputs,
+                   " outputs but its input contract names ", contract->classes.size(), " classes");
+      auto images = data::load_image_files(
+          paths, {.channels = contract->channels, .max_pixels = choice.max_image_pixels}, contract->classes);
+      return {model, images, data::eval_transform(*contract), contract->classes, images->skipped(), {}};
+    }
+  }
+  ModelData md = open_checkpoint(weights, foreign, choice);
+  const data::OpenedData& d = md.data;
+  if (paths.empty()) {
+    const auto& images = split == "train" ? data::training_images(d, "predict --split train")
+                         : split == "val" ? d.splits.val
+                                          : d.splits.test;
+    SHEARS_CHECK(images != nullptr, "--split", split, ": no such split here (val needs --val-fraction)");
+    return {md.model, images, d.test_transform, d.contract.classes, 0, md.skipped};
+  }
+  // Weights without a contract: the data named the pipeline; the images go through it.
+  auto images = data::load_image_files(paths, {.channels = d.channels, .max_pixels = choice.max_image_pixels},
+                                       d.contract.classes);
+  return {md.model, images, data::eval_transform(d.contract), d.contract.classes, images->skipped(), md.skipped};
+}
 
 std::vector<Prediction> predict(nn::Module& model, const std::shared_ptr<const data::Dataset>& images,
                                 const data::Compose& transform, const PredictOptions& o) {

@@ -10,6 +10,7 @@
 #include "data/dataset.hpp"
 #include "data/transforms.hpp"
 #include "nn/module.hpp"
+#include "pipeline/checkpoint_data.hpp"
 
 namespace shears::pipeline {
 
@@ -28,6 +29,23 @@ struct PredictOptions {
   int workers = 2;
   std::string split_name = "test";  // names samples of a dataset without files
 };
+
+// What predict runs on: the model of `weights` and its images with their pipeline and class names.
+struct PredictInputs {
+  std::shared_ptr<nn::Module> model;
+  std::shared_ptr<const data::Dataset> images;
+  data::Compose transform;
+  std::vector<std::string> classes;
+  int64_t skipped_files = 0;       // in `paths`, without an image extension
+  nn::LoadReport skipped_tensors;  // a non-strict load's
+};
+
+// `paths` (image files or folders) through the checkpoint's input contract, without opening any
+// dataset; for weights without a contract, through the pipeline of the data `choice` names. With
+// no paths, the data's `split` ("train", "val" or "test") through its test pipeline.
+PredictInputs open_predict_inputs(const std::string& weights, const ForeignModel& foreign,
+                                  const data::DataChoice& choice, const std::vector<std::string>& paths,
+                                  const std::string& split);
 
 std::vector<Prediction> predict(nn::Module& model, const std::shared_ptr<const data::Dataset>& images,
                                 const data::Compose& transform, const PredictOptions& options);

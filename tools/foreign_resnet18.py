@@ -27,6 +27,7 @@ from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from gen_model_fixtures import randomise_batch_norm  # noqa: E402
 from pth_to_safetensors import save  # noqa: E402
 from torch_eval import FASHION_MNIST, idx_test_set  # noqa: E402
 
@@ -41,14 +42,7 @@ def build(variant, in_channels, num_classes):
     else:
         model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision's own
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):  # moderate values: eval-mode activations stay in range
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.num_batches_tracked.fill_(100)
+    randomise_batch_norm(model)  # moderate values: eval-mode activations stay in range
     return model
 
 
