@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/tensor.hpp"
@@ -62,6 +63,15 @@ struct Conv2dOptions {
 };
 // x (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out) or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt = {});
+
+class SparseWeight;
+// linear and conv2d (groups 1) over the kept entries of `sparse` (core/sparse.hpp, built from the
+// weight): values from `weight` when defined (its gradient is zero off the kept entries), else
+// the form's own (inference without the dense copy).
+Tensor sparse_linear(const Tensor& x, const Tensor& weight, const std::shared_ptr<SparseWeight>& sparse,
+                     const Tensor& bias);
+Tensor sparse_conv2d(const Tensor& x, const Tensor& weight, const std::shared_ptr<SparseWeight>& sparse,
+                     const Tensor& bias, const Conv2dOptions& opt = {});
 
 struct Pool2dOptions {
   std::array<int64_t, 2> kernel{2, 2};

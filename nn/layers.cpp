@@ -31,7 +31,9 @@ void Linear::reset_parameters(Generator& gen) {
 }
 
 Tensor Linear::forward(const Tensor& x) {
-  return linear(x, effective("weight"), has_parameter("bias") ? effective("bias") : Tensor());
+  Tensor bias = has_parameter("bias") ? effective("bias") : Tensor();
+  if (auto sparse = sparse_form("weight")) return sparse_linear(x, parameter("weight"), sparse, bias);
+  return linear(x, effective("weight"), bias);
 }
 
 int64_t Linear::macs(const Shape& /*input*/, const Shape& output) const { return numel(output) * in_features(); }
@@ -67,7 +69,9 @@ Conv2dOptions Conv2d::options() const {
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  return conv2d(x, effective("weight"), has_parameter("bias") ? effective("bias") : Tensor(), options());
+  Tensor bias = has_parameter("bias") ? effective("bias") : Tensor();
+  if (auto sparse = sparse_form("weight")) return sparse_conv2d(x, parameter("weight"), sparse, bias, options());
+  return conv2d(x, effective("weight"), bias, options());
 }
 
 int64_t Conv2d::macs(const Shape& /*input*/, const Shape& output) const {

@@ -6,6 +6,7 @@
 #include "core/autograd.hpp"
 #include "core/ops.hpp"
 #include "core/profile.hpp"
+#include "core/sparse.hpp"
 #include "core/version.hpp"
 
 namespace shears::nn {
@@ -151,7 +152,7 @@ Tensor Module::register_parameter(const std::string& name, Tensor value) {
   check_new_name(name);
   SHEARS_CHECK(value.defined(), type_name(), "parameter '", name, "' is undefined");
   value.requires_grad_(true);
-  parameters_.push_back({name, value, Tensor(), 0});
+  parameters_.push_back({name, value, Tensor(), 0, nullptr});
   return value;
 }
 
@@ -219,6 +220,7 @@ void Module::set_parameter(const std::string& name, Tensor value) {
                to_string(value.shape()), "; remove or re-set the mask first");
   value.requires_grad_(true);
   p->value = std::move(value);
+  p->sparse.reset();
 }
 
 bool Module::has_buffer(const std::string& name) const {
@@ -282,6 +284,7 @@ void Module::set_mask(const std::string& parameter_name, const Tensor& mask) {
                mask.defined() ? to_string(mask.shape()) : "an undefined tensor");
   if (!p->mask.defined()) p->mask_order = ++m->masks_attached_;
   p->mask = mask.clone();
+  p->sparse.reset();
 }
 
 bool Module::has_mask(const std::string& parameter_name) const {
@@ -310,6 +313,7 @@ void Module::remove_mask(const std::string& parameter_name) {
   const float* k = p->mask.data();
   for (int64_t i = 0; i < p->value.numel(); ++i) w[i] *= k[i];
   p->mask = Tensor();
+  p->sparse.reset();
 }
 
 NamedTensors Module::named_masks() const {
@@ -318,6 +322,21 @@ NamedTensors Module::named_masks() const {
     for (const Parameter& p : m->parameters_)
       if (p.mask.defined()) out.emplace_back(join(prefix, p.name), p.mask);
   return out;
+}
+
+void Module::set_sparse_form(const std::string& parameter_name, std::shared_ptr<SparseWeight> form) {
+  auto [m, last] = owner_of(parameter_name);
+  Parameter* p = m->find_parameter(last);
+  SHEARS_CHECK(p != nullptr, "Module::set_sparse_form", "no parameter '", parameter_name, "'");
+  SHEARS_CHECK(!form || form->shape() == p->value.shape(), "Module::set_sparse_form", "the form of '", parameter_name,
+               "' has shape ", to_string(form->shape()), ", the parameter ", to_string(p->value.shape()));
+  p->sparse = std::move(form);
+}
+
+std::shared_ptr<SparseWeight> Module::sparse_form(const std::string& parameter_name) const {
+  auto [m, last] = owner_of(parameter_name);
+  const Parameter* p = m->find_parameter(last);
+  return p != nullptr ? p->sparse : nullptr;
 }
 
 Tensor Module::effective(const std::string& name) const {
@@ -421,6 +440,8 @@ LoadReport Module::load_state_dict(const std::vector<safetensors::Entry>& entrie
 
   SHEARS_CHECK(!strict || report.ok(), "load_state_dict", report.describe());
   for (Copy& c : copies) c.target.copy_(*c.source);
+  for (auto& [prefix, m] : named_modules())  // new values: the sparse forms' patterns may not hold
+    for (Parameter& p : m->parameters_) p.sparse.reset();
   for (MaskAction& a : masks) {
     if (a.mask != nullptr) {
       a.owner->set_mask(a.name, *a.mask);
@@ -468,6 +489,7 @@ void Module::deep_copy_state() {
   for (Parameter& p : parameters_) {
     p.value = p.value.clone().requires_grad_(true);
     if (p.mask.defined()) p.mask = p.mask.clone();
+    if (p.sparse) p.sparse = std::make_shared<SparseWeight>(*p.sparse);
   }
   for (Buffer& b : buffers_) b.value = b.value.clone();
   for (Child& c : children_) c.module = c.module->clone();

@@ -22,6 +22,10 @@
 #include "core/tensor.hpp"
 #include "nn/safetensors.hpp"
 
+namespace shears {
+class SparseWeight;
+}
+
 namespace shears::nn {
 
 using safetensors::Dtype;
@@ -105,6 +109,12 @@ class Module {
   void remove_mask(const std::string& parameter_name);
   NamedTensors named_masks() const;  // keyed by parameter name
 
+  // --- Sparse forms (core/sparse.hpp): a Linear or Conv2d with one runs its sparse kernels
+  // (nn/sparsify.hpp attaches them). Dropped whenever the parameter or its mask changes, so a
+  // form never outlives the pattern it was built from.
+  void set_sparse_form(const std::string& parameter_name, std::shared_ptr<SparseWeight> form);
+  std::shared_ptr<SparseWeight> sparse_form(const std::string& parameter_name) const;  // null: none
+
   // --- State. Keys in PyTorch's order: per module its parameters, then its buffers, then its
   // children; masked parameters in orig_and_mask form go last among the parameters (`_orig`) and
   // the buffers (`_mask`), in the order they were masked, as prune does.
@@ -152,6 +162,7 @@ class Module {
     std::string name;
     Tensor value, mask;  // mask undefined unless masked
     int64_t mask_order = 0;
+    std::shared_ptr<SparseWeight> sparse;
   };
   struct Buffer {
     std::string name;

@@ -1,15 +1,17 @@
 // Shared test helpers: seeded inputs and comparisons.
 #pragma once
-#include <catch2/catch.hpp>
-
 #include <stdlib.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <string>
 
+#include "core/kernels/kernels.hpp"
+#include "core/parallel.hpp"
 #include "core/random.hpp"
 #include "core/tensor.hpp"
 
@@ -43,6 +45,28 @@ inline double tolerance_ratio(const float* a, const float* b, int64_t n, double 
     worst = std::max(worst, d / (atol + rtol * std::abs(static_cast<double>(b[i]))));
   }
   return worst;
+}
+
+inline std::vector<kernels::Isa> supported_isas() {
+  std::vector<kernels::Isa> out;
+  for (kernels::Isa isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512})
+    if (kernels::cpu_supports(isa)) out.push_back(isa);
+  return out;
+}
+
+// Runs body once per supported ISA and per thread count {1, 2}, restoring the defaults after.
+inline void for_each_configuration(const std::function<void()>& body) {
+  const kernels::Isa initial = kernels::kernels().isa;
+  const int threads = num_threads();
+  for (kernels::Isa isa : supported_isas())
+    for (int t : {1, 2}) {
+      kernels::use_isa(isa);
+      set_num_threads(t);
+      INFO("isa " << kernels::isa_name(isa) << ", " << t << " thread(s)");
+      body();
+    }
+  kernels::use_isa(initial);
+  set_num_threads(threads);
 }
 
 inline void require_close(const Tensor& a, const Tensor& b, double atol = 1e-5, double rtol = 1e-4) {

@@ -20,31 +20,9 @@
 #include "tests/kernel_cases.hpp"
 
 namespace shears {
-namespace {
 
-std::vector<kernels::Isa> supported_isas() {
-  std::vector<kernels::Isa> out;
-  for (kernels::Isa isa : {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512})
-    if (kernels::cpu_supports(isa)) out.push_back(isa);
-  return out;
-}
-
-// Runs body once per supported ISA and per thread count {1, 2}, restoring the defaults after.
-void for_each_configuration(const std::function<void()>& body) {
-  const kernels::Isa initial = kernels::kernels().isa;
-  const int threads = num_threads();
-  for (kernels::Isa isa : supported_isas())
-    for (int t : {1, 2}) {
-      kernels::use_isa(isa);
-      set_num_threads(t);
-      INFO("isa " << kernels::isa_name(isa) << ", " << t << " thread(s)");
-      body();
-    }
-  kernels::use_isa(initial);
-  set_num_threads(threads);
-}
-
-}  // namespace
+using test::for_each_configuration;
+using test::supported_isas;
 
 TEST_CASE("this CPU's kernel table is chosen, and SHEARS_ISA names are known", "[kernels]") {
   CHECK(kernels::cpu_supports(kernels::Isa::Scalar));

@@ -467,6 +467,20 @@ void gemm_backward_weight(const ConvGeometry& g, const float* dy, const float* x
   });
 }
 
+void add_bias(const ConvGeometry& g, const float* bias, float* y) {
+  const int64_t HWo = g.H_out * g.W_out;
+  parallel_for(g.N * g.C_out, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0; j < HWo; ++j) y[i * HWo + j] += bias[i % g.C_out];
+  });
+}
+
+// rows [0, rows) of y = w · src, split over the pool (inline inside a sample-parallel block).
+void sparse_rows(const kernels::CsrRows& w, int64_t rows, const float* src, int64_t ld, float* y) {
+  const kernels::Table& k = kernels::kernels();
+  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) { k.csr_times_dense(w, r0, r1, src, ld, ld, y, ld); });
+}
+
 constexpr ConvPath kPaths[] = {ConvPath::gemm, ConvPath::depthwise3x3, ConvPath::direct3x3, ConvPath::direct3x3_parity};
 
 std::optional<ConvPath> path_from_environment() {
@@ -549,13 +563,7 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
       gemm_forward(g, x, w, y);
       break;
   }
-  if (bias) {
-    int64_t HWo = g.H_out * g.W_out;
-    parallel_for(g.N * g.C_out, 64, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = 0; j < HWo; ++j) y[i * HWo + j] += bias[i % g.C_out];
-    });
-  }
+  if (bias) add_bias(g, bias, y);
 }
 
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
@@ -619,6 +627,74 @@ void conv2d_backward(const ConvGeometry& g, const float* dy, const float* x, con
     return depthwise_backward(g, dy, x, w, dx, dw);
   if (dx) conv2d_backward_input(g, dy, w, dx);
   if (dw) conv2d_backward_weight(g, dy, x, dw);
+}
+
+}  // namespace shears
+
+namespace shears {
+
+void sparse_conv2d_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float* x, const float* bias,
+                           float* y) {
+  SHEARS_CHECK(g.groups == 1, "conv2d", "a sparse weight needs groups 1, got ", g.groups);
+  const int64_t K = g.C_in * g.kH * g.kW, M = g.C_out;
+  for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
+    const bool direct = is_pointwise(g) && blk.nb == 1;  // x is already the column matrix
+    const float* src = x + blk.n0 * g.C_in * blk.HWo();
+    if (!direct) {
+      float* col = scratch(0, K * blk.ld());
+      blk.fill_columns(x, col);
+      src = col;
+    }
+    float* dst = blk.nb == 1 ? y + blk.n0 * M * blk.HWo() : scratch(1, M * blk.ld());
+    sparse_rows(w, M, src, blk.ld(), dst);
+    if (blk.nb > 1) blk.unpack(dst, M, 0, M, y);
+  });
+  if (bias) add_bias(g, bias, y);
+}
+
+void sparse_conv2d_backward_input(const ConvGeometry& g, const kernels::CsrRows& wt, const float* dy, float* dx) {
+  const int64_t K = g.C_in * g.kH * g.kW, M = g.C_out;
+  for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
+    const float* dyg = dy + blk.n0 * M * blk.HWo();
+    if (blk.nb > 1) {
+      float* packed = scratch(1, M * blk.ld());
+      blk.pack(dy, M, 0, M, packed);
+      dyg = packed;
+    }
+    const bool direct = is_pointwise(g) && blk.nb == 1;
+    float* dcol = direct ? dx + blk.n0 * g.C_in * blk.HWo() : scratch(0, K * blk.ld());
+    sparse_rows(wt, K, dyg, blk.ld(), dcol);
+    if (!direct) blk.fold_columns(dcol, dx);
+  });
+}
+
+// Each chunk of samples sums into its own dv, added in chunk order (as conv2d_backward_weight).
+void sparse_conv2d_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int64_t nnz, const float* dy,
+                                   const float* x, float* dv) {
+  const kernels::Table& k = kernels::kernels();
+  const int64_t K = g.C_in * g.kH * g.kW, M = g.C_out, chunks = std::min<int64_t>(kSampleChunks, g.N);
+  std::vector<float> partial(chunks * nnz, 0.f);
+  for_each_block(g, chunks, [&](int64_t c, const SampleBlock& blk) {
+    const float* src = x + blk.n0 * g.C_in * blk.HWo();
+    if (!(is_pointwise(g) && blk.nb == 1)) {
+      float* col = scratch(0, K * blk.ld());
+      blk.fill_columns(x, col);
+      src = col;
+    }
+    const float* dyg = dy + blk.n0 * M * blk.HWo();
+    if (blk.nb > 1) {
+      float* packed = scratch(1, M * blk.ld());
+      blk.pack(dy, M, 0, M, packed);
+      dyg = packed;
+    }
+    float* out = partial.data() + c * nnz;
+    parallel_for(M, 16, [&](int64_t r0, int64_t r1) {
+      k.csr_sampled_dots(w, r0, r1, dyg, blk.ld(), src, blk.ld(), blk.ld(), out);
+    });
+  });
+  std::memcpy(dv, partial.data(), sizeof(float) * nnz);
+  for (int64_t c = 1; c < chunks; ++c)
+    for (int64_t j = 0; j < nnz; ++j) dv[j] += partial[c * nnz + j];
 }
 
 }  // namespace shears

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "core/kernels/kernels.hpp"
+
 namespace shears {
 
 struct ConvGeometry {
@@ -46,5 +48,14 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw);
 // Both gradients (either pointer may be null); a depthwise 3×3 computes them in one pass over dy.
 void conv2d_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx, float* dw);
+
+// Convolutions (groups 1) with a sparse weight W (C_out, C_in·kH·kW) in compressed rows
+// (core/sparse.hpp), over the gemm path's column blocks: y = W·col, dcol = Wᵀ·dy (wt: the
+// transposed pattern), and the weight gradient at W's entries only, dv[j] = Σ dy_r · col_c.
+void sparse_conv2d_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float* x, const float* bias,
+                           float* y);
+void sparse_conv2d_backward_input(const ConvGeometry& g, const kernels::CsrRows& wt, const float* dy, float* dx);
+void sparse_conv2d_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int64_t nnz, const float* dy,
+                                   const float* x, float* dv);
 
 }  // namespace shears

@@ -35,6 +35,14 @@ struct Conv3x3Input {
   int taps = 9;  // conv3x3 also takes 1, 2 or 4 (the first ones of tap), weights packed by that count
 };
 
+// A weight's non-zero entries in compressed rows (CSR): row r holds entries [row_ptr[r],
+// row_ptr[r + 1]) of col (ascending) and values (core/sparse.hpp builds them).
+struct CsrRows {
+  const int64_t* row_ptr;
+  const int32_t* col;
+  const float* values;
+};
+
 struct Table {
   Isa isa;
   // out = a ∘ b elementwise (n each), and out = a ∘ s with a scalar s.
@@ -99,6 +107,18 @@ struct Table {
   //         d = nesterov ? d + momentum·buf : buf (when momentum ≠ 0);  p −= lr·d
   //   Adam: g += wd·p (Adam) or p ·= 1 − lr·wd (AdamW, decoupled);  m = β1·m + (1 − β1)·g;
   //         v = β2·v + (1 − β2)·g²;  p −= lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + eps)
+  // Sparse weight × dense matrix, rows [r0, r1) of y (P floats each, ldy apart) = W · x with x's
+  // rows ldx apart: each entry's value times its x row, summed in the row's entry order.
+  void (*csr_times_dense)(const CsrRows& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t P, float* y,
+                          int64_t ldy);
+  // The same for one column: y[r] = Σ values[j]·x[col[j]] (Linear at batch 1).
+  void (*csr_times_vector)(const CsrRows& w, int64_t r0, int64_t r1, const float* x, float* y);
+  // The weight gradient on the kept entries only, for rows [r0, r1):
+  // dv[j] += Σ_p dy[r][p]·x[col[j]][p] (dy rows lddy apart, x rows ldx apart, P floats each).
+  void (*csr_sampled_dots)(const CsrRows& w, int64_t r0, int64_t r1, const float* dy, int64_t lddy, const float* x,
+                           int64_t ldx, int64_t P, float* dv);
+  // b[c][r] = a[r][c] for r < rows, c < cols (a's rows lda apart, b's ldb apart).
+  void (*transpose)(const float* a, int64_t lda, int64_t rows, int64_t cols, float* b, int64_t ldb);
   void (*sgd_step)(float* p, const float* g, float* momentum_buffer, int64_t n, const SgdStep& step);
   void (*adam_step)(float* p, const float* g, float* m, float* v, int64_t n, const AdamStep& step);
 };

@@ -569,6 +569,12 @@ void adam_step(float* p, const float* g, float* m, float* v, int64_t n, const Ad
   });
 }
 
+}  // namespace shears::kernels::SHEARS_KERNEL_NS
+
+#include "core/kernels/sparse_impl.hpp"
+
+namespace shears::kernels::SHEARS_KERNEL_NS {
+
 template <typename V>
 Table make_table(Isa isa) {
   return Table{isa,
@@ -597,6 +603,10 @@ Table make_table(Isa isa) {
                merge_even_odd<V>,
                exp_kernel<V>,
                log_softmax_rows<V>,
+               csr_times_dense<V>,
+               csr_times_vector<V>,
+               csr_sampled_dots<V>,
+               transpose<V>,
                sgd_step<V>,
                adam_step<V>};
 }

@@ -14,6 +14,7 @@
 //   V::set1, zero, add, sub, mul, div, fma(a, b, c) = a·b + c, max, min, sqrt, hsum
 //   V::cmp_gt_select(a, b, x) = a > b ? x : 0 per lane
 //   V::exp (Cephes' expf polynomial after range reduction, within 2 ulp), V::hmax
+//   V::gather(base, idx)     lane i ← base[idx[i]] (width int32 indices; sparse rows)
 //   V::half                  (AVX-512 only) the vocabulary of half the width
 //   V::f64x4                 four float64 lanes (F64x4 below), the same on every ISA
 #pragma once
@@ -58,6 +59,7 @@ struct Scalar {
   static void store(float* p, reg v) { *p = v; }
   static reg load_tail(const float* p, int n) { return n > 0 ? *p : 0.f; }
   static reg load_masked(const float* p, const int32_t* on) { return *on ? *p : 0.f; }
+  static reg gather(const float* base, const int32_t* idx) { return base[*idx]; }
   static void store_tail(float* p, reg v, int n) {
     if (n > 0) *p = v;
   }
@@ -119,6 +121,9 @@ struct Avx2 {
     return _mm256_maskload_ps(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(on)));
   }
   static void store_tail(float* p, reg v, int n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
+  static reg gather(const float* base, const int32_t* idx) {
+    return _mm256_i32gather_ps(base, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), 4);
+  }
   static reg shift_up(reg v, float in = 0.f) {
     return _mm256_blend_ps(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6)), set1(in), 0x01);
   }
@@ -193,6 +198,9 @@ struct Avx512 {
     return _mm512_maskz_loadu_ps(_mm512_test_epi32_mask(_mm512_loadu_si512(on), _mm512_loadu_si512(on)), p);
   }
   static void store_tail(float* p, reg v, int n) { _mm512_mask_storeu_ps(p, tail_mask(n), v); }
+  static reg gather(const float* base, const int32_t* idx) {
+    return _mm512_i32gather_ps(_mm512_loadu_si512(idx), base, 4);
+  }
   static reg shift_up(reg v, float in = 0.f) {
     return _mm512_mask_permutexvar_ps(set1(in), 0xFFFE,
                                       _mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14), v);
