@@ -115,7 +115,7 @@ $(TESTS): $(TEST_OBJS) $(LIB)
 # The public headers as a consumer sees them: $(BUILD)/include/shears/<path>, their includes
 # rewritten to <shears/...> (the tree's own includes are rooted at its top). The *_impl.hpp kernel
 # templates and core/simd/ are not public. The examples build against these, as outside code does.
-PUBLIC_HEADERS := $(filter-out %_impl.hpp core/simd/%,$(wildcard core/*.hpp core/ops/*.hpp core/kernels/*.hpp \
+PUBLIC_HEADERS := $(filter-out %_impl.hpp %_internal.hpp core/simd/%,$(wildcard core/*.hpp core/ops/*.hpp core/kernels/*.hpp \
                     nn/*.hpp nn/models/*.hpp optim/*.hpp data/*.hpp prune/*.hpp prune/algorithms/*.hpp prune/methods/registry.hpp \
                     distributed/*.hpp train/*.hpp pipeline/*.hpp))
 STAGED_HEADERS := $(PUBLIC_HEADERS:%=$(BUILD)/include/shears/%)

@@ -18,8 +18,11 @@
 #include "core/profile.hpp"
 #include "core/random.hpp"
 #include "nn/models/registry.hpp"
+#include "nn/sparsify.hpp"
 #include "nn/summary.hpp"
 #include "optim/optimizer.hpp"
+#include "pipeline/prune_settings.hpp"
+#include "pipeline/sparse_bench.hpp"
 
 namespace shears::app {
 
@@ -27,6 +30,8 @@ namespace {
 
 struct BenchConfig {
   std::string model = "resnet20", mode = "train", variant = "cifar";
+  double sparsity = -1;  // unset: no --sparsity comparison
+  std::string distribution = "per-layer", sparse = "auto";
   int64_t batch_size = 128, steps = 10, warmup = 2, in_channels = 3, input_size = 32, num_classes = 10;
   int threads = 0;
   bool compare_torch = false, profile = false;
@@ -48,9 +53,9 @@ double torch_median_ms(const BenchConfig& c) {
   std::snprintf(command, sizeof command,
                 "%s%s %s --model %s --batch-size %lld --steps %lld --warmup %lld --threads %d --in-channels %lld "
                 "--input-size %lld --num-classes %lld --mode %s 2>&1",
-                environment.c_str(), python, script.c_str(), c.model.c_str(), (long long)c.batch_size, (long long)c.steps,
-                (long long)c.warmup, num_threads(), (long long)c.in_channels, (long long)c.input_size,
-                (long long)c.num_classes, c.mode.c_str());
+                environment.c_str(), python, script.c_str(), c.model.c_str(), (long long)c.batch_size,
+                (long long)c.steps, (long long)c.warmup, num_threads(), (long long)c.in_channels,
+                (long long)c.input_size, (long long)c.num_classes, c.mode.c_str());
   FILE* pipe = popen(command, "r");
   if (!pipe) return -1;
   std::string output;
@@ -60,7 +65,8 @@ double torch_median_ms(const BenchConfig& c) {
   auto at = output.rfind("torch ");
   char layout[64];
   double median = -1;
-  if (status != 0 || at == std::string::npos || std::sscanf(output.c_str() + at, "torch %63s %lf", layout, &median) != 2) {
+  if (status != 0 || at == std::string::npos ||
+      std::sscanf(output.c_str() + at, "torch %63s %lf", layout, &median) != 2) {
     std::printf("--compare-torch: PyTorch run failed (needs Debian's python3-torch and python3-torchvision):\n%s",
                 output.c_str());
     return -1;
@@ -83,6 +89,35 @@ void print_profile(const BenchConfig& c, const std::function<void()>& step) {
               c.mode.c_str(), profile::format_report(session.entries(), seconds / c.steps, c.steps).c_str());
 }
 
+// --sparsity: the model pruned by magnitude, masked-dense against sparse in one run.
+int run_sparse(const BenchConfig& c, const nn::Module& model, const Tensor& x, const std::vector<int64_t>& labels) {
+  auto pruned = model.clone();
+  pipeline::prune_by_magnitude(*pruned, {c.sparsity, pipeline::parse_distribution(c.distribution)});
+  pipeline::SparseBenchOptions o;
+  o.sparse.mode = nn::parse_sparse_mode(c.sparse);
+  o.train = c.mode == "train", o.runs = c.steps, o.warmups = static_cast<int>(std::max<int64_t>(1, c.warmup));
+  o.profile = c.profile;
+  const pipeline::SparseBenchResult r = pipeline::bench_sparse(*pruned, x, labels, o);
+  std::printf("%s %s, batch %lld, sparsity %.2f (%s, first and last layer dense) | ISA %s, %d threads\n",
+              c.model.c_str(), c.mode.c_str(), (long long)c.batch_size, c.sparsity, c.distribution.c_str(),
+              kernels::isa_name(kernels::kernels().isa), num_threads());
+  for (const nn::SparseChoice& l : r.layers)
+    std::printf("  %-28s %-8s density %.3f  %s\n", l.name.c_str(), sparse_kind_name(l.kind), l.density,
+                l.sparse ? "sparse" : (l.supported ? "dense (above the table's density)" : "dense (no sparse kernel)"));
+  std::printf(
+      "ms/step: masked dense %.2f (std %.2f), sparse %.2f (std %.2f) over %lld alternating runs | speed-up %.2fx\n",
+      r.dense.median_ms, r.dense.std_ms, r.sparse.median_ms, r.sparse.std_ms, (long long)c.steps,
+      r.dense.median_ms / r.sparse.median_ms);
+  std::printf(
+      "sparse weights: %.1f MB as sparse forms, %.1f MB dense | logits: max |dense - sparse| %.2g of max |logit| "
+      "%.3g\n",
+      r.sparse_bytes / 1048576.0, r.dense_weight_bytes / 1048576.0, r.max_difference, r.max_logit);
+  if (c.profile)
+    std::printf("\nprofile, masked dense:\n%s\nprofile, sparse:\n%s\n", r.dense_profile.c_str(),
+                r.sparse_profile.c_str());
+  return 0;
+}
+
 int run(const BenchConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
   SHEARS_CHECK(c.mode == "train" || c.mode == "infer", "--mode", "expected train or infer, got '", c.mode, "'");
@@ -99,6 +134,7 @@ int run(const BenchConfig& c) {
   Tensor x = Tensor::randn({c.batch_size, c.in_channels, c.input_size, c.input_size}, gen);
   std::vector<int64_t> labels(c.batch_size);
   for (int64_t i = 0; i < c.batch_size; ++i) labels[i] = i % c.num_classes;
+  if (c.sparsity >= 0) return run_sparse(c, *model, x, labels);
   optim::Sgd sgd({{model->named_parameters(), 0.01, 0.0, 0.01}}, {0.01, 0.9, 0.0, 0.0, false});
   bool train = c.mode == "train";
   model->train(train);
@@ -126,22 +162,23 @@ int run(const BenchConfig& c) {
   // A training step costs about three forwards (forward, backward for inputs, backward for weights).
   double flops = 2.0 * summary.macs * c.batch_size * (train ? 3.0 : 1.0);
   blas::Info b = blas::info();
-  std::printf("%s %s, batch %lld, %dx%lldx%lld input | ISA %s, %d threads, BLAS core %s\n", c.model.c_str(), c.mode.c_str(),
-              (long long)c.batch_size, (int)c.in_channels, (long long)c.input_size, (long long)c.input_size,
-              kernels::isa_name(kernels::kernels().isa), num_threads(), b.core.c_str());
-  std::printf("ms/step: median %.2f (min %.2f, max %.2f) over %lld steps | %.0f images/s | %.1f GFLOP/s "
-              "(FLOPs = 2 x MACs%s)\n",
-              median, ms.front(), ms.back(), (long long)c.steps, c.batch_size * 1000.0 / median, flops / median * 1e-6,
-              train ? ", x3 for a training step" : "");
+  std::printf("%s %s, batch %lld, %dx%lldx%lld input | ISA %s, %d threads, BLAS core %s\n", c.model.c_str(),
+              c.mode.c_str(), (long long)c.batch_size, (int)c.in_channels, (long long)c.input_size,
+              (long long)c.input_size, kernels::isa_name(kernels::kernels().isa), num_threads(), b.core.c_str());
+  std::printf(
+      "ms/step: median %.2f (min %.2f, max %.2f) over %lld steps | %.0f images/s | %.1f GFLOP/s "
+      "(FLOPs = 2 x MACs%s)\n",
+      median, ms.front(), ms.back(), (long long)c.steps, c.batch_size * 1000.0 / median, flops / median * 1e-6,
+      train ? ", x3 for a training step" : "");
   // The process's high-water mark: model, data, activations, gradients and the allocator's cache.
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("peak RSS %.0f MB (the whole process); tensors: at most %.0f MB in use at once, %.0f MB cached for reuse\n",
-              usage.ru_maxrss / 1024.0, peak_live_block_bytes() / 1048576.0, cached_block_bytes() / 1048576.0);
+  std::printf(
+      "peak RSS %.0f MB (the whole process); tensors: at most %.0f MB in use at once, %.0f MB cached for reuse\n",
+      usage.ru_maxrss / 1024.0, peak_live_block_bytes() / 1048576.0, cached_block_bytes() / 1048576.0);
   if (c.compare_torch) {
     double torch_ms = torch_median_ms(c);
-    if (torch_ms > 0)
-      std::printf("shears / PyTorch time: %.2fx (below 1: shears is faster)\n", median / torch_ms);
+    if (torch_ms > 0) std::printf("shears / PyTorch time: %.2fx (below 1: shears is faster)\n", median / torch_ms);
   }
   if (c.profile) print_profile(c, step);
   return 0;
@@ -166,7 +203,13 @@ Command add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cli->add_option("--threads", c->threads)->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_flag("--profile", c->profile, "then time every op of --steps more steps: per op kind and per layer");
-  cli->add_flag("--compare-torch", c->compare_torch, "time the same model in PyTorch (python3-torch) and print the ratio");
+  cli->add_option("--sparsity", c->sparsity,
+                  "prune by magnitude (all but the first and last layer) and time masked dense against sparse")
+      ->check(CLI::Range(0.0, 1.0));
+  cli->add_option("--distribution", c->distribution, "with --sparsity: per-layer or global")->capture_default_str();
+  cli->add_option("--sparse", c->sparse, "with --sparsity: auto (the density table), on or off")->capture_default_str();
+  cli->add_flag("--compare-torch", c->compare_torch,
+                "time the same model in PyTorch (python3-torch) and print the ratio");
   return {cli, [c] { return run(*c); }};
 }
 

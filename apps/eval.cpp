@@ -6,6 +6,7 @@
 #include "apps/session.hpp"
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"
+#include "nn/sparsify.hpp"
 
 namespace shears::app {
 
@@ -17,6 +18,7 @@ struct EvalConfig {
   DataChoice data;
   int64_t batch_size = 256;
   int threads = 0;
+  std::string sparse = "auto";
 };
 
 // --results-file: the figures as JSON, with timm's validate keys where they exist.
@@ -47,7 +49,14 @@ void write_results(const EvalConfig& c, const OpenedData& d, const nn::Module& m
 int run(const EvalConfig& c) {
   if (c.threads > 0) set_num_threads(c.threads);
   auto [model, d, skipped] = open_weights(c.weights, c.foreign, c.data);
-  data::DataLoader loader(d.splits.test, d.test_transform, {c.batch_size, false, false, c.data.seed, c.data.workers, 2});
+  nn::SparsifyOptions sparse;
+  sparse.mode = nn::parse_sparse_mode(c.sparse);
+  int64_t sparse_layers = 0;
+  for (const nn::SparseChoice& choice : nn::sparsify(*model, sparse)) sparse_layers += choice.sparse;
+  if (sparse_layers > 0)
+    std::printf("%lld layers run on the sparse kernels (--sparse %s)\n", (long long)sparse_layers, c.sparse.c_str());
+  data::DataLoader loader(d.splits.test, d.test_transform,
+                          {c.batch_size, false, false, c.data.seed, c.data.workers, 2});
   EvalResult r = evaluate(*model, loader, d.num_classes);
   std::printf("%s on %s test (%lld images): loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f images/s\n", c.weights.c_str(),
               d.splits.name.c_str(), (long long)r.samples, r.loss, r.top1, r.top5, r.samples / r.seconds);
@@ -84,6 +93,10 @@ Command add_eval_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cli->add_option("--threads", c->threads)->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  cli->add_option("--sparse", c->sparse,
+                  "pruned layers on the sparse kernels: auto (where the density table says it is faster), on or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   cli->add_option("--results-file", c->results_file, "also write the figures to FILE.json");
   return {cli, [c] { return run(*c); }};
 }

@@ -9,6 +9,7 @@
 #include "core/kernels/kernels.hpp"
 #include "core/machine.hpp"
 #include "core/parallel.hpp"
+#include "core/sparse.hpp"
 #include "core/version.hpp"
 #include "nn/models/registry.hpp"
 #include "nn/safetensors.hpp"
@@ -32,11 +33,17 @@ void print_build() {
   blas::Info b = blas::info();
   std::printf("shears %s\n", kVersion);
   std::printf("CPU            %s\n", this_machine().cpu.c_str());
-  std::printf("ISA            %s (SHEARS_ISA=scalar|avx2|avx512 forces one)\n", kernels::isa_name(kernels::kernels().isa));
+  std::printf("ISA            %s (SHEARS_ISA=scalar|avx2|avx512 forces one)\n",
+              kernels::isa_name(kernels::kernels().isa));
   std::printf("threads        %d (SHEARS_NUM_THREADS or --threads)\n", num_threads());
   const std::optional<ConvPath> forced = forced_conv_path();
   std::printf("conv paths     %s (SHEARS_CONV_PATH=gemm|depthwise3x3|direct3x3|direct3x3-parity forces one)\n",
               forced ? (std::string(conv_path_name(*forced)) + " where it applies").c_str() : "by shape");
+  std::printf(
+      "sparse layers  below density linear %.2f, conv1x1 %.2f, conv %.2f (the table for %s; "
+      "SHEARS_SPARSE_DENSITY=d overrides, --sparse on|off)\n",
+      sparse_density_threshold(SparseKind::linear), sparse_density_threshold(SparseKind::conv1x1),
+      sparse_density_threshold(SparseKind::conv), kernels::isa_name(kernels::kernels().isa));
   std::printf("BLAS           %s, single-threaded calls split across shears' threads\n", b.library.c_str());
   std::printf("BLAS core      %s\n", b.core.c_str());
   std::printf("BLAS coretype  %s\n",
@@ -89,7 +96,8 @@ void print_checkpoint(const std::string& path) {
   for (const auto& [key, value] : f.metadata) std::printf("  %-20s %s\n", key.c_str(), value.c_str());
   int64_t total = 0;
   for (const auto& e : f.tensors) {
-    std::printf("  %-44s %-6s %s\n", e.name.c_str(), safetensors::dtype_name(e.dtype), shape_string(e.value.shape()).c_str());
+    std::printf("  %-44s %-6s %s\n", e.name.c_str(), safetensors::dtype_name(e.dtype),
+                shape_string(e.value.shape()).c_str());
     total += e.value.numel();
   }
   std::printf("%zu tensors, %lld values\n", f.tensors.size(), (long long)total);
@@ -109,7 +117,8 @@ Command add_info_command(CLI::App& app) {
   add_cnn_flags(*cli, c->cfg, c->batch_norm, c->head);
   return {cli, [c] {
             if (c->models) {
-              for (const auto& m : nn::model_catalog()) std::printf("%-16s %s\n", m.name.c_str(), m.description.c_str());
+              for (const auto& m : nn::model_catalog())
+                std::printf("%-16s %s\n", m.name.c_str(), m.description.c_str());
             } else if (!c->model.empty()) {
               print_summary(*c);
             } else if (!c->weights.empty()) {

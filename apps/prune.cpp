@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"
+#include "nn/sparsify.hpp"
 #include "pipeline/prune_run.hpp"
 #include "prune/methods/registry.hpp"
 #include "prune/metrics.hpp"
@@ -43,8 +44,17 @@ void print_outcome(const pipeline::PruneOutcome& o, int64_t latency_runs, bool s
               (long long)o.counts.macs_nz);
   std::printf("compression %.2fx   theoretical speed-up %.2fx (FLOPs = 2 x MACs)   measured speed-up %.2fx\n",
               o.compression(), o.theoretical_speedup(), o.measured_speedup());
-  if (!structured)
-    std::printf("(masks zero weights but the dense kernels still run: --structured removes channels for real speed)\n");
+  if (!structured) {
+    int64_t sparse_layers = 0;
+    for (const pipeline::LayerTime& t : o.layer_times) sparse_layers += t.sparse;
+    std::printf(
+        "(%lld of %lld Conv2d/Linear layers ran on the sparse kernels, --sparse; the others on the dense ones)\n",
+        (long long)sparse_layers, (long long)o.layer_times.size());
+  }
+  std::printf("\n%-32s %8s %10s %10s  %s\n", "layer forward", "density", "dense ms", "pruned ms", "kernels");
+  for (const pipeline::LayerTime& t : o.layer_times)
+    std::printf("%-32s %8.3f %10.3f %10.3f  %s\n", t.name.c_str(), t.density, t.dense_ms, t.pruned_ms,
+                t.sparse ? "sparse (csr)" : "dense");
   std::printf("\n%-32s %14s %14s %10s %9s\n", "layer", "dense shape", "pruned shape", "nonzero", "sparsity");
   for (const LayerDensity& l : o.layers)
     std::printf("%-32s %14s %14s %10lld %8.2f%%\n", l.name.c_str(), shape_text(l.before).c_str(),
@@ -72,9 +82,10 @@ int run(PruneConfig c, std::shared_ptr<nn::Module> model, std::optional<OpenedDa
   c.spec.trace_folder = c.output;  // spode_trace.csv, swap_trace.csv
   check_method(c.spec);            // again: --protocol official may have set --stages
   OpenedData d = data ? std::move(*data) : pipeline::open_model_data(*model, c.weights, c.data);
-  std::string what = c.spec.structured ? (c.spec.method == "intrafusion" ? "intra-fusion of channels by " : "channels by ") +
-                                           c.spec.importance
-                                     : c.spec.method;
+  std::string what =
+      c.spec.structured
+          ? (c.spec.method == "intrafusion" ? "intra-fusion of channels by " : "channels by ") + c.spec.importance
+          : c.spec.method;
   std::printf("prune %s (%s) on %s: %s, %s, sparsity %.4g\n", model->metadata()["arch"].c_str(), c.weights.c_str(),
               d.splits.name.c_str(), what.c_str(), c.spec.distribution.c_str(), c.spec.sparsity);
   pipeline::PruneRunOptions o;
@@ -86,6 +97,7 @@ int run(PruneConfig c, std::shared_ptr<nn::Module> model, std::optional<OpenedDa
   o.seed = c.data.seed;
   o.workers = c.data.workers;
   o.latency_runs = c.latency_runs;
+  o.sparse.mode = nn::parse_sparse_mode(c.spec.sparse);
   o.evaluated = print_eval;
   const pipeline::PruneOutcome out = pipeline::prune_and_measure(*model, d, o);
   print_outcome(out, c.latency_runs, c.spec.structured);

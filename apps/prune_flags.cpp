@@ -12,6 +12,11 @@ void add_prune_flags(CLI::App& cli, PruneSpec& s) {
   cli.add_option("--scope-include", s.scope.include, "also prune parameters matching these regexes");
   cli.add_option("--scope-exclude", s.scope.exclude,
                  "leave parameters matching these regexes dense (with --structured: module paths)");
+  cli.add_option("--sparse", s.sparse,
+                 "run the pruned model's sparse layers on the sparse kernels: auto (where the density table says "
+                 "it is faster), on or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   cli.add_flag("--exclude-first-last", s.scope.exclude_first_and_last, "keep the stem and the classifier dense");
   cli.add_option("--max-layer-sparsity", s.max_layer_sparsity, "no tensor (or channel group) loses more than this")
       ->capture_default_str();

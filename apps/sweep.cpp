@@ -28,6 +28,7 @@
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "nn/models/registry.hpp"
+#include "nn/sparsify.hpp"
 #include "pipeline/plot.hpp"
 #include "pipeline/sweep_table.hpp"
 
@@ -63,26 +64,53 @@ struct SweepConfig {
 nlohmann::ordered_json settings(const SweepConfig& c) {
   const PruneSpec& s = c.spec;
   nlohmann::ordered_json out = {{"weights", fs::absolute(c.weights).lexically_normal().string()},
-          {"data", c.data.data}, {"data_dir", c.data.data_dir}, {"input_size", c.data.input_size},
-          {"limit_train", c.data.limit_train}, {"limit_test", c.data.limit_test},
-          {"structured", s.structured}, {"distribution", s.distribution},
-          {"scope_include", s.scope.include}, {"scope_exclude", s.scope.exclude},
-          {"exclude_first_last", s.scope.exclude_first_and_last}, {"max_layer_sparsity", s.max_layer_sparsity},
-          {"round_to", s.round_to}, {"score_batches", s.score_batches}, {"batch_size", s.batch_size},
-          {"synflow_rounds", s.synflow_rounds}, {"spode_steps", s.spode_steps}, {"spode_radius", s.spode_radius},
-          {"fold_bn", s.fold_bn}, {"group_index", s.group_index}, {"fusion_source_mass", s.fusion_source_mass},
-          {"fusion_target_mass", s.fusion_target_mass}, {"fusion_p", s.fusion_p},
-          {"fusion_normalization", s.fusion_normalization}, {"dimensionality_preserving", s.dimensionality_preserving},
-          {"samples", s.swap_samples}, {"stages", s.swap_stages}, {"stage_finetune_epochs", s.stage_finetune_epochs},
-          {"eps", s.swap_eps}, {"eps_relative", s.swap_eps_relative}, {"sinkhorn_iters", s.sinkhorn_iters},
-          {"sinkhorn_tol", s.sinkhorn_tol}, {"lambda", s.swap_lambda},
-          {"solver", s.swap_solver}, {"direction", s.swap_direction}, {"ewr_start", s.ewr_start},
-          {"update_weights", s.update_weights},
-          {"inner_iters", s.inner_iters}, {"resolve_iters", s.resolve_iters}, {"grad_noise", s.grad_noise},
-          {"grad_noise_prop", s.grad_noise_prop}, {"wf_block", s.wf_block}, {"wf_damp", s.wf_damp},
-          {"wf_update", s.wf_update},
-          {"finetune_epochs", c.ft.epochs}, {"lr", c.ft.lr},
-          {"momentum", c.ft.momentum}, {"weight_decay", c.ft.weight_decay}};
+                                {"data", c.data.data},
+                                {"data_dir", c.data.data_dir},
+                                {"input_size", c.data.input_size},
+                                {"limit_train", c.data.limit_train},
+                                {"limit_test", c.data.limit_test},
+                                {"structured", s.structured},
+                                {"distribution", s.distribution},
+                                {"scope_include", s.scope.include},
+                                {"scope_exclude", s.scope.exclude},
+                                {"exclude_first_last", s.scope.exclude_first_and_last},
+                                {"max_layer_sparsity", s.max_layer_sparsity},
+                                {"round_to", s.round_to},
+                                {"score_batches", s.score_batches},
+                                {"batch_size", s.batch_size},
+                                {"synflow_rounds", s.synflow_rounds},
+                                {"spode_steps", s.spode_steps},
+                                {"spode_radius", s.spode_radius},
+                                {"fold_bn", s.fold_bn},
+                                {"group_index", s.group_index},
+                                {"fusion_source_mass", s.fusion_source_mass},
+                                {"fusion_target_mass", s.fusion_target_mass},
+                                {"fusion_p", s.fusion_p},
+                                {"fusion_normalization", s.fusion_normalization},
+                                {"dimensionality_preserving", s.dimensionality_preserving},
+                                {"samples", s.swap_samples},
+                                {"stages", s.swap_stages},
+                                {"stage_finetune_epochs", s.stage_finetune_epochs},
+                                {"eps", s.swap_eps},
+                                {"eps_relative", s.swap_eps_relative},
+                                {"sinkhorn_iters", s.sinkhorn_iters},
+                                {"sinkhorn_tol", s.sinkhorn_tol},
+                                {"lambda", s.swap_lambda},
+                                {"solver", s.swap_solver},
+                                {"direction", s.swap_direction},
+                                {"ewr_start", s.ewr_start},
+                                {"update_weights", s.update_weights},
+                                {"inner_iters", s.inner_iters},
+                                {"resolve_iters", s.resolve_iters},
+                                {"grad_noise", s.grad_noise},
+                                {"grad_noise_prop", s.grad_noise_prop},
+                                {"wf_block", s.wf_block},
+                                {"wf_damp", s.wf_damp},
+                                {"wf_update", s.wf_update},
+                                {"finetune_epochs", c.ft.epochs},
+                                {"lr", c.ft.lr},
+                                {"momentum", c.ft.momentum},
+                                {"weight_decay", c.ft.weight_decay}};
   // Absent unless used: sweeps from before these options.
   if (s.bn_recalibrate > 0) out["bn_recalibrate"] = s.bn_recalibrate;
   if (s.sinkhorn_plain) out["sinkhorn_plain"] = true;
@@ -145,6 +173,7 @@ int run(SweepConfig c) {
   o.seeds = c.seeds;
   o.first_seed = c.data.seed;
   o.bn_batches = c.spec.bn_recalibrate;
+  o.sparse.mode = nn::parse_sparse_mode(c.spec.sparse);
   o.finetune = c.ft;
   o.finetune_hooks = fine_tune_display(c.ft.epochs);
   o.workers = c.data.workers;
@@ -194,7 +223,9 @@ Command add_sweep_command(CLI::App& app) {
                       " (with --structured: " + prune::importance_names(", ") + ", intrafusion:<importance>)")
       ->required()
       ->delimiter(',');
-  cli->add_option("--sparsities", c->sparsities, "comma-separated fractions, e.g. 0.5,0.7,0.9")->required()->delimiter(',');
+  cli->add_option("--sparsities", c->sparsities, "comma-separated fractions, e.g. 0.5,0.7,0.9")
+      ->required()
+      ->delimiter(',');
   cli->add_option("--seeds", c->seeds, "seeds per cell: --seed, --seed + 1, …")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1000}));

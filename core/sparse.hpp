@@ -19,7 +19,7 @@ struct CsrMatrix {
   std::vector<int32_t> col;      // ascending within a row
   std::vector<float> values;
   int64_t nnz() const { return static_cast<int64_t>(col.size()); }
-  kernels::CsrRows view() const { return {row_ptr.data(), col.data(), values.data()}; }
+  kernels::CsrRows view() const { return {row_ptr.data(), row_ptr.data() + 1, col.data(), values.data()}; }
   // Throws naming `what` unless the arrays form a valid CSR matrix of this shape.
   void check(const std::string& what) const;
 };

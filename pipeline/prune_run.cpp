@@ -2,10 +2,13 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/machine.hpp"
+#include "core/profile.hpp"
 #include "nn/models/registry.hpp"
 
 namespace shears::pipeline {
@@ -33,6 +36,7 @@ PruneOutcome prune_and_measure(nn::Module& model, const data::OpenedData& d, con
   const auto start = std::chrono::steady_clock::now();
   prune::prune_model(model, o.method, o.context, o.bn_batches);
   out.prune_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::vector<nn::SparseChoice> choices = nn::sparsify(model, o.sparse);
   out.pruned = out.final_eval = train::evaluate(model, test, d.num_classes);
   evaluated("pruned", out.pruned);
   if (o.finetune.epochs > 0) {
@@ -45,6 +49,30 @@ PruneOutcome prune_and_measure(nn::Module& model, const data::OpenedData& d, con
   std::tie(out.dense_latency, out.latency) = prune::time_inference(*dense, model, probe, o.latency_runs);
   out.latency_batch = probe.size(0);
   out.layers = prune::layer_densities(*dense, model);
+  out.layer_times = time_layers(*dense, model, choices, probe, std::max<int64_t>(1, o.latency_runs / 2));
+  return out;
+}
+
+std::vector<LayerTime> time_layers(nn::Module& dense, nn::Module& pruned, const std::vector<nn::SparseChoice>& choices,
+                                   const Tensor& images, int64_t runs) {
+  NoGradGuard no_grad;
+  auto forward_ms = [&](nn::Module& model) {
+    model.eval();
+    model(images);
+    profile::Session session;
+    for (int64_t r = 0; r < runs; ++r) model(images);
+    std::map<std::string, double> ms;
+    for (const profile::Entry& e : session.entries())
+      ms[e.layer] += e.forward_seconds * 1e3 / static_cast<double>(runs);
+    return ms;
+  };
+  const std::map<std::string, double> a = forward_ms(dense), b = forward_ms(pruned);
+  std::vector<LayerTime> out;
+  for (const nn::SparseChoice& c : choices) {
+    const std::string layer = c.name.substr(0, c.name.size() - std::string(".weight").size());
+    auto at = [&](const std::map<std::string, double>& m) { return m.count(layer) ? m.at(layer) : 0.0; };
+    out.push_back({c.name, c.density, at(a), at(b), c.sparse});
+  }
   return out;
 }
 
@@ -62,6 +90,17 @@ nlohmann::ordered_json layer_rows(const std::vector<prune::LayerDensity>& layers
                     {"shape_pruned", l.after},
                     {"nonzero", l.nonzero},
                     {"sparsity", l.sparsity()}});
+  return rows;
+}
+
+nlohmann::ordered_json layer_time_rows(const std::vector<LayerTime>& times) {
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (const LayerTime& t : times)
+    rows.push_back({{"name", t.name},
+                    {"density", t.density},
+                    {"kernels", t.sparse ? "sparse" : "dense"},
+                    {"dense", t.dense_ms},
+                    {"pruned", t.pruned_ms}});
   return rows;
 }
 
@@ -105,7 +144,8 @@ void write_prune_outputs(const std::filesystem::path& folder, const nn::Module& 
         {"pruned", {{"median", o.latency.median_ms}, {"std", o.latency.std_ms}}}}},
       {"measured_speedup", o.measured_speedup()},
       {"prune_seconds", o.prune_seconds},
-      {"layers", layer_rows(o.layers)}};
+      {"layers", layer_rows(o.layers)},
+      {"layer_forward_ms", layer_time_rows(o.layer_times)}};
   if (r.structured) metrics["importance"] = r.importance;
   if (r.finetune_epochs > 0) metrics["finetuned"] = to_json(o.final_eval);
   metrics["machine"] = nlohmann::json::parse(machine_json(this_machine()));

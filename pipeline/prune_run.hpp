@@ -11,6 +11,7 @@
 
 #include "data/prepare.hpp"
 #include "nn/module.hpp"
+#include "nn/sparsify.hpp"
 #include "prune/methods/registry.hpp"
 #include "prune/metrics.hpp"
 #include "train/evaluate.hpp"
@@ -27,9 +28,22 @@ struct PruneRunOptions {
   uint64_t seed = 0;  // the test loader's and fine-tuning's
   int workers = 2;    // test loader threads
   int64_t latency_runs = 10;
+  nn::SparsifyOptions sparse;  // the pruned model runs sparse where this says (evaluation, fine-tuning, latency)
   // After each evaluation: "dense", "pruned", then "fine-tuned" if it runs.
   std::function<void(const std::string& label, const train::EvalResult&)> evaluated;
 };
+
+// One Conv2d's or Linear's forward (median ms of a test batch), dense and pruned, with the pruned
+// layer's density and whether it ran sparse.
+struct LayerTime {
+  std::string name;  // the weight's dotted name
+  double density = 1, dense_ms = 0, pruned_ms = 0;
+  bool sparse = false;
+};
+// Per-layer forward times of two models of the same architecture (core/profile.hpp's per-layer
+// entries), `runs` forwards of `images` each after one to warm up.
+std::vector<LayerTime> time_layers(nn::Module& dense, nn::Module& pruned, const std::vector<nn::SparseChoice>& choices,
+                                   const Tensor& images, int64_t runs);
 
 struct PruneOutcome {
   train::EvalResult dense, pruned, final_eval;  // final_eval: fine-tuned if it ran, else pruned
@@ -37,6 +51,7 @@ struct PruneOutcome {
   prune::Latency dense_latency, latency;
   int64_t latency_batch = 0;  // images in the timed batch
   std::vector<prune::LayerDensity> layers;
+  std::vector<LayerTime> layer_times;  // Conv2d and Linear forwards, dense model against pruned
   double prune_seconds = 0;
   double compression() const;          // size / size_nz
   double theoretical_speedup() const;  // macs / macs_nz

@@ -3,16 +3,17 @@
 
 #include "core/error.hpp"
 #include "data/loader.hpp"
+#include "nn/sparsify.hpp"
 
 namespace shears::pipeline {
-
-namespace {
 
 prune::Distribution parse_distribution(const std::string& name) {
   if (name == "global") return prune::Distribution::global;
   if (name == "per-layer") return prune::Distribution::per_layer;
   throw Error("--distribution: unknown value '" + name + "'; expected global or per-layer");
 }
+
+namespace {
 
 prune::FusionMass parse_mass(const std::string& flag, const std::string& name) {
   if (name == "uniform") return prune::FusionMass::uniform;
@@ -95,6 +96,9 @@ prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData&
   context.options.channels = channel_options(spec);
   if (spec.stage_finetune_epochs > 0)
     context.between_stages = [&d, spec, stage_hooks](nn::Module& model, int64_t, uint64_t seed) {
+      nn::SparsifyOptions sparse;  // the stage's masks are fixed while it fine-tunes
+      sparse.mode = nn::parse_sparse_mode(spec.sparse);
+      nn::sparsify(model, sparse);
       train::FineTuneOptions ft = spec.finetune;
       ft.epochs = spec.stage_finetune_epochs;
       train::fine_tune(model, ft, data::training_images(d, "--stage-finetune-epochs"), d.train_transform, seed,

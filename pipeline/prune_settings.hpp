@@ -13,13 +13,14 @@
 namespace shears::pipeline {
 
 struct PruneSpec {
-  std::string method = "magnitude";  // unstructured: magnitude, random, snip, grasp, synflow, spode,
-                                     // swap, lr, woodfisher
-  double sparsity = 0.5;             // unstructured: of the prunable weights; structured: of channels
+  std::string method = "magnitude";     // unstructured: magnitude, random, snip, grasp, synflow, spode,
+                                        // swap, lr, woodfisher
+  double sparsity = 0.5;                // unstructured: of the prunable weights; structured: of channels
   std::string distribution = "global";  // global | per-layer
   prune::Scope scope;
   double max_layer_sparsity = 1.0;
-  bool keep_floor = false;  // keep floor((1 − s)·d) entries, as the official codes (SparsityTarget::keep_floor)
+  bool keep_floor = false;      // keep floor((1 − s)·d) entries, as the official codes (SparsityTarget::keep_floor)
+  std::string sparse = "auto";  // sparse execution of the pruned model (nn/sparsify.hpp): auto | on | off
   std::string protocol = "shears";  // shears, or official: the method's official settings (pipeline/protocols.hpp)
   bool structured = false;
   std::string importance = "l1";  // structured: l1, l2, lamp, bn, taylor, random
@@ -39,8 +40,8 @@ struct PruneSpec {
   // (SpODE re-estimates on its own batch regardless).
   int64_t bn_recalibrate = 0;
   int64_t synflow_rounds = 100;
-  int64_t spode_steps = 100;   // N steps of the ODE (docs/algorithms/spode.md#options)
-  double spode_radius = 1.1;   // step radius over the smallest feasible one
+  int64_t spode_steps = 100;  // N steps of the ODE (docs/algorithms/spode.md#options)
+  double spode_radius = 1.1;  // step radius over the smallest feasible one
   // swap, lr, woodfisher (docs/algorithms/swap.md#gradual-protocol; prune/algorithms/swap.hpp): n fresh samples
   // per stage, T stages of the cubic schedule (also gradual magnitude pruning when T > 1),
   // stage_finetune_epochs of fine-tuning with `finetune`'s settings after every stage but the last.
@@ -54,22 +55,25 @@ struct PruneSpec {
                                      // over-relaxation (the reference's iterations)
   std::string swap_solver = "principled", swap_direction = "code";
   std::string ewr_start = "lr";  // principled swap: lr or magnitude
-  bool update_weights = false;  // swap/lr code solver: write the step's values
-  bool wf_update = true;        // woodfisher: the OBS correction
-  int64_t inner_iters = -1;     // -1: 1 for the code solver, 20 for the principled one
+  bool update_weights = false;   // swap/lr code solver: write the step's values
+  bool wf_update = true;         // woodfisher: the OBS correction
+  int64_t inner_iters = -1;      // -1: 1 for the code solver, 20 for the principled one
   int64_t resolve_iters = 30;
   double grad_noise = 0.0, grad_noise_prop = 0.1;  // docs/algorithms/swap.md#gradient-noise
   int64_t wf_block = 1000;
   double wf_damp = 1e-3;
   train::FineTuneOptions finetune;  // the fine-tune flags (lr, momentum, weight decay, batch size)
-  std::string trace_folder;  // where spode_trace.csv and swap_trace.csv go; empty: nowhere
-  uint64_t seed = 0;  // random scores and the choice of the scoring batches
+  std::string trace_folder;         // where spode_trace.csv and swap_trace.csv go; empty: nowhere
+  uint64_t seed = 0;                // random scores and the choice of the scoring batches
 };
 
 // The pruning context for these settings: training batches drawn from data's training split;
 // with stage_finetune_epochs > 0, fine-tuning between stages with `finetune`'s settings and
 // `stage_hooks`; stage lines to `log`. Throws for an unknown name of a solver, mass or
 // distribution, naming its flag.
+// --distribution: global | per-layer.
+prune::Distribution parse_distribution(const std::string& name);
+
 prune::PruneContext prune_context(const PruneSpec& spec, const data::OpenedData& data,
                                   const train::FineTuneHooks& stage_hooks, std::function<void(const std::string&)> log);
 

@@ -64,6 +64,7 @@ void run_cell(const nn::Module& dense, const data::OpenedData& d, data::DataLoad
   context.seed = cell.seed;
   if (o.structured) context.options.channels.importance = m.importance;
   prune::prune_model(*model, m.method, context, o.bn_batches);
+  nn::sparsify(*model, o.sparse);
   if (o.finetune.epochs > 0)
     train::fine_tune(*model, o.finetune, data::training_images(d, "--finetune-epochs"), d.train_transform, cell.seed,
                      o.finetune_hooks);

@@ -13,6 +13,7 @@
 
 #include "data/prepare.hpp"
 #include "nn/module.hpp"
+#include "nn/sparsify.hpp"
 #include "pipeline/sweep_table.hpp"
 #include "prune/methods/registry.hpp"
 #include "train/evaluate.hpp"
@@ -38,6 +39,7 @@ struct SweepOptions {
   uint64_t first_seed = 0;
   prune::PruneContext context;  // each cell's target sparsity, seed and importance are set from it
   int64_t bn_batches = 0;
+  nn::SparsifyOptions sparse;       // each pruned model runs sparse where this says
   train::FineTuneOptions finetune;  // epochs 0: no fine-tuning
   train::FineTuneHooks finetune_hooks;
   int workers = 2;                  // test loader threads

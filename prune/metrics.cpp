@@ -69,25 +69,30 @@ Latency stats(std::vector<double> ms) {
 
 }  // namespace
 
+std::pair<Latency, Latency> time_alternating(const std::function<void()>& a, const std::function<void()>& b,
+                                             int64_t runs, int warmups) {
+  auto time_one = [](const std::function<void()>& f) {
+    auto start = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
+  for (int warm_up = 0; warm_up < warmups; ++warm_up) {
+    time_one(a);
+    time_one(b);
+  }
+  std::vector<double> ta, tb;
+  for (int64_t r = 0; r < runs; ++r) {
+    ta.push_back(time_one(a));
+    tb.push_back(time_one(b));
+  }
+  return {stats(ta), stats(tb)};
+}
+
 std::pair<Latency, Latency> time_inference(nn::Module& dense, nn::Module& pruned, const Tensor& images, int64_t runs) {
   NoGradGuard no_grad;
   dense.eval();
   pruned.eval();
-  auto time_one = [&](nn::Module& model) {
-    auto start = std::chrono::steady_clock::now();
-    model(images);
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  };
-  for (int warm_up = 0; warm_up < 2; ++warm_up) {
-    time_one(dense);
-    time_one(pruned);
-  }
-  std::vector<double> a, b;
-  for (int64_t r = 0; r < runs; ++r) {
-    a.push_back(time_one(dense));
-    b.push_back(time_one(pruned));
-  }
-  return {stats(a), stats(b)};
+  return time_alternating([&] { dense(images); }, [&] { pruned(images); }, runs);
 }
 
 }  // namespace shears::prune

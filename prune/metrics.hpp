@@ -2,6 +2,7 @@
 // and multiply-accumulates, all and nonzero, per-layer densities, and the measured latency of the
 // dense and pruned models side by side.
 #pragma once
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,10 @@ double total_sparsity(const std::vector<LayerDensity>& layers);
 struct Latency {
   double median_ms = 0, std_ms = 0;  // the median resists the outliers of a shared machine
 };
+
+// a() and b() timed in turn, `runs` times each after `warmups` of each. Returns {a, b}.
+std::pair<Latency, Latency> time_alternating(const std::function<void()>& a, const std::function<void()>& b,
+                                             int64_t runs, int warmups = 2);
 
 // Forwards of `images` without gradients, the two models alternating (after warm-up runs), so
 // that clock and cache drift hit both alike. Returns {dense, pruned}.

@@ -43,15 +43,16 @@ nn::SparsifyOptions sparse_options(nn::SparseMode mode, std::optional<double> ma
 }
 
 SparseWeight random_form(int64_t rows, int64_t cols, double density, uint64_t seed) {
-  return SparseWeight::from_dense(test::random_tensor({rows, cols}, seed), random_mask({rows, cols}, density, seed + 1));
+  return SparseWeight::from_dense(test::random_tensor({rows, cols}, seed),
+                                  random_mask({rows, cols}, density, seed + 1));
 }
 
 }  // namespace
 
 TEST_CASE("sparse kernels match plain loops at every density, odd shapes and tails included", "[sparse][kernels]") {
   for (double density : kDensities)
-    for (auto [rows, cols, P] : {std::tuple<int64_t, int64_t, int64_t>{7, 37, 1}, {9, 40, 5}, {16, 33, 17},
-                                 {5, 70, 67}, {33, 20, 130}}) {
+    for (auto [rows, cols, P] :
+         {std::tuple<int64_t, int64_t, int64_t>{7, 37, 1}, {9, 40, 5}, {16, 33, 17}, {5, 70, 67}, {33, 20, 130}}) {
       const SparseWeight s = random_form(rows, cols, density, rows * 100 + cols);
       const CsrMatrix& w = s.w();
       Tensor x = test::random_tensor({cols, P}, 3), dy = test::random_tensor({rows, P}, 4);
@@ -66,13 +67,14 @@ TEST_CASE("sparse kernels match plain loops at every density, odd shapes and tai
         INFO("density " << density << ", " << rows << "x" << cols << ", P " << P);
         const kernels::Table& k = kernels::kernels();
         std::vector<float> y(rows * P, -7.f), dv(w.nnz(), 0.f), yv(rows);
-        k.csr_times_dense(w.view(), 0, rows, x.data(), P, P, y.data(), P);
+        k.csr_times_dense(w.view(), 0, rows, x.data(), P, P, y.data(), P, false);
         k.csr_sampled_dots(w.view(), 0, rows, dy.data(), P, x.data(), P, P, dv.data());
         std::vector<float> x0(cols);
         for (int64_t c = 0; c < cols; ++c) x0[c] = x.data()[c * P];
         k.csr_times_vector(w.view(), 0, rows, x0.data(), yv.data());
         for (int64_t i = 0; i < rows * P; ++i) REQUIRE(std::abs(y[i] - y_ref[i]) <= 1e-5 * (1 + std::abs(y_ref[i])));
-        for (int64_t r = 0; r < rows; ++r) REQUIRE(std::abs(yv[r] - y_ref[r * P]) <= 1e-5 * (1 + std::abs(y_ref[r * P])));
+        for (int64_t r = 0; r < rows; ++r)
+          REQUIRE(std::abs(yv[r] - y_ref[r * P]) <= 1e-5 * (1 + std::abs(y_ref[r * P])));
         for (int64_t j = 0; j < w.nnz(); ++j) REQUIRE(std::abs(dv[j] - v_ref[j]) <= 1e-4 * (1 + std::abs(v_ref[j])));
       });
     }
@@ -154,7 +156,7 @@ TEST_CASE("sparse convolutions equal the reference on the shared case list", "[s
       Tensor y = Tensor::empty(dy.shape()), dx = Tensor::empty(x.shape()), dw = Tensor::zeros(w.shape());
       std::vector<float> dv(s.nnz());
       sparse_conv2d_forward(g, s.w().view(), x.data(), nullptr, y.data());
-      sparse_conv2d_backward_input(g, s.wt().view(), dy.data(), dx.data());
+      sparse_conv2d_backward_input(g, s.w().view(), s.wt().view(), dy.data(), dx.data());
       sparse_conv2d_backward_weight(g, s.w().view(), s.nnz(), dy.data(), x.data(), dv.data());
       s.scatter(dv.data(), dw.data());
       test::require_close(y, y_ref);
@@ -177,13 +179,14 @@ TEST_CASE("sparse results do not depend on the thread count", "[sparse][determin
   const int initial = num_threads();
   auto one = run(1), two = run(2);
   set_num_threads(initial);
-  for (int i = 0; i < 3; ++i)
-    REQUIRE(std::memcmp(one[i].data(), two[i].data(), sizeof(float) * one[i].numel()) == 0);
+  for (int i = 0; i < 3; ++i) REQUIRE(std::memcmp(one[i].data(), two[i].data(), sizeof(float) * one[i].numel()) == 0);
 }
 
 TEST_CASE("sparsified models give the masked dense logits and gradients", "[sparse][models]") {
-  for (auto [name, size, channels] : {std::tuple<const char*, int64_t, int64_t>{"mlpnet", 28, 1}, {"resnet18", 32, 3},
-                                      {"vgg11_bn", 32, 3}, {"mobilenet_v1", 32, 3}}) {
+  for (auto [name, size, channels] : {std::tuple<const char*, int64_t, int64_t>{"mlpnet", 28, 1},
+                                      {"resnet18", 32, 3},
+                                      {"vgg11_bn", 32, 3},
+                                      {"mobilenet_v1", 32, 3}}) {
     INFO(name);
     nn::ModelOptions options;
     options.input_size = size, options.in_channels = channels;

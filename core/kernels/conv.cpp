@@ -17,18 +17,13 @@
 
 #include "core/blas.hpp"
 #include "core/error.hpp"
+#include "core/kernels/conv_internal.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
 
 namespace shears {
 
 namespace {
-
-// Weight gradients are sums over the batch, split into this many chunks of samples whatever the
-// thread count, so that a result depends on the shapes only (up to this many threads share them).
-// Two, measured on the 2-core machines: four cost VGG-11-BN's training step 10% (961-1040 ms
-// against 862-925, `shears bench --model vgg11_bn --steps 4`), from the larger partial sums.
-constexpr int64_t kSampleChunks = 2;
 
 bool is_pointwise(const ConvGeometry& g) {
   return g.kH == 1 && g.kW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
@@ -467,20 +462,6 @@ void gemm_backward_weight(const ConvGeometry& g, const float* dy, const float* x
   });
 }
 
-void add_bias(const ConvGeometry& g, const float* bias, float* y) {
-  const int64_t HWo = g.H_out * g.W_out;
-  parallel_for(g.N * g.C_out, 64, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t j = 0; j < HWo; ++j) y[i * HWo + j] += bias[i % g.C_out];
-  });
-}
-
-// rows [0, rows) of y = w · src, split over the pool (inline inside a sample-parallel block).
-void sparse_rows(const kernels::CsrRows& w, int64_t rows, const float* src, int64_t ld, float* y) {
-  const kernels::Table& k = kernels::kernels();
-  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) { k.csr_times_dense(w, r0, r1, src, ld, ld, y, ld); });
-}
-
 constexpr ConvPath kPaths[] = {ConvPath::gemm, ConvPath::depthwise3x3, ConvPath::direct3x3, ConvPath::direct3x3_parity};
 
 std::optional<ConvPath> path_from_environment() {
@@ -633,9 +614,22 @@ void conv2d_backward(const ConvGeometry& g, const float* dy, const float* x, con
 
 namespace shears {
 
-void sparse_conv2d_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float* x, const float* bias,
-                           float* y) {
-  SHEARS_CHECK(g.groups == 1, "conv2d", "a sparse weight needs groups 1, got ", g.groups);
+void add_bias(const ConvGeometry& g, const float* bias, float* y) {
+  const int64_t HWo = g.H_out * g.W_out;
+  parallel_for(g.N * g.C_out, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0; j < HWo; ++j) y[i * HWo + j] += bias[i % g.C_out];
+  });
+}
+
+void sparse_rows(const kernels::CsrRows& w, int64_t rows, const float* x, int64_t ldx, int64_t P, float* y, int64_t ldy,
+                 bool accumulate) {
+  const kernels::Table& k = kernels::kernels();
+  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) { k.csr_times_dense(w, r0, r1, x, ldx, P, y, ldy, accumulate); });
+}
+
+void sparse_gemm_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float* x, const float* bias,
+                         float* y) {
   const int64_t K = g.C_in * g.kH * g.kW, M = g.C_out;
   for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
     const bool direct = is_pointwise(g) && blk.nb == 1;  // x is already the column matrix
@@ -646,13 +640,13 @@ void sparse_conv2d_forward(const ConvGeometry& g, const kernels::CsrRows& w, con
       src = col;
     }
     float* dst = blk.nb == 1 ? y + blk.n0 * M * blk.HWo() : scratch(1, M * blk.ld());
-    sparse_rows(w, M, src, blk.ld(), dst);
+    sparse_rows(w, M, src, blk.ld(), blk.ld(), dst, blk.ld(), false);
     if (blk.nb > 1) blk.unpack(dst, M, 0, M, y);
   });
   if (bias) add_bias(g, bias, y);
 }
 
-void sparse_conv2d_backward_input(const ConvGeometry& g, const kernels::CsrRows& wt, const float* dy, float* dx) {
+void sparse_gemm_backward_input(const ConvGeometry& g, const kernels::CsrRows& wt, const float* dy, float* dx) {
   const int64_t K = g.C_in * g.kH * g.kW, M = g.C_out;
   for_each_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const SampleBlock& blk) {
     const float* dyg = dy + blk.n0 * M * blk.HWo();
@@ -663,14 +657,14 @@ void sparse_conv2d_backward_input(const ConvGeometry& g, const kernels::CsrRows&
     }
     const bool direct = is_pointwise(g) && blk.nb == 1;
     float* dcol = direct ? dx + blk.n0 * g.C_in * blk.HWo() : scratch(0, K * blk.ld());
-    sparse_rows(wt, K, dyg, blk.ld(), dcol);
+    sparse_rows(wt, K, dyg, blk.ld(), blk.ld(), dcol, blk.ld(), false);
     if (!direct) blk.fold_columns(dcol, dx);
   });
 }
 
 // Each chunk of samples sums into its own dv, added in chunk order (as conv2d_backward_weight).
-void sparse_conv2d_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int64_t nnz, const float* dy,
-                                   const float* x, float* dv) {
+void sparse_gemm_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int64_t nnz, const float* dy,
+                                 const float* x, float* dv) {
   const kernels::Table& k = kernels::kernels();
   const int64_t K = g.C_in * g.kH * g.kW, M = g.C_out, chunks = std::min<int64_t>(kSampleChunks, g.N);
   std::vector<float> partial(chunks * nnz, 0.f);

@@ -50,11 +50,14 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
 void conv2d_backward(const ConvGeometry& g, const float* dy, const float* x, const float* w, float* dx, float* dw);
 
 // Convolutions (groups 1) with a sparse weight W (C_out, C_in·kH·kW) in compressed rows
-// (core/sparse.hpp), over the gemm path's column blocks: y = W·col, dcol = Wᵀ·dy (wt: the
-// transposed pattern), and the weight gradient at W's entries only, dv[j] = Σ dy_r · col_c.
+// (core/sparse.hpp; wt: its transposed pattern): the flat path for stride-1 "same" convolutions,
+// im2col's column blocks otherwise (sparse_conv_path names the choice); the weight gradient is
+// formed at W's entries only, dv[j] for entry j.
+const char* sparse_conv_path(const ConvGeometry& g);
 void sparse_conv2d_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float* x, const float* bias,
                            float* y);
-void sparse_conv2d_backward_input(const ConvGeometry& g, const kernels::CsrRows& wt, const float* dy, float* dx);
+void sparse_conv2d_backward_input(const ConvGeometry& g, const kernels::CsrRows& w, const kernels::CsrRows& wt,
+                                  const float* dy, float* dx);
 void sparse_conv2d_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int64_t nnz, const float* dy,
                                    const float* x, float* dv);
 

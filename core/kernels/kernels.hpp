@@ -35,10 +35,12 @@ struct Conv3x3Input {
   int taps = 9;  // conv3x3 also takes 1, 2 or 4 (the first ones of tap), weights packed by that count
 };
 
-// A weight's non-zero entries in compressed rows (CSR): row r holds entries [row_ptr[r],
-// row_ptr[r + 1]) of col (ascending) and values (core/sparse.hpp builds them).
+// A weight's non-zero entries in compressed rows (CSR): row r holds entries [row_begin[r],
+// row_end[r]) of col and values; for a whole matrix row_end = row_begin + 1 (core/sparse.hpp
+// builds them), for a band of its columns the band's segment of each row.
 struct CsrRows {
-  const int64_t* row_ptr;
+  const int64_t* row_begin;
+  const int64_t* row_end;
   const int32_t* col;
   const float* values;
 };
@@ -72,16 +74,14 @@ struct Table {
   // writes dx (H, W); the backward for weight adds Σ over `count` planes (x and dy advancing by
   // x_step and dy_step) into dw[9].
   void (*depthwise3x3)(const float* x, int64_t H, int64_t W, const float* w, float* y, int64_t stride);
-  void (*depthwise3x3_backward_input)(const float* dy, int64_t H, int64_t W, const float* w, float* dx,
-                                      int64_t stride);
-  void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw,
-                                       int64_t stride, int64_t count, int64_t x_step, int64_t dy_step);
+  void (*depthwise3x3_backward_input)(const float* dy, int64_t H, int64_t W, const float* w, float* dx, int64_t stride);
+  void (*depthwise3x3_backward_weight)(const float* dy, const float* x, int64_t H, int64_t W, float* dw, int64_t stride,
+                                       int64_t count, int64_t x_step, int64_t dy_step);
   // Direct 3×3 convolution of one sample from input planes the caller prepares (Conv3x3Input);
   // wp holds the weights packed [⌈M/4⌉][C][taps][4] (channels ≥ M zero); y (M, H, W) is the output
   // (overwritten). The backward for weight adds into dw (M, C, 9) the sum over `count` samples
   // (xp, dy advancing by x_step, dy_step; dy is (M, H, W) each).
-  void (*conv3x3)(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M,
-                  float* y);
+  void (*conv3x3)(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M, float* y);
   // The same for maps under 8 wide, vectors across output channels: weights packed
   // [⌈M/b⌉][C][9][b] with b = conv3x3_small_block.
   void (*conv3x3_small)(const float* xp, const Conv3x3Input& in, int64_t H, int64_t W, const float* wp, int64_t M,
@@ -90,9 +90,8 @@ struct Table {
   void (*conv3x3_backward_weight)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
                                   int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step);
   // The same for the flat layout's small maps (conv2d.cpp), vectors across output channels.
-  void (*conv3x3_backward_weight_small)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H,
-                                        int64_t W, int64_t M, float* dw, int64_t count, int64_t x_step,
-                                        int64_t dy_step);
+  void (*conv3x3_backward_weight_small)(const float* dy, const float* xp, const Conv3x3Input& in, int64_t H, int64_t W,
+                                        int64_t M, float* dw, int64_t count, int64_t x_step, int64_t dy_step);
   // The stride-2 planes of one (H, W) channel (Conv3x3Input, conv2d.cpp): row (ih + 1)/2 of copy
   // 2·kj + (ih + 1) % 2 (copies `copy` floats apart, rows ⌈W/2⌉ wide) ← x_ih[2·ow + kj − 1], 0
   // past the row's ends; other floats are left as they are.
@@ -107,10 +106,11 @@ struct Table {
   //         d = nesterov ? d + momentum·buf : buf (when momentum ≠ 0);  p −= lr·d
   //   Adam: g += wd·p (Adam) or p ·= 1 − lr·wd (AdamW, decoupled);  m = β1·m + (1 − β1)·g;
   //         v = β2·v + (1 − β2)·g²;  p −= lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + eps)
-  // Sparse weight × dense matrix, rows [r0, r1) of y (P floats each, ldy apart) = W · x with x's
-  // rows ldx apart: each entry's value times its x row, summed in the row's entry order.
+  // Sparse weight × dense matrix, rows [r0, r1) of y (P floats each, ldy apart) = W · x, or
+  // y += W · x (accumulate), with x's rows ldx apart: each entry's value times its x row, summed
+  // in the row's entry order.
   void (*csr_times_dense)(const CsrRows& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t P, float* y,
-                          int64_t ldy);
+                          int64_t ldy, bool accumulate);
   // The same for one column: y[r] = Σ values[j]·x[col[j]] (Linear at batch 1).
   void (*csr_times_vector)(const CsrRows& w, int64_t r0, int64_t r1, const float* x, float* y);
   // The weight gradient on the kept entries only, for rows [r0, r1):

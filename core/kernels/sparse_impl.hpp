@@ -12,13 +12,13 @@ constexpr int kSparseTile = 4;
 // y[r][p0, p0 + T·width) for rows [r0, r1); Full: every vector of the tile lies inside P.
 template <typename V, int T, bool Full>
 inline void csr_tile(const CsrRows& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t p0, int64_t P,
-                     float* y, int64_t ldy) {
+                     float* y, int64_t ldy, bool accumulate) {
   int lanes[T];
   for (int t = 0; t < T; ++t) lanes[t] = Full ? V::width : lanes_within<V>(p0 + t * V::width, P);
   for (int64_t r = r0; r < r1; ++r) {
     typename V::reg acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = V::zero();
-    for (int64_t j = w.row_ptr[r]; j < w.row_ptr[r + 1]; ++j) {
+    for (int t = 0; t < T; ++t) acc[t] = accumulate ? load_n<V>(y + r * ldy + p0 + t * V::width, lanes[t]) : V::zero();
+    for (int64_t j = w.row_begin[r]; j < w.row_end[r]; ++j) {
       const auto v = V::set1(w.values[j]);
       const float* xr = x + w.col[j] * ldx + p0;
       for (int t = 0; t < T; ++t)
@@ -30,18 +30,18 @@ inline void csr_tile(const CsrRows& w, int64_t r0, int64_t r1, const float* x, i
 
 template <typename V>
 void csr_times_dense(const CsrRows& w, int64_t r0, int64_t r1, const float* x, int64_t ldx, int64_t P, float* y,
-                     int64_t ldy) {
+                     int64_t ldy, bool accumulate) {
   constexpr int64_t tile = kSparseTile * V::width;
   int64_t p0 = 0;
-  for (; p0 + tile <= P; p0 += tile) csr_tile<V, kSparseTile, true>(w, r0, r1, x, ldx, p0, P, y, ldy);
-  for (; p0 < P; p0 += V::width) csr_tile<V, 1, false>(w, r0, r1, x, ldx, p0, P, y, ldy);
+  for (; p0 + tile <= P; p0 += tile) csr_tile<V, kSparseTile, true>(w, r0, r1, x, ldx, p0, P, y, ldy, accumulate);
+  for (; p0 < P; p0 += V::width) csr_tile<V, 1, false>(w, r0, r1, x, ldx, p0, P, y, ldy, accumulate);
 }
 
 template <typename V>
 void csr_times_vector(const CsrRows& w, int64_t r0, int64_t r1, const float* x, float* y) {
   for (int64_t r = r0; r < r1; ++r) {
-    int64_t j = w.row_ptr[r];
-    const int64_t end = w.row_ptr[r + 1];
+    int64_t j = w.row_begin[r];
+    const int64_t end = w.row_end[r];
     auto acc = V::zero();
     for (; j + V::width <= end; j += V::width) acc = V::fma(V::load(w.values + j), V::gather(x, w.col + j), acc);
     float sum = V::hsum(acc);
@@ -54,10 +54,11 @@ template <typename V>
 void csr_sampled_dots(const CsrRows& w, int64_t r0, int64_t r1, const float* dy, int64_t lddy, const float* x,
                       int64_t ldx, int64_t P, float* dv) {
   for (int64_t r = r0; r < r1; ++r)
-    for (int64_t j = w.row_ptr[r]; j < w.row_ptr[r + 1]; ++j) {
+    for (int64_t j = w.row_begin[r]; j < w.row_end[r]; ++j) {
       const float *g = dy + r * lddy, *xr = x + w.col[j] * ldx;
       auto acc = V::zero();
-      for_each_vector<V>(P, [&](int64_t p, int lanes) { acc = V::fma(load_n<V>(g + p, lanes), load_n<V>(xr + p, lanes), acc); });
+      for_each_vector<V>(
+          P, [&](int64_t p, int lanes) { acc = V::fma(load_n<V>(g + p, lanes), load_n<V>(xr + p, lanes), acc); });
       dv[j] += V::hsum(acc);
     }
 }

@@ -4,6 +4,8 @@
 // Values come from `weight` when it is defined (fine-tuning: its gradient is formed at the kept
 // entries only, zero elsewhere), else from the sparse form itself (inference without the dense
 // copy). The kernels run along the batch (Linear, x transposed to (in, N)) or the pixels (conv).
+#include "core/sparse.hpp"
+
 #include <memory>
 
 #include "core/autograd.hpp"
@@ -13,7 +15,6 @@
 #include "core/ops/conv2d.hpp"
 #include "core/parallel.hpp"
 #include "core/profile.hpp"
-#include "core/sparse.hpp"
 
 namespace shears {
 
@@ -57,7 +58,8 @@ void rows_times_sparse_t(const CsrMatrix& m, const float* x, int64_t rows, float
   const kernels::CsrRows w = m.view();
   if (rows < kVectorRows) {
     for (int64_t r = 0; r < rows; ++r)
-      parallel_for(m.rows, 64, [&](int64_t o0, int64_t o1) { k.csr_times_vector(w, o0, o1, x + r * m.cols, y + r * m.rows); });
+      parallel_for(m.rows, 64,
+                   [&](int64_t o0, int64_t o1) { k.csr_times_vector(w, o0, o1, x + r * m.cols, y + r * m.rows); });
     return;
   }
   // Scratch from the tensor allocator, which keeps large blocks (no fresh pages each call).
@@ -66,7 +68,7 @@ void rows_times_sparse_t(const CsrMatrix& m, const float* x, int64_t rows, float
   parallel_for(m.rows, 16, [&](int64_t o0, int64_t o1) {
     for (int64_t r0 = 0; r0 < rows; r0 += kPanel) {
       const int64_t width = std::min(kPanel, rows - r0);
-      k.csr_times_dense(w, o0, o1, panels.data() + r0 * m.cols, width, width, yt.data() + r0, rows);
+      k.csr_times_dense(w, o0, o1, panels.data() + r0 * m.cols, width, width, yt.data() + r0, rows, false);
     }
   });
   transpose_into(yt.data(), m.rows, rows, y);
@@ -90,8 +92,9 @@ Tensor kept_weight_gradient(const SparseWeight& s, const float* dy, const float*
 // The form's values, refreshed from the dense weight when there is one.
 void refresh(SparseWeight& s, const Tensor& weight, const char* op) {
   if (!weight.defined()) return;
-  SHEARS_CHECK(weight.shape() == s.shape(), op, "weight ", to_string(weight.shape()), " does not match its sparse form ",
-               to_string(s.shape()), " (sparsify again after changing the weight's shape)");
+  SHEARS_CHECK(weight.shape() == s.shape(), op, "weight ", to_string(weight.shape()),
+               " does not match its sparse form ", to_string(s.shape()),
+               " (sparsify again after changing the weight's shape)");
   s.gather(weight.data());
 }
 
@@ -138,14 +141,14 @@ Tensor sparse_conv2d(const Tensor& x, const Tensor& weight, const std::shared_pt
   SHEARS_CHECK(!bias.defined() || bias.shape() == Shape{g.C_out}, "sparse_conv2d", "bias must be [", g.C_out, "]");
   Tensor y = Tensor::empty({g.N, g.C_out, g.H_out, g.W_out});
   profile_scope.add_flops(static_cast<double>(g.gemm_flops()) * sparse->density());
-  profile_scope.set_path("sparse");
+  profile_scope.set_path(sparse_conv_path(g));
   sparse_conv2d_forward(g, sparse->w().view(), x.data(), bias.defined() ? bias.data() : nullptr, y.data());
   Tensor xs = x.detach();
   return record(y, "sparse_conv2d", {x, weight, bias}, [=](const Tensor& dy, const std::vector<bool>& needs) {
     Tensor dx, dw, db;
     if (needs[0]) {
       dx = Tensor::empty(xs.shape());
-      sparse_conv2d_backward_input(g, sparse->wt().view(), dy.data(), dx.data());
+      sparse_conv2d_backward_input(g, sparse->w().view(), sparse->wt().view(), dy.data(), dx.data());
     }
     if (needs[1]) {
       std::vector<float> dv(sparse->nnz());
