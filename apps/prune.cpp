@@ -71,6 +71,7 @@ struct PruneConfig {
   int64_t latency_runs = 10;
   int threads = 0;
   bool print_config = false;
+  std::string save_format = "masked";
 };
 
 int run(PruneConfig c, std::shared_ptr<nn::Module> model, std::optional<OpenedData> data) {
@@ -101,7 +102,7 @@ int run(PruneConfig c, std::shared_ptr<nn::Module> model, std::optional<OpenedDa
   o.evaluated = print_eval;
   const pipeline::PruneOutcome out = pipeline::prune_and_measure(*model, d, o);
   print_outcome(out, c.latency_runs, c.spec.structured);
-  pipeline::write_prune_outputs(
+  const auto [bytes, dense_bytes] = pipeline::write_prune_outputs(
       c.output, *model, d.splits.name, out,
       {.weights = c.weights,
        .method = c.spec.structured ? (c.spec.method == "intrafusion" ? "intrafusion" : "structured") : c.spec.method,
@@ -110,9 +111,13 @@ int run(PruneConfig c, std::shared_ptr<nn::Module> model, std::optional<OpenedDa
        .target_sparsity = c.spec.sparsity,
        .structured = c.spec.structured,
        .importance = c.spec.importance,
-       .finetune_epochs = c.ft.epochs});
+       .finetune_epochs = c.ft.epochs,
+       .sparse_file = c.save_format == "sparse"});
   const fs::path dir(c.output);
-  std::printf("\nwrote %s and %s\n", (dir / "pruned.safetensors").c_str(), (dir / "metrics.json").c_str());
+  std::printf("\nwrote %s (%s, %.2f MB: %.3fx the %.2f MB of the same model dense) and %s\n",
+              (dir / "pruned.safetensors").c_str(), c.save_format.c_str(), bytes / 1e6,
+              static_cast<double>(bytes) / static_cast<double>(dense_bytes), dense_bytes / 1e6,
+              (dir / "metrics.json").c_str());
   return 0;
 }
 
@@ -136,6 +141,11 @@ Command add_prune_command(CLI::App& app) {
   cli->add_option("--threads", c->threads, "threads (0: SHEARS_NUM_THREADS or all cores)")
       ->check(CLI::Range(int64_t{0}, int64_t{1024}));
   cli->add_option("--output,-o", c->output, "folder for pruned.safetensors and metrics.json")->required();
+  cli->add_option("--save-format", c->save_format,
+                  "masked (weight_orig + weight_mask, as torch.nn.utils.prune) or sparse (pruned weights as CSR "
+                  "crow_indices / col_indices / values)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"masked", "sparse"}));
   cli->add_option("--protocol", c->spec.protocol,
                   "shears, or official: the settings of the method's official code for this model (flags given win)")
       ->capture_default_str()

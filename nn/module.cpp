@@ -8,6 +8,7 @@
 #include "core/profile.hpp"
 #include "core/sparse.hpp"
 #include "core/version.hpp"
+#include "nn/sparse_checkpoint.hpp"
 
 namespace shears::nn {
 
@@ -458,12 +459,13 @@ void Module::save_checkpoint(const std::string& path, const std::map<std::string
   for (auto& [k, v] : extra) meta[k] = v;
   meta["format"] = "pt";  // provenance wins over anything the model or the caller set
   meta["shears.version"] = kVersion;
-  meta["shears.schema"] = std::to_string(kCheckpointSchema);
+  meta["shears.schema"] = std::to_string(kDenseCheckpointSchema);
   safetensors::save(path, state_dict(format), meta);
 }
 
 LoadReport Module::load_checkpoint(const std::string& path, bool strict) {
   safetensors::File file = safetensors::load(path);
+  expand_sparse_entries(file, path);
   try {
     return load_state_dict(file.tensors, strict);
   } catch (const Error& e) {

@@ -166,6 +166,27 @@ bool fits(float value) {
   return v >= low && v < high && std::trunc(v) == v;
 }
 
+// Exact integers (Entry::integers) of the dtypes that carry them: widening fails only on a U64
+// element int64 cannot hold; narrowing returns the first element the dtype cannot hold, or -1.
+template <typename T>
+bool widen_exact(const char* src, int64_t n, int64_t* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = read_le<T>(src + i * sizeof(T));
+    if (!std::in_range<int64_t>(v)) return false;
+    dst[i] = static_cast<int64_t>(v);
+  }
+  return true;
+}
+
+template <typename T>
+int64_t narrow_exact(const int64_t* src, int64_t n, char* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::in_range<T>(src[i])) return i;
+    write_le(dst + i * sizeof(T), static_cast<T>(src[i]));
+  }
+  return -1;
+}
+
 bool is_bit(float value) { return value == 0.f || value == 1.f; }
 bool any_float(float) { return true; }  // floating dtypes round
 
@@ -181,6 +202,7 @@ std::string floats() { return "any float"; }
 // whose descending order, then the name, is the reference writer's tensor order.
 // The codec columns: `widen` decodes n elements to float32; `holds` says whether a float32 value
 // is stored exactly (encode refuses any other, saying what `expected` allows); `narrow` encodes.
+// The exact columns serve Entry::integers (null for the dtypes that carry none).
 struct DtypeInfo {
   Dtype dtype;
   const char* name;
@@ -190,21 +212,31 @@ struct DtypeInfo {
   bool (*holds)(float value);
   std::string (*expected)();
   void (*narrow)(const float* src, int64_t n, char* dst);
+  bool (*widen_exact)(const char* src, int64_t n, int64_t* dst);
+  int64_t (*narrow_exact)(const int64_t* src, int64_t n, char* dst);
 };
 constexpr DtypeInfo kDtypes[] = {
-    {Dtype::BOOL, "BOOL", 1, 0, widen<uint8_t>, is_bit, bits, narrow<uint8_t>},
-    {Dtype::U8, "U8", 1, 1, widen<uint8_t>, fits<uint8_t>, integers<uint8_t>, narrow<uint8_t>},
-    {Dtype::I8, "I8", 1, 2, widen<int8_t>, fits<int8_t>, integers<int8_t>, narrow<int8_t>},
-    {Dtype::I16, "I16", 2, 3, widen<int16_t>, fits<int16_t>, integers<int16_t>, narrow<int16_t>},
-    {Dtype::U16, "U16", 2, 4, widen<uint16_t>, fits<uint16_t>, integers<uint16_t>, narrow<uint16_t>},
-    {Dtype::I32, "I32", 4, 7, widen<int32_t>, fits<int32_t>, integers<int32_t>, narrow<int32_t>},
-    {Dtype::U32, "U32", 4, 8, widen<uint32_t>, fits<uint32_t>, integers<uint32_t>, narrow<uint32_t>},
-    {Dtype::I64, "I64", 8, 11, widen<int64_t>, fits<int64_t>, integers<int64_t>, narrow<int64_t>},
-    {Dtype::U64, "U64", 8, 12, widen<uint64_t>, fits<uint64_t>, integers<uint64_t>, narrow<uint64_t>},
-    {Dtype::F16, "F16", 2, 5, widen_f16, any_float, floats, narrow_f16},
-    {Dtype::BF16, "BF16", 2, 6, widen_bf16, any_float, floats, narrow_bf16},
-    {Dtype::F32, "F32", 4, 9, widen<float>, any_float, floats, narrow<float>},
-    {Dtype::F64, "F64", 8, 10, widen<double>, any_float, floats, narrow<double>},  // widening rounds to nearest
+    {Dtype::BOOL, "BOOL", 1, 0, widen<uint8_t>, is_bit, bits, narrow<uint8_t>, nullptr, nullptr},
+    {Dtype::U8, "U8", 1, 1, widen<uint8_t>, fits<uint8_t>, integers<uint8_t>, narrow<uint8_t>, nullptr, nullptr},
+    {Dtype::I8, "I8", 1, 2, widen<int8_t>, fits<int8_t>, integers<int8_t>, narrow<int8_t>, widen_exact<int8_t>,
+     narrow_exact<int8_t>},
+    {Dtype::I16, "I16", 2, 3, widen<int16_t>, fits<int16_t>, integers<int16_t>, narrow<int16_t>, widen_exact<int16_t>,
+     narrow_exact<int16_t>},
+    {Dtype::U16, "U16", 2, 4, widen<uint16_t>, fits<uint16_t>, integers<uint16_t>, narrow<uint16_t>,
+     widen_exact<uint16_t>, narrow_exact<uint16_t>},
+    {Dtype::I32, "I32", 4, 7, widen<int32_t>, fits<int32_t>, integers<int32_t>, narrow<int32_t>, widen_exact<int32_t>,
+     narrow_exact<int32_t>},
+    {Dtype::U32, "U32", 4, 8, widen<uint32_t>, fits<uint32_t>, integers<uint32_t>, narrow<uint32_t>,
+     widen_exact<uint32_t>, narrow_exact<uint32_t>},
+    {Dtype::I64, "I64", 8, 11, widen<int64_t>, fits<int64_t>, integers<int64_t>, narrow<int64_t>, widen_exact<int64_t>,
+     narrow_exact<int64_t>},
+    {Dtype::U64, "U64", 8, 12, widen<uint64_t>, fits<uint64_t>, integers<uint64_t>, narrow<uint64_t>,
+     widen_exact<uint64_t>, narrow_exact<uint64_t>},
+    {Dtype::F16, "F16", 2, 5, widen_f16, any_float, floats, narrow_f16, nullptr, nullptr},
+    {Dtype::BF16, "BF16", 2, 6, widen_bf16, any_float, floats, narrow_bf16, nullptr, nullptr},
+    {Dtype::F32, "F32", 4, 9, widen<float>, any_float, floats, narrow<float>, nullptr, nullptr},
+    // F64: widening rounds to nearest.
+    {Dtype::F64, "F64", 8, 10, widen<double>, any_float, floats, narrow<double>, nullptr, nullptr},
 };
 
 constexpr bool table_follows_enum() {
@@ -236,7 +268,21 @@ void decode(const std::string& path, const std::string& name, Dtype dtype, const
   info(dtype).widen(src, n, dst);
 }
 
+// An entry's shape: its integers' when it has them (its value may then be undefined).
+const Shape& shape_of(const Entry& entry) { return entry.integers ? entry.integers->shape : entry.value.shape(); }
+
+std::string encode_integers(const std::string& path, const Entry& entry) {
+  const DtypeInfo& row = info(entry.dtype);
+  const std::vector<int64_t>& src = entry.integers->values;
+  std::string bytes(src.size() * row.size, '\0');
+  if (const int64_t bad = row.narrow_exact(src.data(), std::ssize(src), bytes.data()); bad >= 0)
+    fail(path, tensor_field(entry.name, "integers"), concat(row.expected(), " for ", row.name),
+         concat(src[bad], " at element ", bad));
+  return bytes;
+}
+
 std::string encode(const std::string& path, const Entry& entry) {
+  if (entry.integers) return encode_integers(path, entry);
   const DtypeInfo& row = info(entry.dtype);
   const float* src = entry.value.data();
   const int64_t n = entry.value.numel();
@@ -247,6 +293,31 @@ std::string encode(const std::string& path, const Entry& entry) {
   std::string bytes(static_cast<std::size_t>(n) * row.size, '\0');
   row.narrow(src, n, bytes.data());
   return bytes;
+}
+
+// An entry's integers must fit its shape and dtype, and agree with its value when both are set:
+// which of the two a caller edited would otherwise be guessed.
+void check_integers(const std::string& path, const Entry& entry) {
+  const Integers& ints = *entry.integers;
+  if (!carries_integers(entry.dtype))
+    fail(path, tensor_field(entry.name, "integers"), "an integer dtype I8, I16, U16, I32, U32, I64 or U64",
+         info(entry.dtype).name);
+  int64_t n = 1;
+  for (int64_t d : ints.shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      fail(path, tensor_field(entry.name, "integers"), "a shape of non-negative sizes", to_string(ints.shape));
+  if (std::ssize(ints.values) != n)
+    fail(path, tensor_field(entry.name, "integers"), concat(n, " values (shape ", to_string(ints.shape), ")"),
+         concat(ints.values.size()));
+  if (!entry.value.defined()) return;
+  if (entry.value.shape() != ints.shape)
+    fail(path, tensor_field(entry.name, "value"), "the shape of its integers " + to_string(ints.shape),
+         to_string(entry.value.shape()));
+  for (int64_t i = 0; i < n; ++i)
+    if (entry.value.data()[i] != static_cast<float>(ints.values[i]))
+      fail(path, tensor_field(entry.name, "value"),
+           concat("the float32 of its integers (", ints.values[i], "; both are set: reset one to edit the other)"),
+           concat(float_text(entry.value.data()[i]), " at element ", i));
 }
 
 // ---- reading ----
@@ -448,6 +519,7 @@ const char* dtype_name(Dtype dtype) { return info(dtype).name; }
 std::size_t dtype_size(Dtype dtype) { return info(dtype).size; }
 
 bool holds_exactly(Dtype dtype, float value) { return info(dtype).holds(value); }
+bool carries_integers(Dtype dtype) { return info(dtype).widen_exact != nullptr; }
 
 const Entry* File::find(const std::string& name) const {
   for (const Entry& entry : tensors)
@@ -492,9 +564,11 @@ File parse(const std::string& bytes, const std::string& path, const Limits& limi
   check_coverage(path, slots, buffer_size);
   // Each span was checked against the buffer, so this sum cannot overflow.
   uint64_t memory = bytes.size();
-  for (const Slot& slot : slots) memory += (slot.end - slot.begin) / info(slot.dtype).size * sizeof(float);
+  for (const Slot& slot : slots)
+    memory += (slot.end - slot.begin) / info(slot.dtype).size *
+              (sizeof(float) + (carries_integers(slot.dtype) ? sizeof(int64_t) : 0));
   if (memory > limits.max_bytes)
-    fail(path, "tensors", concat(limit_text(limits), " for the file and its tensors as float32"),
+    fail(path, "tensors", concat(limit_text(limits), " for the file, its tensors as float32 and their exact integers"),
          concat(memory, " bytes"));
 
   const char* buffer = bytes.data() + 8 + header_size;
@@ -502,7 +576,13 @@ File parse(const std::string& bytes, const std::string& path, const Limits& limi
   for (Slot& slot : slots) {
     Tensor value = Tensor::empty(slot.shape);
     decode(path, slot.name, slot.dtype, buffer + slot.begin, value.numel(), value.data());
-    file.tensors.push_back({std::move(slot.name), std::move(value), slot.dtype});
+    Entry entry{std::move(slot.name), std::move(value), slot.dtype};
+    if (carries_integers(slot.dtype)) {
+      Integers ints{std::move(slot.shape), std::vector<int64_t>(entry.value.numel())};
+      if (info(slot.dtype).widen_exact(buffer + slot.begin, entry.value.numel(), ints.values.data()))
+        entry.integers = std::move(ints);
+    }
+    file.tensors.push_back(std::move(entry));
   }
   return file;
 }
@@ -518,7 +598,10 @@ void save(const std::string& path, const std::vector<Entry>& tensors,
            "__metadata__");
     if (!names.insert(entry.name).second)
       fail(path, tensor_field(entry.name, "name"), "a name used once", "a duplicate");
-    if (!entry.value.defined()) fail(path, tensor_field(entry.name, "value"), "a defined tensor", "an empty handle");
+    if (entry.integers)
+      check_integers(path, entry);
+    else if (!entry.value.defined())
+      fail(path, tensor_field(entry.name, "value"), "a defined tensor", "an empty handle");
   }
 
   // The reference writer's order: descending dtype alignment, then name. Every tensor is then
@@ -535,10 +618,10 @@ void save(const std::string& path, const std::vector<Entry>& tensors,
   if (!metadata.empty()) header[kMetadataKey] = metadata;
   uint64_t offset = 0;
   for (const Entry* entry : order) {
-    const uint64_t bytes = static_cast<uint64_t>(entry->value.numel()) * dtype_size(entry->dtype);
+    const uint64_t bytes = static_cast<uint64_t>(numel(shape_of(*entry))) * dtype_size(entry->dtype);
     nlohmann::ordered_json& e = header[entry->name];
     e["dtype"] = dtype_name(entry->dtype);
-    e["shape"] = entry->value.shape();
+    e["shape"] = shape_of(*entry);
     e["data_offsets"] = {offset, offset + bytes};
     offset += bytes;
   }

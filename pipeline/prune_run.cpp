@@ -10,6 +10,7 @@
 #include "core/machine.hpp"
 #include "core/profile.hpp"
 #include "nn/models/registry.hpp"
+#include "nn/sparse_checkpoint.hpp"
 
 namespace shears::pipeline {
 
@@ -106,14 +107,23 @@ nlohmann::ordered_json layer_time_rows(const std::vector<LayerTime>& times) {
 
 }  // namespace
 
-void write_prune_outputs(const std::filesystem::path& folder, const nn::Module& model, const std::string& dataset,
-                         const PruneOutcome& o, const PruneRecord& r) {
+std::pair<int64_t, int64_t> write_prune_outputs(const std::filesystem::path& folder, const nn::Module& model,
+                                                const std::string& dataset, const PruneOutcome& o,
+                                                const PruneRecord& r) {
   std::filesystem::create_directories(folder);
   std::map<std::string, std::string> meta = nn::refreshed_metadata(model);  // a channel-pruned cnn's cfg
   meta.insert({{"pruning", r.description},
                {"target_sparsity", std::to_string(r.target_sparsity)},
                {"test_top1", std::to_string(o.final_eval.top1)}});
-  model.save_checkpoint((folder / "pruned.safetensors").string(), meta);
+  const std::filesystem::path file = folder / "pruned.safetensors", dense = folder / "dense-size.safetensors";
+  model.save_checkpoint(dense.string(), meta, nn::MaskFormat::dense);  // only to compare the sizes
+  const auto dense_bytes = static_cast<int64_t>(std::filesystem::file_size(dense));
+  std::filesystem::remove(dense);
+  if (r.sparse_file)
+    nn::save_sparse_checkpoint(model, file.string(), meta);
+  else
+    model.save_checkpoint(file.string(), meta);
+  const auto bytes = static_cast<int64_t>(std::filesystem::file_size(file));
   nlohmann::ordered_json metrics = {
       {"model", model.metadata().at("arch")},
       {"weights", r.weights},
@@ -145,13 +155,15 @@ void write_prune_outputs(const std::filesystem::path& folder, const nn::Module& 
       {"measured_speedup", o.measured_speedup()},
       {"prune_seconds", o.prune_seconds},
       {"layers", layer_rows(o.layers)},
-      {"layer_forward_ms", layer_time_rows(o.layer_times)}};
+      {"layer_forward_ms", layer_time_rows(o.layer_times)},
+      {"file_bytes", {{"format", r.sparse_file ? "sparse" : "masked"}, {"pruned", bytes}, {"dense", dense_bytes}}}};
   if (r.structured) metrics["importance"] = r.importance;
   if (r.finetune_epochs > 0) metrics["finetuned"] = to_json(o.final_eval);
   metrics["machine"] = nlohmann::json::parse(machine_json(this_machine()));
   std::ofstream out(folder / "metrics.json");
   out << metrics.dump(2) << '\n';
   SHEARS_CHECK(out.good(), (folder / "metrics.json").string(), "cannot write the metrics");
+  return {bytes, dense_bytes};
 }
 
 }  // namespace shears::pipeline

@@ -82,10 +82,13 @@ struct PruneRecord {
   bool structured = false;
   std::string importance;  // structured only
   int64_t finetune_epochs = 0;
+  bool sparse_file = false;  // pruned.safetensors with its masked weights compressed (nn/sparse_checkpoint.hpp)
 };
 
-// folder/pruned.safetensors and folder/metrics.json.
-void write_prune_outputs(const std::filesystem::path& folder, const nn::Module& model, const std::string& dataset,
-                         const PruneOutcome& outcome, const PruneRecord& record);
+// folder/pruned.safetensors and folder/metrics.json; returns the checkpoint's size in bytes and
+// that of the same model written dense (for the comparison).
+std::pair<int64_t, int64_t> write_prune_outputs(const std::filesystem::path& folder, const nn::Module& model,
+                                                const std::string& dataset, const PruneOutcome& outcome,
+                                                const PruneRecord& record);
 
 }  // namespace shears::pipeline

@@ -242,10 +242,10 @@ TEST_CASE("a built-in dataset's checkpoint evaluates without --data; old checkpo
   }
   SECTION("a newer schema or a malformed contract key is refused by name") {
     std::map<std::string, std::string> newer = file.metadata;
-    newer["shears.schema"] = "3";
+    newer["shears.schema"] = "4";
     safetensors::save((dir / "newer.safetensors").string(), file.tensors, newer);
     CHECK_THAT(run_shears("eval --weights " + (dir / "newer.safetensors").string()).output,
-               Contains("written with checkpoint schema 3") && Contains("reads up to 2"));
+               Contains("written with checkpoint schema 4") && Contains("reads up to 3"));
     std::map<std::string, std::string> bad = file.metadata;
     bad["input.std"] = "0.35,0.35";
     safetensors::save((dir / "bad.safetensors").string(), file.tensors, bad);

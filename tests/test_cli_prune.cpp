@@ -52,6 +52,33 @@ const std::string kPrune = "prune --latency-runs 2 --weights ";
 
 }  // namespace
 
+TEST_CASE("shears prune --sparse on --save-format sparse: sparse kernels, a compressed file that evaluates the same",
+          "[cli][sparse]") {
+  fs::path dir = trained("sparse_format");
+  Run r = run_shears(kPrune + (dir / "train/best.safetensors").string() + kData +
+                     " --method magnitude --sparsity 0.9 --sparse on --save-format sparse --finetune-epochs 1 --lr 0.01"
+                     " --output " +
+                     (dir / "p").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("3 of 3 Conv2d/Linear layers ran on the sparse kernels") != std::string::npos);
+  CHECK(r.output.find("sparse (csr)") != std::string::npos);
+  std::ifstream in(dir / "p/metrics.json");
+  nlohmann::json m = nlohmann::json::parse(in);
+  CHECK(m["file_bytes"]["format"] == "sparse");
+  CHECK(m["file_bytes"]["pruned"].get<double>() <= 0.17 * m["file_bytes"]["dense"].get<double>());
+  CHECK(m["layer_forward_ms"].size() == 3);
+  // The compressed file evaluates to the loss the run reported, on the sparse and the dense path.
+  for (const char* mode : {"on", "off"}) {
+    Run e = run_shears("eval --weights " + (dir / "p/pruned.safetensors").string() + kData + " --sparse " + mode +
+                       " --results-file " + (dir / "eval.json").string());
+    INFO(e.output);
+    REQUIRE(e.status == 0);
+    std::ifstream ej(dir / "eval.json");
+    CHECK(nlohmann::json::parse(ej)["loss"].get<double>() == Approx(m["loss"].get<double>()).epsilon(1e-5));
+  }
+}
+
 TEST_CASE("shears prune writes an exactly sparse checkpoint and ShrinkBench metrics", "[cli]") {
   fs::path dir = trained("unstructured");
   Run r = run_shears(kPrune + (dir / "train/best.safetensors").string() + kData +

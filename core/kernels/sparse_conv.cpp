@@ -26,6 +26,7 @@ namespace {
 // Stride 1 with "same" padding (k odd, padding (k − 1)/2), or stride 2 with k = 3, padding 1
 // or k = 1, padding 0; dilation 1, groups 1.
 bool is_flat(const ConvGeometry& g) {
+  if (g.C_in * g.kH * g.kW >= (int64_t{1} << 24)) return false;  // for_each_entry's division
   if (g.groups != 1 || g.dil_h != 1 || g.dil_w != 1 || g.stride_h != g.stride_w) return false;
   auto same = [](int64_t k, int64_t p) { return k % 2 == 1 && p == k / 2; };
   auto halving = [](int64_t k, int64_t p) { return (k == 3 && p == 1) || (k == 1 && p == 0); };
@@ -71,16 +72,6 @@ struct Flat {
     const int64_t er = t / g.kW - g.pad_h, ec = t % g.kW - g.pad_w;
     const int64_t pr = ((er % s) + s) % s, pc = ((ec % s) + s) % s;
     return {pr * pw + pc, (er - pr) / s, (ec - pc) / s};
-  }
-  // Where entry (c, t) reads the input's slots (forward, dW), and the adjoint: where the input
-  // gradient's slot of (c, t) reads dy laid out with the border (dx).
-  int32_t forward_offset(int64_t c, int64_t t) const {
-    const Tap k = tap(t);
-    return static_cast<int32_t>((c * phases() + k.phase) * S + (k.dr + bh) * row + k.dc + bw);
-  }
-  int32_t adjoint_offset(int64_t o, int64_t t) const {
-    const Tap k = tap(t);
-    return static_cast<int32_t>(o * S + (bh - k.dr) * row + bw - k.dc);
   }
   float* zeroed(float* out, int64_t slots) const {
     std::memset(out, 0, sizeof(float) * floats(slots));
@@ -148,11 +139,39 @@ void for_each_flat_block(const ConvGeometry& g, int64_t chunks, Body body) {
   });
 }
 
+// Per tap t = ki·kW + kj: its phase and its offset inside a slot, forward and adjoint.
+struct TapTable {
+  std::vector<int32_t> phase, forward, adjoint;
+  explicit TapTable(const Flat& f) {
+    for (int64_t t = 0; t < f.g.kH * f.g.kW; ++t) {
+      const Flat::Tap k = f.tap(t);
+      phase.push_back(static_cast<int32_t>(k.phase));
+      forward.push_back(static_cast<int32_t>((k.dr + f.bh) * f.row + k.dc + f.bw));
+      adjoint.push_back(static_cast<int32_t>((f.bh - k.dr) * f.row + f.bw - k.dc));
+    }
+  }
+};
+
+// body(o, j, c, t) for W's entries row by row, with the channel c = col / taps and tap t of
+// column col[j] from a multiplication (exact for columns below 2^24: at most 2^-16 off before
+// the floor, less than 1/taps).
+template <typename Body>
+void for_each_entry(const kernels::CsrRows& w, int64_t M, int64_t taps, Body body) {
+  const uint64_t magic = ((uint64_t{1} << 40) + static_cast<uint64_t>(taps) - 1) / static_cast<uint64_t>(taps);
+  for (int64_t o = 0; o < M; ++o)
+    for (int64_t j = w.row_begin[o]; j < w.row_end[o]; ++j) {
+      const int64_t c = static_cast<int64_t>((static_cast<uint64_t>(w.col[j]) * magic) >> 40);
+      body(o, j, c, w.col[j] - c * taps);
+    }
+}
+
 // W's entries with their forward run offsets as column indices.
 std::vector<int32_t> forward_offsets(const Flat& f, const kernels::CsrRows& w, int64_t M) {
-  const int64_t taps = f.g.kH * f.g.kW;
+  const TapTable taps(f);
   std::vector<int32_t> offsets(w.row_begin[M]);
-  for (int64_t j = 0; j < w.row_begin[M]; ++j) offsets[j] = f.forward_offset(w.col[j] / taps, w.col[j] % taps);
+  for_each_entry(w, M, f.g.kH * f.g.kW, [&](int64_t, int64_t j, int64_t c, int64_t t) {
+    offsets[j] = static_cast<int32_t>((c * f.phases() + taps.phase[t]) * f.S + taps.forward[t]);
+  });
   return offsets;
 }
 
@@ -164,18 +183,18 @@ struct ChannelRows {
   std::vector<float> values;
 };
 ChannelRows channel_rows(const Flat& f, const kernels::CsrRows& w, int64_t M) {
-  const int64_t taps = f.g.kH * f.g.kW, nnz = w.row_begin[M], slots = f.g.C_in * f.phases();
-  auto slot = [&](int32_t col) { return col / taps * f.phases() + f.tap(col % taps).phase; };
+  const TapTable taps(f);
+  const int64_t nnz = w.row_begin[M], slots = f.g.C_in * f.phases(), k = f.g.kH * f.g.kW;
   ChannelRows t{std::vector<int64_t>(slots + 1, 0), std::vector<int32_t>(nnz), std::vector<float>(nnz)};
-  for (int64_t j = 0; j < nnz; ++j) ++t.row_ptr[slot(w.col[j]) + 1];
+  for_each_entry(w, M, k,
+                 [&](int64_t, int64_t, int64_t c, int64_t tap) { ++t.row_ptr[c * f.phases() + taps.phase[tap] + 1]; });
   for (int64_t c = 0; c < slots; ++c) t.row_ptr[c + 1] += t.row_ptr[c];
   std::vector<int64_t> next(t.row_ptr.begin(), t.row_ptr.end() - 1);
-  for (int64_t o = 0; o < M; ++o)
-    for (int64_t j = w.row_begin[o]; j < w.row_end[o]; ++j) {
-      const int64_t k = next[slot(w.col[j])]++;
-      t.col[k] = f.adjoint_offset(o, w.col[j] % taps);
-      t.values[k] = w.values[j];
-    }
+  for_each_entry(w, M, k, [&](int64_t o, int64_t j, int64_t c, int64_t tap) {
+    const int64_t at = next[c * f.phases() + taps.phase[tap]]++;
+    t.col[at] = static_cast<int32_t>(o * f.S + taps.adjoint[tap]);
+    t.values[at] = w.values[j];
+  });
   return t;
 }
 
@@ -192,7 +211,7 @@ void banded_rows(const Flat& f, const std::vector<int64_t>& row_ptr, int64_t R, 
   for (int64_t r = 0; r < R; ++r) {
     int64_t j = row_ptr[r];
     for (int64_t b = 0; b <= bands; ++b) {
-      while (j < row_ptr[r + 1] && (b == bands || offsets[j] / S < b * band)) ++j;
+      while (j < row_ptr[r + 1] && (b == bands || offsets[j] < b * band * S)) ++j;
       bounds[b * R + r] = b == 0 ? row_ptr[r] : j;
     }
   }
@@ -202,13 +221,32 @@ void banded_rows(const Flat& f, const std::vector<int64_t>& row_ptr, int64_t R, 
   if (bands == 0) std::memset(yf, 0, sizeof(float) * R * S);
 }
 
+// Grids narrower than this (a pointwise layer's 1×1 and 2×2 maps at batch 1) run one gathering
+// product per column instead: a tile of vectors would be mostly empty lanes.
+constexpr int64_t kVectorColumns = 8;
+
+// y (R, S) = rows · xf, by the tiled kernel in bands, or column by column for narrow grids.
+void rows_product(const Flat& f, const std::vector<int64_t>& row_ptr, int64_t R, const std::vector<int32_t>& offsets,
+                  const float* values, const float* xf, float* yf) {
+  if (f.S >= kVectorColumns) return banded_rows(f, row_ptr, R, offsets, values, xf, yf);
+  const kernels::Table& k = kernels::kernels();
+  const kernels::CsrRows rows{row_ptr.data(), row_ptr.data() + 1, offsets.data(), values};
+  parallel_for(R, 64, [&](int64_t r0, int64_t r1) {
+    std::vector<float> column(r1 - r0);
+    for (int64_t q = 0; q < f.S; ++q) {
+      k.csr_times_vector(rows, r0, r1, xf + q, column.data() - r0);
+      for (int64_t r = r0; r < r1; ++r) yf[r * f.S + q] = column[r - r0];
+    }
+  });
+}
+
 void flat_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float* x, float* y) {
   const std::vector<int64_t> row_ptr(w.row_begin, w.row_begin + g.C_out + 1);
   for_each_flat_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const Flat& f) {
     const std::vector<int32_t> offsets = forward_offsets(f, w, g.C_out);
     const float* xf = f.fill_input(x, flat_scratch(0, f.floats(g.C_in * f.phases())));
     float* yf = flat_scratch(1, f.floats(g.C_out));
-    banded_rows(f, row_ptr, g.C_out, offsets, w.values, xf, yf);
+    rows_product(f, row_ptr, g.C_out, offsets, w.values, xf, yf);
     f.extract_output(yf, y);
   });
 }
@@ -218,7 +256,7 @@ void flat_backward_input(const ConvGeometry& g, const kernels::CsrRows& w, const
     const ChannelRows rows = channel_rows(f, w, g.C_out);
     const float* dyf = f.fill_output(dy, true, flat_scratch(0, f.floats(g.C_out)));
     float* dxf = flat_scratch(1, f.floats(g.C_in * f.phases()));
-    banded_rows(f, rows.row_ptr, g.C_in * f.phases(), rows.col, rows.values.data(), dyf, dxf);
+    rows_product(f, rows.row_ptr, g.C_in * f.phases(), rows.col, rows.values.data(), dyf, dxf);
     f.extract_input(dxf, dx);
   });
 }
@@ -234,8 +272,12 @@ void flat_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int6
     const float* xf = f.fill_input(x, flat_scratch(0, f.floats(g.C_in * f.phases())));
     const float* dyf = f.fill_output(dy, false, flat_scratch(1, f.floats(g.C_out)));
     const kernels::CsrRows entries{w.row_begin, w.row_end, offsets.data(), w.values};
+    // In tiles of the grid: a channel's k·k overlapping runs then share their lines in L1.
+    constexpr int64_t kTile = 256;
     parallel_for(g.C_out, 16, [&](int64_t r0, int64_t r1) {
-      k.csr_sampled_dots(entries, r0, r1, dyf, f.S, xf, 1, f.S, partial.data() + c * nnz);
+      for (int64_t q = 0; q < f.S; q += kTile)
+        k.csr_sampled_dots(entries, r0, r1, dyf + q, f.S, xf + q, 1, std::min(kTile, f.S - q),
+                           partial.data() + c * nnz);
     });
   });
   std::memcpy(dv, partial.data(), sizeof(float) * nnz);

@@ -11,6 +11,7 @@
 #include "nn/models/mobilenet.hpp"
 #include "nn/models/resnet.hpp"
 #include "nn/models/vgg.hpp"
+#include "nn/sparse_checkpoint.hpp"
 
 namespace shears::nn {
 
@@ -230,6 +231,7 @@ std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::s
                                            LoadReport* non_strict) {
   safetensors::File file = safetensors::load(path);
   check_checkpoint_schema(file.metadata, path);
+  expand_sparse_entries(file, path);
   for (safetensors::Entry& t : file.tensors)
     for (const std::string prefix : {"module.", "_orig_mod."})
       if (t.name.rfind(prefix, 0) == 0) t.name.erase(0, prefix.size());
@@ -255,6 +257,7 @@ std::shared_ptr<Module> load_foreign_model(const std::string& path, const std::s
 std::vector<std::string> load_initial_weights(Module& model, const std::string& path) {
   safetensors::File file = safetensors::load(path);
   check_checkpoint_schema(file.metadata, path);
+  expand_sparse_entries(file, path);
   for (safetensors::Entry& t : file.tensors)
     for (const std::string prefix : {"module.", "_orig_mod."})
       if (t.name.rfind(prefix, 0) == 0) t.name.erase(0, prefix.size());
@@ -303,6 +306,7 @@ void check_checkpoint_schema(const std::map<std::string, std::string>& metadata,
 std::shared_ptr<Module> load_model(const std::string& path) {
   safetensors::File file = safetensors::load(path);
   check_checkpoint_schema(file.metadata, path);
+  expand_sparse_entries(file, path);
   auto arch = file.metadata.find("arch");
   SHEARS_CHECK(arch != file.metadata.end(), path,
                "no 'arch' in the metadata (not written by shears?): name the "
