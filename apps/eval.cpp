@@ -51,6 +51,7 @@ int run(const EvalConfig& c) {
   auto [model, d, skipped] = open_weights(c.weights, c.foreign, c.data);
   nn::SparsifyOptions sparse;
   sparse.mode = nn::parse_sparse_mode(c.sparse);
+  sparse.freeze = true;  // evaluation only reads the weights
   int64_t sparse_layers = 0;
   for (const nn::SparseChoice& choice : nn::sparsify(*model, sparse)) sparse_layers += choice.sparse;
   if (sparse_layers > 0)

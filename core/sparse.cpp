@@ -63,7 +63,6 @@ SparseWeight SparseWeight::from_csr(const Shape& shape, CsrMatrix w, const std::
   w.check(what);
   s.w_ = std::move(w);
   s.build_transpose();
-  for (size_t k = 0; k < s.wt_source_.size(); ++k) s.wt_.values[k] = s.w_.values[s.wt_source_[k]];
   return s;
 }
 
@@ -98,7 +97,14 @@ int64_t SparseWeight::bytes() const {
 void SparseWeight::gather(const float* dense) {
   for (int64_t r = 0; r < w_.rows; ++r)
     for (int64_t j = w_.row_ptr[r]; j < w_.row_ptr[r + 1]; ++j) w_.values[j] = dense[r * w_.cols + w_.col[j]];
-  for (size_t k = 0; k < wt_source_.size(); ++k) wt_.values[k] = w_.values[wt_source_[k]];
+  wt_stale_ = true;
+}
+
+const CsrMatrix& SparseWeight::wt() {
+  if (wt_stale_)
+    for (size_t k = 0; k < wt_source_.size(); ++k) wt_.values[k] = w_.values[wt_source_[k]];
+  wt_stale_ = false;
+  return wt_;
 }
 
 void SparseWeight::scatter(const float* values, float* dense) const {
@@ -122,11 +128,14 @@ const char* sparse_kind_name(SparseKind kind) {
 }
 
 double sparse_density_threshold(kernels::Isa isa, SparseKind kind) {
-  // {linear, conv1x1, conv} per ISA: the density where sparse and dense times cross, rounded down.
+  // {linear, conv1x1, conv} per ISA: the density where the sparse and dense times cross in
+  // bench/bench_sparse.cpp (BM_linear_4096 at batch 128, BM_conv_kind at batch 32), rounded down;
+  // measured on an Intel Xeon (AVX-512, 2 threads; docs/sparse.md#the-density-table). The scalar
+  // table's dense Linear and 1×1 run OpenBLAS's vector kernels, its 3×3 the scalar direct kernel.
   static const double table[3][3] = {
-      {0.5, 0.5, 0.5},  // scalar
-      {0.3, 0.3, 0.3},  // avx2
-      {0.3, 0.3, 0.3},  // avx512
+      {0.05, 0.05, 0.7},  // scalar
+      {0.25, 0.2, 0.4},   // avx2
+      {0.4, 0.3, 0.35},   // avx512
   };
   return table[static_cast<int>(isa)][static_cast<int>(kind)];
 }

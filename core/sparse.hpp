@@ -32,13 +32,18 @@ class SparseWeight {
   static SparseWeight from_csr(const Shape& shape, CsrMatrix w, const std::string& what);
 
   const Shape& shape() const { return shape_; }
-  const CsrMatrix& w() const { return w_; }    // (out, in·kH·kW) with the values last gathered
-  const CsrMatrix& wt() const { return wt_; }  // its transpose, values gathered by the same call
+  const CsrMatrix& w() const { return w_; }  // (out, in·kH·kW) with the values last gathered
+  // Its transpose, with w()'s values (brought into its order on first use after a gather).
+  const CsrMatrix& wt();
   int64_t nnz() const { return w_.nnz(); }
   double density() const;
   int64_t bytes() const;  // memory of the form (both patterns and values)
-  // Values ← the dense weight at the kept positions (both orders).
+  // Values ← the dense weight at the kept positions.
   void gather(const float* dense);
+  // Frozen (nn::sparsify's inference mode): the layers run on these values and no longer read
+  // the dense weight, so changing it has no effect until the model is sparsified again.
+  bool frozen() const { return frozen_; }
+  void freeze() { frozen_ = true; }
   void scatter(const float* values, float* dense) const;  // dense (zeroed by the caller) ← values
   Tensor to_dense() const;
 
@@ -47,6 +52,7 @@ class SparseWeight {
   Shape shape_;
   CsrMatrix w_, wt_;
   std::vector<int64_t> wt_source_;  // for each entry of wt_, its entry in w_
+  bool wt_stale_ = true, frozen_ = false;
 };
 
 // Where the sparse kernels pay: a layer runs sparse when its density is at most the threshold

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/ops.hpp"
+#include "core/sparse.hpp"
 #include "nn/init.hpp"
 
 namespace shears::nn {
@@ -32,7 +33,8 @@ void Linear::reset_parameters(Generator& gen) {
 
 Tensor Linear::forward(const Tensor& x) {
   Tensor bias = has_parameter("bias") ? effective("bias") : Tensor();
-  if (auto sparse = sparse_form("weight")) return sparse_linear(x, parameter("weight"), sparse, bias);
+  if (auto sparse = sparse_form("weight"))
+    return sparse_linear(x, sparse->frozen() ? Tensor() : parameter("weight"), sparse, bias);
   return linear(x, effective("weight"), bias);
 }
 
@@ -70,7 +72,8 @@ Conv2dOptions Conv2d::options() const {
 
 Tensor Conv2d::forward(const Tensor& x) {
   Tensor bias = has_parameter("bias") ? effective("bias") : Tensor();
-  if (auto sparse = sparse_form("weight")) return sparse_conv2d(x, parameter("weight"), sparse, bias, options());
+  if (auto sparse = sparse_form("weight"))
+    return sparse_conv2d(x, sparse->frozen() ? Tensor() : parameter("weight"), sparse, bias, options());
   return conv2d(x, effective("weight"), bias, options());
 }
 

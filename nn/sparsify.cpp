@@ -65,9 +65,10 @@ std::vector<SparseChoice> sparsify(Module& model, const SparsifyOptions& options
     std::optional<SparseChoice> c = choice_for(prefix, *m, options);
     if (!c) continue;
     const Tensor mask = m->has_mask("weight") ? m->mask("weight") : Tensor();
-    m->set_sparse_form("weight", c->sparse ? std::make_shared<SparseWeight>(
-                                                 SparseWeight::from_dense(m->parameter("weight"), mask))
-                                           : nullptr);
+    std::shared_ptr<SparseWeight> form;
+    if (c->sparse) form = std::make_shared<SparseWeight>(SparseWeight::from_dense(m->parameter("weight"), mask));
+    if (form && options.freeze) form->freeze();
+    m->set_sparse_form("weight", form);
     choices.push_back(*c);
   }
   return choices;

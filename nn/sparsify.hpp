@@ -22,6 +22,10 @@ const char* sparse_mode_name(SparseMode mode);
 struct SparsifyOptions {
   SparseMode mode = SparseMode::automatic;
   std::optional<double> max_density;  // overrides the table for every kind
+  // Inference: the forms keep the values of now and the layers stop reading the dense weights
+  // (no gather per forward, no weight gradient); like torch.jit.freeze, later changes to the
+  // weights take effect only when the model is sparsified again.
+  bool freeze = false;
 };
 
 struct SparseChoice {

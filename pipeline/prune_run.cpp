@@ -37,7 +37,7 @@ PruneOutcome prune_and_measure(nn::Module& model, const data::OpenedData& d, con
   const auto start = std::chrono::steady_clock::now();
   prune::prune_model(model, o.method, o.context, o.bn_batches);
   out.prune_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const std::vector<nn::SparseChoice> choices = nn::sparsify(model, o.sparse);
+  nn::sparsify(model, o.sparse);
   out.pruned = out.final_eval = train::evaluate(model, test, d.num_classes);
   evaluated("pruned", out.pruned);
   if (o.finetune.epochs > 0) {
@@ -47,10 +47,15 @@ PruneOutcome prune_and_measure(nn::Module& model, const data::OpenedData& d, con
     evaluated("fine-tuned", out.final_eval);
   }
   out.counts = prune::count_size(model, input);
-  std::tie(out.dense_latency, out.latency) = prune::time_inference(*dense, model, probe, o.latency_runs);
+  // Latency as deployed: a copy whose sparse forms are frozen (no gather from the dense weights).
+  auto deployed = model.clone();
+  nn::SparsifyOptions frozen = o.sparse;
+  frozen.freeze = true;
+  const std::vector<nn::SparseChoice> choices = nn::sparsify(*deployed, frozen);
+  std::tie(out.dense_latency, out.latency) = prune::time_inference(*dense, *deployed, probe, o.latency_runs);
   out.latency_batch = probe.size(0);
   out.layers = prune::layer_densities(*dense, model);
-  out.layer_times = time_layers(*dense, model, choices, probe, std::max<int64_t>(1, o.latency_runs / 2));
+  out.layer_times = time_layers(*dense, *deployed, choices, probe, std::max<int64_t>(1, o.latency_runs / 2));
   return out;
 }
 

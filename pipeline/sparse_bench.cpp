@@ -74,7 +74,9 @@ SparseBenchResult bench_sparse(const nn::Module& model, const Tensor& x, const s
   SparseBenchResult out;
   auto dense = model.clone(), sparse = model.clone();
   nn::densify(*dense);
-  out.layers = nn::sparsify(*sparse, options.sparse);
+  nn::SparsifyOptions sparse_options = options.sparse;
+  sparse_options.freeze = !options.train;  // inference as deployed: no gather from the dense weights
+  out.layers = nn::sparsify(*sparse, sparse_options);
   for (const nn::SparseChoice& c : out.layers)
     if (c.sparse) out.dense_weight_bytes += sparse->parameter(c.name).numel() * int64_t{4};
   out.sparse_bytes = nn::sparse_bytes(*sparse);

@@ -42,6 +42,13 @@ nn::SparsifyOptions sparse_options(nn::SparseMode mode, std::optional<double> ma
   return o;
 }
 
+// Whether two tensors differ somewhere (a changed weight reached the output).
+bool differs(const Tensor& a, const Tensor& b) {
+  for (int64_t i = 0; i < a.numel(); ++i)
+    if (a.data()[i] != b.data()[i]) return true;
+  return false;
+}
+
 SparseWeight random_form(int64_t rows, int64_t cols, double density, uint64_t seed) {
   return SparseWeight::from_dense(test::random_tensor({rows, cols}, seed),
                                   random_mask({rows, cols}, density, seed + 1));
@@ -95,7 +102,7 @@ TEST_CASE("the transpose kernel moves every entry, blocks and edges", "[sparse][
 
 TEST_CASE("the sparse form holds the kept entries, its transpose, and goes back to dense", "[sparse]") {
   Tensor w = test::random_tensor({6, 2, 3, 3}, 5), mask = random_mask({6, 2, 3, 3}, 0.3, 6);
-  const SparseWeight s = SparseWeight::from_dense(w, mask);
+  SparseWeight s = SparseWeight::from_dense(w, mask);
   CHECK(s.w().rows == 6);
   CHECK(s.w().cols == 18);
   CHECK(s.w().row_ptr[2] == s.w().row_ptr[1]);  // the empty row
@@ -150,7 +157,7 @@ TEST_CASE("sparse convolutions equal the reference on the shared case list", "[s
     conv2d_forward_ref(g, x.data(), masked.data(), nullptr, y_ref.data());
     conv2d_backward_input_ref(g, dy.data(), masked.data(), dx_ref.data());
     conv2d_backward_weight_ref(g, dy.data(), x.data(), dw_ref.data());
-    const SparseWeight s = SparseWeight::from_dense(w, mask);
+    SparseWeight s = SparseWeight::from_dense(w, mask);
     test::for_each_configuration([&] {
       INFO(c.name);
       Tensor y = Tensor::empty(dy.shape()), dx = Tensor::empty(x.shape()), dw = Tensor::zeros(w.shape());
@@ -233,6 +240,27 @@ TEST_CASE("masked fine-tuning on the sparse path forms gradients at kept entries
   test::require_close(layer.parameter("weight").grad(), dense_grad);
   layer.set_mask("weight", Tensor::ones({12, 20}));  // a new mask drops the stale form
   CHECK_FALSE(layer.sparse_form("weight"));
+}
+
+TEST_CASE("a frozen form keeps its values until the model is sparsified again", "[sparse]") {
+  Generator gen(51);
+  nn::Linear layer(16, 8, true, gen);
+  Tensor mask = random_mask({8, 16}, 0.3, 52);
+  layer.set_mask("weight", mask);
+  int64_t kept = 0;
+  while (mask.data()[kept] == 0.f) ++kept;
+  Tensor x = test::random_tensor({6, 16}, 53);
+  nn::SparsifyOptions frozen = sparse_options(nn::SparseMode::on);
+  frozen.freeze = true;
+  nn::sparsify(layer, frozen);
+  Tensor before = layer.forward(x).detach().clone();
+  layer.parameter("weight").data()[kept] += 1.f;  // not read by the frozen form
+  test::require_close(layer.forward(x).detach(), before, 0, 0);
+  nn::sparsify(layer, frozen);
+  CHECK(differs(layer.forward(x).detach(), before));
+  Tensor out = layer.forward(x);
+  sum(out).backward();
+  CHECK_FALSE(layer.parameter("weight").grad().defined());  // no weight gradient while frozen
 }
 
 TEST_CASE("--sparse modes: auto follows the table, on refuses a pruned depthwise layer", "[sparse]") {

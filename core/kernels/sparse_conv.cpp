@@ -43,6 +43,14 @@ float* flat_scratch(int slot, int64_t floats) {
   return buffers[slot].data();
 }
 
+// Pointwise stride-1 layers on maps of at least this many pixels run one sample per block, read
+// and written in place: a sample's (C, H·W) planes are already the flat layout.
+constexpr int64_t kInPlacePixels = 64;
+
+bool in_flat_layout(const ConvGeometry& g) {
+  return g.kH == 1 && g.kW == 1 && g.stride_h == 1 && g.H * g.W >= kInPlacePixels;
+}
+
 // The grid is the output's (H_out × W_out, a border of (k − 1)/2 shared as above). At stride 2
 // the input is split into its phases, x_(pr,pc)[a][b] = x[2a + pr][2b + pc], each laid out on
 // the grid, so that tap (ki, kj) reads phase (pr, pc) shifted by (dr, dc) with
@@ -72,6 +80,20 @@ struct Flat {
     const int64_t er = t / g.kW - g.pad_h, ec = t % g.kW - g.pad_w;
     const int64_t pr = ((er % s) + s) % s, pc = ((ec % s) + s) % s;
     return {pr * pw + pc, (er - pr) / s, (ec - pc) / s};
+  }
+  // The block's input and output slots: views of the tensors themselves for in_place layers,
+  // else filled into (or extracted from) the scratch buffer.
+  const float* input_view(const float* x, float* scratch) const {
+    return in_flat_layout(g) ? x + n0 * g.C_in * g.H * g.W : fill_input(x, scratch);
+  }
+  const float* output_view(const float* dy, bool border, float* scratch) const {
+    return in_flat_layout(g) ? dy + n0 * g.C_out * g.H_out * g.W_out : fill_output(dy, border, scratch);
+  }
+  float* output_target(float* y, float* scratch) const {
+    return in_flat_layout(g) ? y + n0 * g.C_out * g.H_out * g.W_out : scratch;
+  }
+  float* input_target(float* dx, float* scratch) const {
+    return in_flat_layout(g) ? dx + n0 * g.C_in * g.H * g.W : scratch;
   }
   float* zeroed(float* out, int64_t slots) const {
     std::memset(out, 0, sizeof(float) * floats(slots));
@@ -124,6 +146,7 @@ struct Flat {
 };
 
 int64_t samples_per_flat_block(const ConvGeometry& g) {
+  if (in_flat_layout(g)) return 1;
   const Flat one(g, 0, 1);
   return std::max<int64_t>(1, kBlockFloats / (std::max(g.C_in * one.phases(), g.C_out) * one.plane));
 }
@@ -215,15 +238,18 @@ void banded_rows(const Flat& f, const std::vector<int64_t>& row_ptr, int64_t R, 
       bounds[b * R + r] = b == 0 ? row_ptr[r] : j;
     }
   }
-  for (int64_t b = 0; b < bands; ++b)
-    sparse_rows({bounds.data() + b * R, bounds.data() + (b + 1) * R, offsets.data(), values}, R, xf, 1, S, yf, S,
-                b > 0);
-  if (bands == 0) std::memset(yf, 0, sizeof(float) * R * S);
+  if (bands == 0) return (void)std::memset(yf, 0, sizeof(float) * R * S);
+  const kernels::Table& k = kernels::kernels();
+  parallel_for(R, 16, [&](int64_t r0, int64_t r1) {  // one region for all bands: a small layer's bands cost no more
+    for (int64_t b = 0; b < bands; ++b)
+      k.csr_times_dense({bounds.data() + b * R, bounds.data() + (b + 1) * R, offsets.data(), values}, r0, r1, xf, 1, S,
+                        yf, S, b > 0);
+  });
 }
 
 // Grids narrower than this (a pointwise layer's 1×1 and 2×2 maps at batch 1) run one gathering
 // product per column instead: a tile of vectors would be mostly empty lanes.
-constexpr int64_t kVectorColumns = 8;
+constexpr int64_t kVectorColumns = 2;
 
 // y (R, S) = rows · xf, by the tiled kernel in bands, or column by column for narrow grids.
 void rows_product(const Flat& f, const std::vector<int64_t>& row_ptr, int64_t R, const std::vector<int32_t>& offsets,
@@ -244,20 +270,20 @@ void flat_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float*
   const std::vector<int64_t> row_ptr(w.row_begin, w.row_begin + g.C_out + 1);
   for_each_flat_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const Flat& f) {
     const std::vector<int32_t> offsets = forward_offsets(f, w, g.C_out);
-    const float* xf = f.fill_input(x, flat_scratch(0, f.floats(g.C_in * f.phases())));
-    float* yf = flat_scratch(1, f.floats(g.C_out));
+    const float* xf = f.input_view(x, flat_scratch(0, f.floats(g.C_in * f.phases())));
+    float* yf = f.output_target(y, flat_scratch(1, f.floats(g.C_out)));
     rows_product(f, row_ptr, g.C_out, offsets, w.values, xf, yf);
-    f.extract_output(yf, y);
+    if (!in_flat_layout(g)) f.extract_output(yf, y);
   });
 }
 
 void flat_backward_input(const ConvGeometry& g, const kernels::CsrRows& w, const float* dy, float* dx) {
   for_each_flat_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const Flat& f) {
     const ChannelRows rows = channel_rows(f, w, g.C_out);
-    const float* dyf = f.fill_output(dy, true, flat_scratch(0, f.floats(g.C_out)));
-    float* dxf = flat_scratch(1, f.floats(g.C_in * f.phases()));
+    const float* dyf = f.output_view(dy, true, flat_scratch(0, f.floats(g.C_out)));
+    float* dxf = f.input_target(dx, flat_scratch(1, f.floats(g.C_in * f.phases())));
     rows_product(f, rows.row_ptr, g.C_in * f.phases(), rows.col, rows.values.data(), dyf, dxf);
-    f.extract_input(dxf, dx);
+    if (!in_flat_layout(g)) f.extract_input(dxf, dx);
   });
 }
 
@@ -269,8 +295,8 @@ void flat_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int6
   std::vector<float> partial(chunks * nnz, 0.f);
   for_each_flat_block(g, chunks, [&](int64_t c, const Flat& f) {
     const std::vector<int32_t> offsets = forward_offsets(f, w, g.C_out);
-    const float* xf = f.fill_input(x, flat_scratch(0, f.floats(g.C_in * f.phases())));
-    const float* dyf = f.fill_output(dy, false, flat_scratch(1, f.floats(g.C_out)));
+    const float* xf = f.input_view(x, flat_scratch(0, f.floats(g.C_in * f.phases())));
+    const float* dyf = f.output_view(dy, false, flat_scratch(1, f.floats(g.C_out)));
     const kernels::CsrRows entries{w.row_begin, w.row_end, offsets.data(), w.values};
     // In tiles of the grid: a channel's k·k overlapping runs then share their lines in L1.
     constexpr int64_t kTile = 256;
