@@ -134,6 +134,8 @@ int run(const BenchConfig& c) {
   Tensor x = Tensor::randn({c.batch_size, c.in_channels, c.input_size, c.input_size}, gen);
   std::vector<int64_t> labels(c.batch_size);
   for (int64_t i = 0; i < c.batch_size; ++i) labels[i] = i % c.num_classes;
+  SHEARS_CHECK(c.sparsity < 0 || !c.compare_torch, "--compare-torch",
+               "times the unpruned model; run it without --sparsity (PyTorch has no sparse twin here)");
   if (c.sparsity >= 0) return run_sparse(c, *model, x, labels);
   optim::Sgd sgd({{model->named_parameters(), 0.01, 0.0, 0.01}}, {0.01, 0.9, 0.0, 0.0, false});
   bool train = c.mode == "train";
@@ -210,7 +212,11 @@ Command add_bench_command(CLI::App& app) {
   cli->add_option("--sparse", c->sparse, "with --sparsity: auto (the density table), on or off")->capture_default_str();
   cli->add_flag("--compare-torch", c->compare_torch,
                 "time the same model in PyTorch (python3-torch) and print the ratio");
-  return {cli, [c] { return run(*c); }};
+  return {cli, [c, cli] {
+            for (const char* flag : {"--distribution", "--sparse"})
+              SHEARS_CHECK(cli->count(flag) == 0 || c->sparsity >= 0, flag, "applies only with --sparsity");
+            return run(*c);
+          }};
 }
 
 }  // namespace shears::app

@@ -58,7 +58,8 @@ SparseWeight SparseWeight::from_dense(const Tensor& weight, const Tensor& mask) 
 SparseWeight SparseWeight::from_csr(const Shape& shape, CsrMatrix w, const std::string& what) {
   SparseWeight s;
   s.shape_ = shape;
-  SHEARS_CHECK(w.rows == shape[0] && w.cols == columns_of(shape), what, "a ", w.rows, "x", w.cols,
+  const int64_t cols = columns_of(shape);  // checks the rank first
+  SHEARS_CHECK(w.rows == shape[0] && w.cols == cols, what, "a ", w.rows, "x", w.cols,
                " matrix cannot hold a weight of shape ", to_string(shape));
   w.check(what);
   s.w_ = std::move(w);

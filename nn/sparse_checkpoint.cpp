@@ -22,7 +22,7 @@ using safetensors::Integers;
 
 const std::string kRows = ".crow_indices", kCols = ".col_indices", kValues = ".values";
 const std::string kShapePrefix = "sparse.", kShapeSuffix = ".shape";
-constexpr uint64_t kEntriesPerByte = 1024, kEntriesSlack = uint64_t{1} << 20;
+constexpr uint64_t kEntriesPerByte = 64, kEntriesSlack = uint64_t{1} << 20;
 
 std::string shape_key(const std::string& name) { return kShapePrefix + name + kShapeSuffix; }
 

@@ -37,8 +37,8 @@ void save_sparse_checkpoint(const Module& model, const std::string& path,
 // path_for_errors and the tensor: a missing member or shape key, a malformed shape, indices of a
 // float dtype, negative or out-of-range indices, row pointers of the wrong length or order, and
 // values and column indices of different lengths. The dense tensors are bounded before anything is
-// allocated: at most 1024 entries per byte of the file's tensor data, plus 2^20 (so densities
-// down to about 0.02% expand), and at most limits.max_bytes as float32 orig and mask.
+// allocated: at most 64 entries per byte of the file's tensor data, plus 2^20 (so densities
+// down to about 0.3% expand), and at most limits.max_bytes as float32 orig and mask.
 void expand_sparse_entries(safetensors::File& file, const std::string& path_for_errors,
                            const safetensors::Limits& limits = {});
 

@@ -23,10 +23,17 @@ const char* sparse_mode_name(SparseMode mode) {
 
 namespace {
 
+// The kept fraction of the layer's weight (its mask's ones, else its non-zeros), or -1 when the
+// mask holds values other than 0 and 1 (the dense path scales by them; the sparse one cannot).
 double kept_fraction(const Module& layer) {
-  const Tensor keep = layer.has_mask("weight") ? layer.mask("weight") : layer.parameter("weight");
+  const bool masked = layer.has_mask("weight");
+  const Tensor keep = masked ? layer.mask("weight") : layer.parameter("weight");
   int64_t kept = 0;
-  for (int64_t i = 0; i < keep.numel(); ++i) kept += keep.data()[i] != 0.f;
+  for (int64_t i = 0; i < keep.numel(); ++i) {
+    const float k = keep.data()[i];
+    if (masked && k != 0.f && k != 1.f) return -1;
+    kept += k != 0.f;
+  }
   return keep.numel() == 0 ? 1.0 : static_cast<double>(kept) / static_cast<double>(keep.numel());
 }
 
@@ -41,14 +48,19 @@ std::optional<SparseChoice> choice_for(const std::string& prefix, const Module& 
     return std::nullopt;
   }
   c.density = kept_fraction(m);
+  // Unmasked layers run sparse only frozen: training them sparse would keep their zeros at zero,
+  // where the dense path lets them move. Non-binary masks stay dense.
+  c.supported = c.supported && c.density >= 0 && (m.has_mask("weight") || options.freeze);
+  if (c.density < 0) c.density = 1;
   c.threshold = options.max_density ? *options.max_density : sparse_density_threshold(c.kind);
   switch (options.mode) {
     case SparseMode::off: c.sparse = false; break;
     case SparseMode::automatic: c.sparse = c.supported && c.density <= c.threshold; break;
     case SparseMode::on:
-      SHEARS_CHECK(c.supported || c.density == 1.0, "--sparse on", c.name, " is pruned to density ", c.density,
-                   " but is a grouped or depthwise convolution (groups ", dynamic_cast<const Conv2d&>(m).groups(),
-                   "), which has no sparse kernel; --sparse auto keeps it dense");
+      if (const auto* conv = dynamic_cast<const Conv2d*>(&m))
+        SHEARS_CHECK(conv->groups() == 1 || c.density == 1.0, "--sparse on", c.name, " is pruned to density ",
+                     c.density, " but is a grouped or depthwise convolution (groups ", conv->groups(),
+                     "), which has no sparse kernel; --sparse auto keeps it dense");
       c.sparse = c.supported && c.density < 1.0;
       break;
   }

@@ -263,6 +263,21 @@ TEST_CASE("a frozen form keeps its values until the model is sparsified again", 
   CHECK_FALSE(layer.parameter("weight").grad().defined());  // no weight gradient while frozen
 }
 
+TEST_CASE("unmasked layers run sparse only frozen; non-binary masks stay dense", "[sparse]") {
+  Generator gen(61);
+  nn::Linear layer(12, 6, true, gen);
+  Tensor w = layer.parameter("weight");
+  for (int64_t i = 0; i < w.numel(); i += 2) w.data()[i] = 0.f;                    // zeros without a mask
+  CHECK_FALSE(nn::sparsify(layer, sparse_options(nn::SparseMode::on))[0].sparse);  // fine-tuning would move them
+  nn::SparsifyOptions frozen = sparse_options(nn::SparseMode::on);
+  frozen.freeze = true;
+  CHECK(nn::sparsify(layer, frozen)[0].sparse);
+  Tensor half = Tensor::ones({6, 12});
+  half.data()[0] = 0.5f;
+  layer.set_mask("weight", half);
+  CHECK_FALSE(nn::sparsify(layer, frozen)[0].sparse);
+}
+
 TEST_CASE("--sparse modes: auto follows the table, on refuses a pruned depthwise layer", "[sparse]") {
   CHECK(nn::parse_sparse_mode("auto") == nn::SparseMode::automatic);
   CHECK_THROWS_WITH(nn::parse_sparse_mode("yes"), Catch::Contains("auto, on or off"));

@@ -12,6 +12,7 @@
 // with these offsets as column indices (ldx = 1): no im2col, no column matrix. The grid's border
 // positions are computed too, and dropped.
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -26,8 +27,12 @@ namespace {
 // Stride 1 with "same" padding (k odd, padding (k − 1)/2), or stride 2 with k = 3, padding 1
 // or k = 1, padding 0; dilation 1, groups 1.
 bool is_flat(const ConvGeometry& g) {
-  if (g.C_in * g.kH * g.kW >= (int64_t{1} << 24)) return false;  // for_each_entry's division
   if (g.groups != 1 || g.dil_h != 1 || g.dil_w != 1 || g.stride_h != g.stride_w) return false;
+  // for_each_entry's division, and run offsets that fit int32 even for a block of one sample
+  if (g.C_in * g.kH * g.kW >= (int64_t{1} << 24) || g.kH * g.kW >= (int64_t{1} << 16)) return false;
+  const int64_t s = g.stride_h, row = g.W_out + (g.kW - 1) / 2, plane = (g.H_out + (g.kH - 1) / 2) * row;
+  const int64_t slots = std::max(g.C_in * std::min(s, g.kH) * std::min(s, g.kW), g.C_out);
+  if ((slots + 2) * plane + g.kH * row + 64 >= INT32_MAX) return false;
   auto same = [](int64_t k, int64_t p) { return k % 2 == 1 && p == k / 2; };
   auto halving = [](int64_t k, int64_t p) { return (k == 3 && p == 1) || (k == 1 && p == 0); };
   if (g.stride_h == 1) return same(g.kH, g.pad_h) && same(g.kW, g.pad_w);
@@ -176,8 +181,8 @@ struct TapTable {
 };
 
 // body(o, j, c, t) for W's entries row by row, with the channel c = col / taps and tap t of
-// column col[j] from a multiplication (exact for columns below 2^24: at most 2^-16 off before
-// the floor, less than 1/taps).
+// column col[j] from a multiplication: below 2^24 columns it is at most 2^-16 off before the
+// floor, less than 1/taps for taps below 2^16 (is_flat checks both), so the floor is exact.
 template <typename Body>
 void for_each_entry(const kernels::CsrRows& w, int64_t M, int64_t taps, Body body) {
   const uint64_t magic = ((uint64_t{1} << 40) + static_cast<uint64_t>(taps) - 1) / static_cast<uint64_t>(taps);
@@ -252,9 +257,11 @@ void banded_rows(const Flat& f, const std::vector<int64_t>& row_ptr, int64_t R, 
 constexpr int64_t kVectorColumns = 2;
 
 // y (R, S) = rows · xf, by the tiled kernel in bands, or column by column for narrow grids.
+// Decided from the whole batch's grid, never from the block (whose size follows the thread
+// count): the two kernels round differently.
 void rows_product(const Flat& f, const std::vector<int64_t>& row_ptr, int64_t R, const std::vector<int32_t>& offsets,
                   const float* values, const float* xf, float* yf) {
-  if (f.S >= kVectorColumns) return banded_rows(f, row_ptr, R, offsets, values, xf, yf);
+  if (f.g.N * f.plane >= kVectorColumns) return banded_rows(f, row_ptr, R, offsets, values, xf, yf);
   const kernels::Table& k = kernels::kernels();
   const kernels::CsrRows rows{row_ptr.data(), row_ptr.data() + 1, offsets.data(), values};
   parallel_for(R, 64, [&](int64_t r0, int64_t r1) {
@@ -318,6 +325,7 @@ const char* sparse_conv_path(const ConvGeometry& g) { return is_flat(g) ? "spars
 void sparse_conv2d_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float* x, const float* bias,
                            float* y) {
   SHEARS_CHECK(g.groups == 1, "conv2d", "a sparse weight needs groups 1, got ", g.groups);
+  if (g.N == 0) return;
   if (!is_flat(g)) return sparse_gemm_forward(g, w, x, bias, y);
   flat_forward(g, w, x, y);
   if (bias) add_bias(g, bias, y);
@@ -325,12 +333,14 @@ void sparse_conv2d_forward(const ConvGeometry& g, const kernels::CsrRows& w, con
 
 void sparse_conv2d_backward_input(const ConvGeometry& g, const kernels::CsrRows& w, const kernels::CsrRows& wt,
                                   const float* dy, float* dx) {
+  if (g.N == 0) return;
   if (!is_flat(g)) return sparse_gemm_backward_input(g, wt, dy, dx);
   flat_backward_input(g, w, dy, dx);
 }
 
 void sparse_conv2d_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int64_t nnz, const float* dy,
                                    const float* x, float* dv) {
+  if (g.N == 0) return (void)std::fill(dv, dv + nnz, 0.f);
   if (!is_flat(g)) return sparse_gemm_backward_weight(g, w, nnz, dy, x, dv);
   flat_backward_weight(g, w, nnz, dy, x, dv);
 }
