@@ -216,13 +216,6 @@ std::vector<float> pack3x3(const float* w, int64_t M, int64_t C, bool for_input_
   return packed;
 }
 
-// Per-thread scratch (0: columns, 1: packed rows), reused across calls; grows to the largest need.
-float* scratch(int slot, int64_t floats) {
-  thread_local std::vector<float> buffers[2];
-  if (static_cast<int64_t>(buffers[slot].size()) < floats) buffers[slot].resize(floats);
-  return buffers[slot].data();
-}
-
 // Samples per sgemm: small feature maps (ResNet's 8×8, VGG's 2×2) are laid side by side so each
 // sgemm has at least ~512 columns, with the column buffer capped at 8 MiB.
 int64_t samples_per_block(const ConvGeometry& g) {
@@ -571,9 +564,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
     direct3x3_backward_weight(g, dy, x, chunks, size, partial.data());
   else
     gemm_backward_weight(g, dy, x, chunks, size, partial.data());
-  std::memcpy(dw, partial.data(), sizeof(float) * size);
-  for (int64_t c = 1; c < chunks; ++c)
-    for (int64_t i = 0; i < size; ++i) dw[i] += partial[c * size + i];
+  sum_chunks(partial, chunks, size, dw);
 }
 
 namespace {
@@ -596,9 +587,7 @@ void depthwise_backward(const ConvGeometry& g, const float* dy, const float* x, 
                                          g.stride_h, 1, 0, 0);
         }
   });
-  std::memcpy(dw, partial.data(), sizeof(float) * C * 9);
-  for (int64_t chunk = 1; chunk < chunks; ++chunk)
-    for (int64_t i = 0; i < C * 9; ++i) dw[i] += partial[chunk * C * 9 + i];
+  sum_chunks(partial, chunks, C * 9, dw);
 }
 
 }  // namespace
@@ -613,6 +602,18 @@ void conv2d_backward(const ConvGeometry& g, const float* dy, const float* x, con
 }  // namespace shears
 
 namespace shears {
+
+float* scratch(int slot, int64_t floats) {
+  thread_local std::vector<float> buffers[2];
+  if (static_cast<int64_t>(buffers[slot].size()) < floats) buffers[slot].resize(floats);
+  return buffers[slot].data();
+}
+
+void sum_chunks(const std::vector<float>& partial, int64_t chunks, int64_t size, float* out) {
+  std::memcpy(out, partial.data(), sizeof(float) * size);
+  for (int64_t c = 1; c < chunks; ++c)
+    for (int64_t i = 0; i < size; ++i) out[i] += partial[c * size + i];
+}
 
 void add_bias(const ConvGeometry& g, const float* bias, float* y) {
   const int64_t HWo = g.H_out * g.W_out;
@@ -686,9 +687,7 @@ void sparse_gemm_backward_weight(const ConvGeometry& g, const kernels::CsrRows& 
       k.csr_sampled_dots(w, r0, r1, dyg, blk.ld(), src, blk.ld(), blk.ld(), out);
     });
   });
-  std::memcpy(dv, partial.data(), sizeof(float) * nnz);
-  for (int64_t c = 1; c < chunks; ++c)
-    for (int64_t j = 0; j < nnz; ++j) dv[j] += partial[c * nnz + j];
+  sum_chunks(partial, chunks, nnz, dv);
 }
 
 }  // namespace shears

@@ -1,6 +1,7 @@
 // What the convolution engine's files share (core/kernels/conv.cpp, sparse_conv.cpp); not installed.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/kernels/conv.hpp"
 #include "core/kernels/kernels.hpp"
@@ -13,6 +14,11 @@ namespace shears {
 // against 862-925, `shears bench --model vgg11_bn --steps 4`), from the larger partial sums.
 constexpr int64_t kSampleChunks = 2;
 
+// Per-thread scratch buffers (slots 0 and 1), reused across calls; they grow to the largest need.
+float* scratch(int slot, int64_t floats);
+// out = the `chunks` partial sums of `size` floats each, added in chunk order (a weight gradient
+// summed over fixed chunks of samples, whatever the thread count).
+void sum_chunks(const std::vector<float>& partial, int64_t chunks, int64_t size, float* out);
 // y[i] += bias[i's channel] over (N, C_out, H_out, W_out).
 void add_bias(const ConvGeometry& g, const float* bias, float* y);
 // Rows [0, rows) of y = w · x, or y += w · x (kernels::csr_times_dense), split over the pool

@@ -42,12 +42,6 @@ bool is_flat(const ConvGeometry& g) {
 // Floats of one flat block: about 1 MiB, so a block's input stays in L2 while W streams by.
 constexpr int64_t kBlockFloats = int64_t{256} << 10;
 
-float* flat_scratch(int slot, int64_t floats) {
-  thread_local std::vector<float> buffers[2];
-  if (static_cast<int64_t>(buffers[slot].size()) < floats) buffers[slot].resize(floats);
-  return buffers[slot].data();
-}
-
 // Pointwise stride-1 layers on maps of at least this many pixels run one sample per block, read
 // and written in place: a sample's (C, H·W) planes are already the flat layout.
 constexpr int64_t kInPlacePixels = 64;
@@ -277,8 +271,8 @@ void flat_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float*
   const std::vector<int64_t> row_ptr(w.row_begin, w.row_begin + g.C_out + 1);
   for_each_flat_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const Flat& f) {
     const std::vector<int32_t> offsets = forward_offsets(f, w, g.C_out);
-    const float* xf = f.input_view(x, flat_scratch(0, f.floats(g.C_in * f.phases())));
-    float* yf = f.output_target(y, flat_scratch(1, f.floats(g.C_out)));
+    const float* xf = f.input_view(x, scratch(0, f.floats(g.C_in * f.phases())));
+    float* yf = f.output_target(y, scratch(1, f.floats(g.C_out)));
     rows_product(f, row_ptr, g.C_out, offsets, w.values, xf, yf);
     if (!in_flat_layout(g)) f.extract_output(yf, y);
   });
@@ -287,8 +281,8 @@ void flat_forward(const ConvGeometry& g, const kernels::CsrRows& w, const float*
 void flat_backward_input(const ConvGeometry& g, const kernels::CsrRows& w, const float* dy, float* dx) {
   for_each_flat_block(g, std::min<int64_t>(num_threads(), g.N), [&](int64_t, const Flat& f) {
     const ChannelRows rows = channel_rows(f, w, g.C_out);
-    const float* dyf = f.output_view(dy, true, flat_scratch(0, f.floats(g.C_out)));
-    float* dxf = f.input_target(dx, flat_scratch(1, f.floats(g.C_in * f.phases())));
+    const float* dyf = f.output_view(dy, true, scratch(0, f.floats(g.C_out)));
+    float* dxf = f.input_target(dx, scratch(1, f.floats(g.C_in * f.phases())));
     rows_product(f, rows.row_ptr, g.C_in * f.phases(), rows.col, rows.values.data(), dyf, dxf);
     if (!in_flat_layout(g)) f.extract_input(dxf, dx);
   });
@@ -302,8 +296,8 @@ void flat_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int6
   std::vector<float> partial(chunks * nnz, 0.f);
   for_each_flat_block(g, chunks, [&](int64_t c, const Flat& f) {
     const std::vector<int32_t> offsets = forward_offsets(f, w, g.C_out);
-    const float* xf = f.input_view(x, flat_scratch(0, f.floats(g.C_in * f.phases())));
-    const float* dyf = f.output_view(dy, false, flat_scratch(1, f.floats(g.C_out)));
+    const float* xf = f.input_view(x, scratch(0, f.floats(g.C_in * f.phases())));
+    const float* dyf = f.output_view(dy, false, scratch(1, f.floats(g.C_out)));
     const kernels::CsrRows entries{w.row_begin, w.row_end, offsets.data(), w.values};
     // In tiles of the grid: a channel's k·k overlapping runs then share their lines in L1.
     constexpr int64_t kTile = 256;
@@ -313,9 +307,7 @@ void flat_backward_weight(const ConvGeometry& g, const kernels::CsrRows& w, int6
                            partial.data() + c * nnz);
     });
   });
-  std::memcpy(dv, partial.data(), sizeof(float) * nnz);
-  for (int64_t c = 1; c < chunks; ++c)
-    for (int64_t j = 0; j < nnz; ++j) dv[j] += partial[c * nnz + j];
+  sum_chunks(partial, chunks, nnz, dv);
 }
 
 }  // namespace
